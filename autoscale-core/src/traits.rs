@@ -1,0 +1,62 @@
+//! The three seams of autoscale: where metrics come from, how a number becomes a recommendation, and how a
+//! replica count is applied.
+//!
+//! Backends are chosen at run time from config, so all three are dyn-compatible and are held as
+//! `Arc<dyn Trait>`. Each has as few required methods as it can, and no default methods that a wrapper could
+//! silently skip.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{ReplicaStatus, Replicas, Timestamp};
+
+/// Where one check's value comes from: Prometheus, or anything else that can answer a query.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MetricSource: Send + Sync + fmt::Debug {
+    /// Fetch the value of `query` as of `at`.
+    ///
+    /// Returning a value means "this is the metric"; any doubt (no sample, several series, NaN unless the
+    /// source is configured to accept it) must be an error, because a wrong value is a wrong scaling action.
+    async fn fetch(&self, query: &str, at: Timestamp) -> Result<f64>;
+}
+
+/// What a [`Scaler::scale`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleOutcome {
+    /// The backend was told to run the new count.
+    Scaled,
+    /// The service already had that count: nothing was run.
+    Unchanged,
+}
+
+/// Reads and sets the replica count of one service (a compose service, a Swarm service, a playbook's target).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Scaler: Send + Sync + fmt::Debug {
+    /// The service's desired count and how many of those are ready.
+    async fn status(&self) -> Result<ReplicaStatus>;
+
+    /// Ask the backend to run `replicas` replicas. Setting the count the service already has is a no-op that
+    /// returns [`ScaleOutcome::Unchanged`].
+    async fn scale(&self, replicas: Replicas) -> Result<ScaleOutcome>;
+}
+
+/// Turns one check's value and the service's status into a recommended replica count. Synchronous and pure:
+/// the same value and status always give the same recommendation.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Policy: Send + Sync + fmt::Debug {
+    /// A short, stable name of the policy's kind, such as `target` or `threshold`. The simulator's summary
+    /// joins the kinds of a service's checks with `+`.
+    fn kind(&self) -> &str;
+
+    /// The replica count this policy recommends for `value` given `status`.
+    ///
+    /// The value is finite unless the check was configured to accept non-finite values.
+    fn recommend(&self, value: f64, status: ReplicaStatus) -> Replicas;
+}
+
+/// Compile-time guard: all three traits must stay usable as trait objects.
+fn _dyn_compatible(_: &dyn MetricSource, _: &dyn Scaler, _: &dyn Policy) {}

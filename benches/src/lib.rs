@@ -1,0 +1,1 @@
+//! Criterion benchmarks of autoscale: see the `[[bench]]` targets.
