@@ -13,7 +13,8 @@
 //! - Once a service has been idle (every check at or below its activation threshold) for `idle_after`, the
 //!   recommendation is 0 even if a policy would keep one replica (a target policy whose value sits between 0
 //!   and the activation threshold would otherwise never let the service reach zero).
-//! - From zero, a value above activation recommends at least one replica: "active" means "serve".
+//! - From zero, a value above activation recommends at least one replica: "active" means "serve". The
+//!   scale-up limit from zero is at least one, since a percent rule allows nothing from zero.
 //! - A missing observation (fewer observations than checks) counts as a failed check rather than a panic.
 
 mod config;
@@ -225,7 +226,11 @@ impl Engine {
         // 6. Rate rules and bounds.
         let mut desired = stabilized;
         if desired > current {
-            let up_limit = rules::scale_up_limit(&state, &behavior.scale_up, current, now);
+            let mut up_limit = rules::scale_up_limit(&state, &behavior.scale_up, current, now);
+            if current == 0 {
+                // A percent rule allows nothing from zero; activation must still be able to reach one.
+                up_limit = up_limit.max(1);
+            }
             let max = i64::from(cfg.max_replicas);
             let (bound, limit) = if max > up_limit {
                 (up_limit, Limit::RateLimited)
