@@ -32,6 +32,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod controller;
 pub mod engine;
 mod error;
 pub mod policy;

@@ -117,6 +117,9 @@ pub struct RecordingScaler {
 
 #[derive(Debug)]
 struct RecordingInner {
+    scale_delay: std::time::Duration,
+    in_flight: usize,
+    max_in_flight: usize,
     status: ReplicaStatus,
     scale_calls: Vec<Replicas>,
     status_calls: usize,
@@ -129,6 +132,9 @@ impl RecordingScaler {
     pub fn new(replicas: Replicas) -> Self {
         RecordingScaler {
             inner: Arc::new(Mutex::new(RecordingInner {
+                scale_delay: std::time::Duration::ZERO,
+                in_flight: 0,
+                max_in_flight: 0,
                 status: ReplicaStatus::all_ready(replicas),
                 scale_calls: Vec::new(),
                 status_calls: 0,
@@ -136,6 +142,17 @@ impl RecordingScaler {
                 status_failures: VecDeque::new(),
             })),
         }
+    }
+
+    /// Make every `scale` call take `delay` (tokio time) before it takes effect, like a slow backend.
+    pub fn with_scale_delay(self, delay: std::time::Duration) -> Self {
+        lock(&self.inner).scale_delay = delay;
+        self
+    }
+
+    /// The largest number of `scale` calls that were running at the same time.
+    pub fn max_concurrent_scales(&self) -> usize {
+        lock(&self.inner).max_in_flight
     }
 
     /// Make the next `scale` call fail with `kind` (calls queue up).
@@ -181,6 +198,23 @@ impl Scaler for RecordingScaler {
     }
 
     async fn scale(&self, replicas: Replicas) -> Result<ScaleOutcome> {
+        /// Counts a call as running until it ends, also when its future is dropped by a timeout.
+        struct InFlight<'a>(&'a Mutex<RecordingInner>);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                lock(self.0).in_flight -= 1;
+            }
+        }
+        let delay = {
+            let mut inner = lock(&self.inner);
+            inner.in_flight += 1;
+            inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+            inner.scale_delay
+        };
+        let _in_flight = InFlight(&self.inner);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut inner = lock(&self.inner);
         inner.scale_calls.push(replicas);
         if let Some(kind) = inner.scale_failures.pop_front() {

@@ -1,0 +1,623 @@
+//! The per-service control loop: status, then checks, then the engine, then scale, then record.
+//!
+//! [`ServiceLoop`] is what the `autoscale` daemon runs for each service, and what a Rust program embeds to
+//! autoscale with its own [`MetricSource`]s, [`Policy`](crate::Policy)s and [`Scaler`]. It owns the service's
+//! [`EngineState`]; the engine itself stays pure. Every backend call has a timeout, a service's evaluations
+//! never overlap (the next tick waits for the current round), and metric queries can share a semaphore that
+//! bounds concurrency across services.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use autoscale_core::controller::{CheckSource, ServiceLoop};
+//! use autoscale_core::policy::{TargetForm, TargetPolicy};
+//! use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+//! use autoscale_core::{Check, EngineConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let source = ScriptedSource::constant("cpu", 1.2);
+//! let scaler = RecordingScaler::new(2);
+//! let config = EngineConfig::builder(1, 10)
+//!     .check(Check::new("cpu", Arc::new(TargetPolicy::new(0.6, TargetForm::PerReplica).unwrap())))
+//!     .build()
+//!     .unwrap();
+//! let mut service = ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
+//!     .check_source(CheckSource::new(Arc::new(source), "cpu"))
+//!     .interval(Duration::from_secs(10))
+//!     .build()
+//!     .unwrap();
+//! let round = service.evaluate_once().await;
+//! assert_eq!(round.decision.unwrap().desired, 4);
+//! assert_eq!(scaler.current().current, 4);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+
+use crate::engine::{Decision, Engine, EngineConfig, EngineState, Token};
+use crate::error::Error;
+use crate::traits::{MetricSource, ScaleOutcome, Scaler};
+use crate::types::{FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
+
+/// A source of wall-clock time for the loop. The engine never reads a clock; the loop does, through this.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock. Persisted state holds wall-clock times, so cooldowns survive a restart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_millis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that follows tokio's clock from a fixed origin: under `tokio::time::pause` it advances only when
+/// the test advances time, which makes loop tests exact.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    origin: Timestamp,
+    start: Instant,
+}
+
+impl TokioClock {
+    /// A clock reading `origin` now.
+    pub fn starting_at(origin: Timestamp) -> Self {
+        TokioClock {
+            origin,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.origin + self.start.elapsed()
+    }
+}
+
+/// Where one check's value comes from: a source and the query to ask it.
+#[derive(Debug, Clone)]
+pub struct CheckSource {
+    source: Arc<dyn MetricSource>,
+    query: String,
+}
+
+impl CheckSource {
+    /// Ask `source` for `query`.
+    pub fn new(source: Arc<dyn MetricSource>, query: impl Into<String>) -> Self {
+        CheckSource {
+            source,
+            query: query.into(),
+        }
+    }
+
+    /// The query.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+}
+
+/// How long each kind of backend call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A status read.
+    pub status: Duration,
+    /// One metric query (queuing for a concurrency permit included).
+    pub metric: Duration,
+    /// One scale call.
+    pub scale: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            status: Duration::from_secs(30),
+            metric: Duration::from_secs(15),
+            scale: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Why a [`ServiceLoop`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoopError {
+    /// The number of check sources differs from the number of checks.
+    #[error("service {service}: {checks} checks but {sources} check sources")]
+    SourceCount {
+        /// The service.
+        service: String,
+        /// Checks in the engine config.
+        checks: usize,
+        /// Sources given.
+        sources: usize,
+    },
+    /// The interval is zero.
+    #[error("service {0}: the interval must be above 0")]
+    ZeroInterval(String),
+}
+
+/// One check's reading in a round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReading {
+    /// The check's name.
+    pub name: String,
+    /// The value, or the failure's kind and message.
+    pub result: Result<f64, (FailureKind, String)>,
+    /// What this check alone recommended, when it has a usable value.
+    pub recommendation: Option<Replicas>,
+}
+
+/// What happened to the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScaleResult {
+    /// The decision kept the current count.
+    NotNeeded,
+    /// A change was decided, but the service is in dry-run mode: nothing was called.
+    DryRun,
+    /// The scaler applied the change.
+    Scaled,
+    /// The scaler found the service already at the desired count.
+    Unchanged,
+    /// The scale call failed; nothing was recorded, and the next round tries again.
+    Failed {
+        /// The failure's kind.
+        kind: FailureKind,
+        /// The error message (never a secret: backends redact).
+        message: String,
+    },
+}
+
+impl ScaleResult {
+    /// A short label: `not_needed`, `dry_run`, `scaled`, `unchanged` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScaleResult::NotNeeded => "not_needed",
+            ScaleResult::DryRun => "dry_run",
+            ScaleResult::Scaled => "scaled",
+            ScaleResult::Unchanged => "unchanged",
+            ScaleResult::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// The report of one evaluation round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Round {
+    /// The service.
+    pub service: String,
+    /// When the round was evaluated.
+    pub at: Timestamp,
+    /// The status read, or why it failed (then nothing else happened).
+    pub status: Result<ReplicaStatus, (FailureKind, String)>,
+    /// A change made outside autoscale since the last round: `(last known, found)`. It was recorded as a
+    /// scale event, so cooldowns and rate rules honour it.
+    pub outside_change: Option<(Replicas, Replicas)>,
+    /// One reading per check.
+    pub checks: Vec<CheckReading>,
+    /// The engine's decision.
+    pub decision: Option<Decision>,
+    /// What happened to it.
+    pub scale: ScaleResult,
+    /// How long the round took.
+    pub duration: Duration,
+}
+
+impl Round {
+    /// The round's outcome label: `ok`, `no_data`, `status_failed` or `scale_failed`.
+    pub fn outcome(&self) -> &'static str {
+        if self.status.is_err() {
+            "status_failed"
+        } else if matches!(self.scale, ScaleResult::Failed { .. }) {
+            "scale_failed"
+        } else if self
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.reason.token == Token::NoData)
+        {
+            "no_data"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// The control loop of one service. Build it with [`ServiceLoop::builder`].
+#[derive(Debug)]
+pub struct ServiceLoop {
+    name: String,
+    engine: Engine,
+    sources: Vec<CheckSource>,
+    scaler: Arc<dyn Scaler>,
+    interval: Duration,
+    timeouts: Timeouts,
+    dry_run: bool,
+    state: EngineState,
+    clock: Arc<dyn Clock>,
+    metric_permits: Option<Arc<Semaphore>>,
+}
+
+/// Builds a [`ServiceLoop`].
+#[derive(Debug)]
+pub struct ServiceLoopBuilder {
+    inner: ServiceLoop,
+}
+
+impl ServiceLoopBuilder {
+    /// Add the source of the next check (in the order of the engine config's checks).
+    pub fn check_source(mut self, source: CheckSource) -> Self {
+        self.inner.sources.push(source);
+        self
+    }
+
+    /// The evaluation interval (default 10 s).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.inner.interval = interval;
+        self
+    }
+
+    /// The backend call timeouts.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.inner.timeouts = timeouts;
+        self
+    }
+
+    /// Decide and log, but never call the scaler's `scale`.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.inner.dry_run = dry_run;
+        self
+    }
+
+    /// Start from a persisted state.
+    pub fn state(mut self, state: EngineState) -> Self {
+        self.inner.state = state;
+        self
+    }
+
+    /// Read time from `clock` (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.inner.clock = clock;
+        self
+    }
+
+    /// Share `permits` with other services to bound concurrent metric queries.
+    pub fn metric_permits(mut self, permits: Arc<Semaphore>) -> Self {
+        self.inner.metric_permits = Some(permits);
+        self
+    }
+
+    /// Validate and build.
+    pub fn build(self) -> Result<ServiceLoop, LoopError> {
+        let inner = self.inner;
+        let checks = inner.engine.config().checks().len();
+        if inner.sources.len() != checks {
+            return Err(LoopError::SourceCount {
+                service: inner.name,
+                checks,
+                sources: inner.sources.len(),
+            });
+        }
+        if inner.interval.is_zero() {
+            return Err(LoopError::ZeroInterval(inner.name));
+        }
+        Ok(inner)
+    }
+}
+
+impl ServiceLoop {
+    /// Start building the loop of service `name`.
+    pub fn builder(
+        name: impl Into<String>,
+        config: EngineConfig,
+        scaler: Arc<dyn Scaler>,
+    ) -> ServiceLoopBuilder {
+        ServiceLoopBuilder {
+            inner: ServiceLoop {
+                name: name.into(),
+                engine: Engine::new(config),
+                sources: Vec::new(),
+                scaler,
+                interval: Duration::from_secs(10),
+                timeouts: Timeouts::default(),
+                dry_run: false,
+                state: EngineState::default(),
+                clock: Arc::new(SystemClock),
+                metric_permits: None,
+            },
+        }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The evaluation interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The engine state as of the last round.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// Give up the loop and keep its state (for a reload).
+    pub fn into_state(self) -> EngineState {
+        self.state
+    }
+
+    /// One round: read the status, fetch every check, evaluate, scale if needed, and record.
+    pub async fn evaluate_once(&mut self) -> Round {
+        let started = Instant::now();
+        let at = self.clock.now();
+        let mut round = Round {
+            service: self.name.clone(),
+            at,
+            status: Err((FailureKind::Other, String::new())),
+            outside_change: None,
+            checks: Vec::new(),
+            decision: None,
+            scale: ScaleResult::NotNeeded,
+            duration: Duration::ZERO,
+        };
+
+        let status = match call(self.timeouts.status, "status read", self.scaler.status()).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!(service = %self.name, error = %e, "status read failed; skipping this round");
+                round.status = Err((e.kind(), e.to_string()));
+                round.duration = started.elapsed();
+                return round;
+            }
+        };
+        round.status = Ok(status);
+        if let Some(from) = self.state.observe_replicas(at, status.current) {
+            tracing::info!(
+                service = %self.name, from, to = status.current,
+                "replica count changed outside autoscale; recorded as a scaling action"
+            );
+            round.outside_change = Some((from, status.current));
+        }
+
+        let observations = self.fetch_all(at).await;
+        round.checks = self.readings(&observations, status);
+        let (decision, state) =
+            self.engine
+                .evaluate(std::mem::take(&mut self.state), status, &observations, at);
+        self.state = state;
+        self.log_decision(&round, &decision);
+
+        if decision.is_change() {
+            round.scale = if self.dry_run {
+                tracing::info!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    reason = %decision.reason, "would scale (dry run)"
+                );
+                ScaleResult::DryRun
+            } else {
+                self.apply(&decision, at).await
+            };
+        }
+        round.decision = Some(decision);
+        round.duration = started.elapsed();
+        round
+    }
+
+    /// Run rounds every `interval` until `shutdown` turns true (or its sender is dropped), calling `on_round`
+    /// after each one. A round in progress when shutdown arrives runs to its end (its backend calls have their
+    /// own timeouts). Returns the final state, for persisting.
+    pub async fn run<F>(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        mut on_round: F,
+    ) -> EngineState
+    where
+        F: FnMut(&Round, &EngineState) + Send,
+    {
+        // A stable per-service phase offset (up to a tenth of the interval) spreads services' rounds apart.
+        let start = Instant::now() + phase_offset(&self.name, self.interval);
+        let mut ticker = tokio::time::interval_at(start, self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                _ = ticker.tick() => {
+                    let round = self.evaluate_once().await;
+                    on_round(&round, &self.state);
+                }
+            }
+        }
+        self.state
+    }
+
+    async fn fetch_all(&self, at: Timestamp) -> Vec<Observation> {
+        let fetches = self.sources.iter().map(|check| async move {
+            let fetch = async {
+                let _permit = match &self.metric_permits {
+                    Some(permits) => Some(permits.acquire().await),
+                    None => None,
+                };
+                check.source.fetch(&check.query, at).await
+            };
+            match timeout(self.timeouts.metric, fetch).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(Error::Timeout {
+                    backend: "metric source",
+                    after: self.timeouts.metric,
+                    source: format!("query {:?}", check.query).into(),
+                }),
+            }
+        });
+        let results = join_all(fetches).await;
+        results
+            .into_iter()
+            .zip(self.engine.config().checks())
+            .map(|(result, check)| match result {
+                Ok(value) => Observation::Value(value),
+                Err(e) => {
+                    tracing::warn!(
+                        service = %self.name, check = check.name(), kind = %e.kind(), error = %e,
+                        "metric query failed"
+                    );
+                    Observation::Failed(e.kind())
+                }
+            })
+            .collect()
+    }
+
+    fn readings(&self, observations: &[Observation], status: ReplicaStatus) -> Vec<CheckReading> {
+        let checks = self.engine.config().checks();
+        observations
+            .iter()
+            .enumerate()
+            .map(|(i, obs)| {
+                let result = self
+                    .engine
+                    .classify(i, Some(*obs))
+                    .map_err(|kind| (kind, format!("{kind}")));
+                let recommendation = result
+                    .as_ref()
+                    .ok()
+                    .map(|v| checks[i].policy().recommend(*v, status));
+                CheckReading {
+                    name: checks[i].name().to_owned(),
+                    result,
+                    recommendation,
+                }
+            })
+            .collect()
+    }
+
+    fn log_decision(&self, round: &Round, decision: &Decision) {
+        for reading in &round.checks {
+            if let (Ok(value), Some(rec)) = (&reading.result, reading.recommendation)
+                && rec > decision.current
+            {
+                tracing::info!(
+                    service = %self.name, check = %reading.name, value, recommendation = rec,
+                    current = decision.current,
+                    "ABOVE scale-up threshold: check {} = {value} recommends {rec} replicas", reading.name
+                );
+            }
+        }
+        match decision.reason.token {
+            Token::Cooldown => tracing::info!(
+                service = %self.name, reason = %decision.reason,
+                "Scaling action postponed: {}", decision.reason
+            ),
+            Token::RateLimited | Token::Stabilized | Token::Paused
+                if decision.desired == decision.current =>
+            {
+                tracing::info!(
+                    service = %self.name, reason = %decision.reason,
+                    "Scaling action postponed: {}", decision.reason
+                );
+            }
+            _ => tracing::debug!(
+                service = %self.name, current = decision.current, desired = decision.desired,
+                reason = %decision.reason, "evaluated"
+            ),
+        }
+    }
+
+    async fn apply(&mut self, decision: &Decision, at: Timestamp) -> ScaleResult {
+        match call(
+            self.timeouts.scale,
+            "scale",
+            self.scaler.scale(decision.desired),
+        )
+        .await
+        {
+            Ok(outcome) => {
+                self.state
+                    .record_scale(at, decision.current, decision.desired);
+                tracing::info!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    reason = %decision.reason,
+                    "Successfully scaled to {} replicas", decision.desired
+                );
+                match outcome {
+                    ScaleOutcome::Scaled => ScaleResult::Scaled,
+                    ScaleOutcome::Unchanged => ScaleResult::Unchanged,
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    kind = %e.kind(), error = %e,
+                    "Scaling action failed; it will be retried at the next evaluation"
+                );
+                ScaleResult::Failed {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// A backend call under a timeout, with the timeout as a typed error.
+async fn call<T>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl std::future::Future<Output = crate::Result<T>>,
+) -> crate::Result<T> {
+    match timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            backend: "scaler",
+            after: limit,
+            source: format!("{what} did not finish").into(),
+        }),
+    }
+}
+
+/// A stable offset in `[0, interval / 10)` derived from the service's name (FNV-1a).
+fn phase_offset(name: &str, interval: Duration) -> Duration {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let tenth = (interval.as_millis() / 10).max(1);
+    Duration::from_millis(u64::try_from(u128::from(hash) % tenth).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_offsets_are_stable_and_small() {
+        let interval = Duration::from_secs(10);
+        assert_eq!(phase_offset("web", interval), phase_offset("web", interval));
+        assert!(phase_offset("web", interval) < Duration::from_secs(1));
+        assert_ne!(phase_offset("web", interval), phase_offset("api", interval));
+    }
+}

@@ -1,0 +1,286 @@
+//! The per-service loop under tokio's paused clock, with the in-memory fakes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoscale_core::controller::{
+    CheckSource, Round, ScaleResult, ServiceLoop, Timeouts, TokioClock,
+};
+use autoscale_core::engine::{Fallback, FallbackMode};
+use autoscale_core::policy::{Step, TargetForm, TargetPolicy, ThresholdPolicy};
+use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+use autoscale_core::{Check, EngineConfig, EngineState, FailureKind, ReplicaStatus, Timestamp};
+use tokio::sync::watch;
+
+fn target_config(fallback: Option<Fallback>) -> EngineConfig {
+    let mut b = EngineConfig::builder(1, 10).check(Check::new(
+        "cpu",
+        Arc::new(TargetPolicy::new(0.5, TargetForm::PerReplica).unwrap()),
+    ));
+    if let Some(fb) = fallback {
+        b = b.fallback(fb);
+    }
+    b.build().unwrap()
+}
+
+fn service(config: EngineConfig, source: &ScriptedSource, scaler: &RecordingScaler) -> ServiceLoop {
+    ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
+        .check_source(CheckSource::new(Arc::new(source.clone()), "cpu"))
+        .interval(Duration::from_secs(10))
+        .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
+            1_000_000,
+        ))))
+        .build()
+        .unwrap()
+}
+
+/// Run the loop in the background, collecting its rounds, for `span` of (paused) time.
+async fn run_for(svc: ServiceLoop, span: Duration) -> (Vec<Round>, EngineState) {
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let (stop, shutdown) = watch::channel(false);
+    let sink = rounds.clone();
+    let task = tokio::spawn(svc.run(shutdown, move |round, _| {
+        sink.lock().unwrap().push(round.clone())
+    }));
+    tokio::time::sleep(span).await;
+    stop.send(true).unwrap();
+    let state = task.await.unwrap();
+    let rounds = rounds.lock().unwrap().clone();
+    (rounds, state)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rounds_follow_the_interval_and_never_overlap() {
+    let source = ScriptedSource::constant("cpu", 0.5);
+    let scaler = RecordingScaler::new(2);
+    let (rounds, _) = run_for(
+        service(target_config(None), &source, &scaler),
+        Duration::from_secs(95),
+    )
+    .await;
+    // Ticks at phase, phase+10, ... within 95 s: 10 rounds (phase < 1 s).
+    assert_eq!(rounds.len(), 10);
+    let gaps: Vec<i64> = rounds
+        .windows(2)
+        .map(|w| w[1].at.as_millis() - w[0].at.as_millis())
+        .collect();
+    assert!(gaps.iter().all(|&g| g == 10_000), "{gaps:?}");
+
+    // A scale call slower than the interval delays the next round instead of overlapping it.
+    let source = ScriptedSource::constant("cpu", 2.0);
+    let slow = RecordingScaler::new(1).with_scale_delay(Duration::from_secs(25));
+    let (rounds, _) = run_for(
+        service(target_config(None), &source, &slow),
+        Duration::from_secs(100),
+    )
+    .await;
+    assert_eq!(slow.max_concurrent_scales(), 1);
+    for pair in rounds.windows(2) {
+        let end_of_first = pair[0].at + pair[0].duration;
+        assert!(
+            pair[1].at >= end_of_first,
+            "round at {} overlaps {:?}",
+            pair[1].at,
+            pair[0]
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_metric_outage_never_scales_down_and_falls_back_after_n() {
+    let source = ScriptedSource::new();
+    source.push("cpu", Ok(0.1)); // the first round wants 1 replica, held by the down window
+    source.push("cpu", Err(FailureKind::Unavailable));
+    let scaler = RecordingScaler::new(4);
+    let fallback = Fallback::new(3, 6, FallbackMode::IfHigher).unwrap();
+    let (rounds, state) = run_for(
+        service(target_config(Some(fallback)), &source, &scaler),
+        Duration::from_secs(55),
+    )
+    .await;
+    let tokens: Vec<&str> = rounds
+        .iter()
+        .map(|r| r.decision.as_ref().unwrap().reason.token.as_str())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "stabilized",
+            "no_data",
+            "no_data",
+            "fallback",
+            "no_data",
+            "no_data"
+        ]
+    );
+    assert_eq!(scaler.scale_calls(), vec![6]);
+    assert_eq!(rounds[1].outcome(), "no_data");
+    assert_eq!(state.consecutive_failures, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_scale_is_retried_at_the_next_round_and_records_nothing() {
+    let source = ScriptedSource::constant("cpu", 1.0);
+    let scaler = RecordingScaler::new(2);
+    scaler.fail_next_scale(FailureKind::Unavailable);
+    scaler.fail_next_scale(FailureKind::Timeout);
+    let mut svc = service(target_config(None), &source, &scaler);
+    let first = svc.evaluate_once().await;
+    assert!(matches!(
+        first.scale,
+        ScaleResult::Failed {
+            kind: FailureKind::Unavailable,
+            ..
+        }
+    ));
+    assert_eq!(first.outcome(), "scale_failed");
+    assert!(svc.state().scale_events.is_empty());
+    assert_eq!(svc.state().last_scale_at, None);
+    let second = svc.evaluate_once().await;
+    assert!(matches!(
+        second.scale,
+        ScaleResult::Failed {
+            kind: FailureKind::Timeout,
+            ..
+        }
+    ));
+    let third = svc.evaluate_once().await;
+    assert_eq!(third.scale, ScaleResult::Scaled);
+    assert_eq!(scaler.scale_calls(), vec![4, 4, 4]);
+    assert_eq!(svc.state().scale_events.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_scale_call_times_out() {
+    let source = ScriptedSource::constant("cpu", 1.0);
+    let scaler = RecordingScaler::new(2).with_scale_delay(Duration::from_secs(3600));
+    let mut svc = ServiceLoop::builder("web", target_config(None), Arc::new(scaler.clone()))
+        .check_source(CheckSource::new(Arc::new(source), "cpu"))
+        .timeouts(Timeouts {
+            scale: Duration::from_secs(30),
+            ..Timeouts::default()
+        })
+        .build()
+        .unwrap();
+    let round = svc.evaluate_once().await;
+    assert!(
+        matches!(
+            round.scale,
+            ScaleResult::Failed {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
+        "{round:?}"
+    );
+    assert_eq!(round.duration, Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_in_the_middle_of_a_cooldown_still_honours_it() {
+    let threshold = || {
+        EngineConfig::builder(1, 10)
+            .check(Check::new(
+                "lat",
+                Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+            ))
+            .build()
+            .unwrap()
+    };
+    let source = ScriptedSource::constant("cpu", 0.9);
+    let scaler = RecordingScaler::new(1);
+    let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(5_000)));
+    let build = |state: EngineState| {
+        ServiceLoop::builder("web", threshold(), Arc::new(scaler.clone()))
+            .check_source(CheckSource::new(Arc::new(source.clone()), "cpu"))
+            .clock(clock.clone())
+            .state(state)
+            .build()
+            .unwrap()
+    };
+    let mut first = build(EngineState::default());
+    assert_eq!(first.evaluate_once().await.scale, ScaleResult::Scaled); // 1 -> 2, cooldown 60 s starts
+    let saved = serde_json::to_string(first.state()).unwrap();
+    drop(first);
+
+    tokio::time::advance(Duration::from_secs(20)).await;
+    let mut restarted = build(serde_json::from_str(&saved).unwrap());
+    let round = restarted.evaluate_once().await;
+    let decision = round.decision.unwrap();
+    assert_eq!(decision.reason.token.as_str(), "cooldown");
+    assert_eq!(
+        decision.reason.cooldown.unwrap().remaining,
+        Duration::from_secs(40)
+    );
+    tokio::time::advance(Duration::from_secs(40)).await;
+    assert_eq!(restarted.evaluate_once().await.scale, ScaleResult::Scaled);
+    assert_eq!(scaler.scale_calls(), vec![2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_done_outside_is_recorded_and_starts_the_cooldown() {
+    let config = EngineConfig::builder(1, 10)
+        .check(Check::new(
+            "lat",
+            Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+        ))
+        .build()
+        .unwrap();
+    let source = ScriptedSource::constant("cpu", 0.45);
+    let scaler = RecordingScaler::new(3);
+    let mut svc = service(config, &source, &scaler);
+    assert_eq!(svc.evaluate_once().await.outside_change, None);
+    scaler.set_outside(ReplicaStatus::all_ready(6));
+    tokio::time::advance(Duration::from_secs(10)).await;
+    source.set("cpu", Ok(0.1));
+    let round = svc.evaluate_once().await;
+    assert_eq!(round.outside_change, Some((3, 6)));
+    assert_eq!(round.decision.unwrap().reason.token.as_str(), "cooldown");
+    assert!(scaler.scale_calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_slow_scale_call_finish() {
+    let source = ScriptedSource::constant("cpu", 2.0);
+    let scaler = RecordingScaler::new(1).with_scale_delay(Duration::from_secs(20));
+    let svc = service(target_config(None), &source, &scaler);
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let sink = rounds.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(svc.run(shutdown, move |r, _| sink.lock().unwrap().push(r.clone())));
+    tokio::time::sleep(Duration::from_secs(5)).await; // the first round is inside its 20 s scale call
+    stop.send(true).unwrap();
+    let state = task.await.unwrap();
+    let rounds = rounds.lock().unwrap();
+    assert_eq!(rounds.len(), 1);
+    assert_eq!(rounds[0].scale, ScaleResult::Scaled);
+    assert_eq!(
+        state.scale_events.len(),
+        1,
+        "the finished action is in the state to persist"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_decides_but_never_scales() {
+    let source = ScriptedSource::constant("cpu", 2.0);
+    let scaler = RecordingScaler::new(1);
+    let mut svc = ServiceLoop::builder("web", target_config(None), Arc::new(scaler.clone()))
+        .check_source(CheckSource::new(Arc::new(source), "cpu"))
+        .dry_run(true)
+        .build()
+        .unwrap();
+    let round = svc.evaluate_once().await;
+    assert_eq!(round.scale, ScaleResult::DryRun);
+    assert_eq!(round.decision.unwrap().desired, 4);
+    assert!(scaler.scale_calls().is_empty());
+}
+
+#[test]
+fn the_source_count_must_match_the_checks() {
+    let scaler = RecordingScaler::new(1);
+    let err = ServiceLoop::builder("web", target_config(None), Arc::new(scaler))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "service web: 1 checks but 0 check sources");
+}
