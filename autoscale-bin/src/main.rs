@@ -1,8 +1,14 @@
-//! The `autoscale` command. Its subcommands are not implemented yet.
+//! The `autoscale` command. Everything lives in the `autoscale_bin` library; this only maps its result to an
+//! exit code.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("autoscale: no subcommand is implemented yet; see README.md");
-    ExitCode::from(2)
+    match autoscale_bin::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -1,0 +1,184 @@
+//! The configuration file exactly as written: serde structs that reject unknown keys and remember where each
+//! value stands, so that validation can point at the line and column of a bad value.
+//!
+//! Nothing here is checked beyond TOML types; [`super::validate`] turns these into settings that cannot be
+//! invalid. These types have no `Debug`: they may hold header values and URLs with credentials.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A value with the byte range it came from.
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub prometheus: Option<S<RawPrometheus>>,
+    pub daemon: Option<RawDaemon>,
+    #[serde(default)]
+    pub service: Vec<S<RawService>>,
+}
+
+/// `[prometheus]` and `[prometheus.instances.NAME]`: the same keys; `instances` only at the top.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrometheus {
+    pub url: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub bearer_token_file: Option<S<String>>,
+    pub basic_auth: Option<S<RawBasicAuth>>,
+    pub headers: Option<BTreeMap<S<String>, S<String>>>,
+    pub ca_file: Option<S<String>>,
+    pub client_cert_file: Option<S<String>>,
+    pub client_key_file: Option<S<String>>,
+    pub insecure_skip_verify: Option<bool>,
+    pub on_empty: Option<S<String>>,
+    pub max_response_bytes: Option<S<u64>>,
+    pub ready_timeout: Option<S<String>>,
+    pub instances: Option<BTreeMap<S<String>, S<RawPrometheus>>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBasicAuth {
+    pub username: S<String>,
+    pub password_file: S<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDaemon {
+    pub listen: Option<S<String>>,
+    pub state_dir: Option<S<String>>,
+    pub log_format: Option<S<String>>,
+    pub dry_run: Option<bool>,
+    pub history_max_bytes: Option<S<u64>>,
+    pub concurrency: Option<S<u64>>,
+    pub shutdown_timeout: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub name: S<String>,
+    pub min_replicas: Option<S<u32>>,
+    pub max_replicas: Option<S<u32>>,
+    pub interval: Option<S<String>>,
+    pub dry_run: Option<bool>,
+    pub cooldown_up: Option<S<String>>,
+    pub cooldown_down: Option<S<String>>,
+    pub fallback: Option<S<RawFallback>>,
+    pub idle_after: Option<S<String>>,
+    pub paused: Option<S<String>>,
+    pub scaler: S<RawScaler>,
+    #[serde(default)]
+    pub check: Vec<S<RawCheck>>,
+    pub behavior: Option<RawBehavior>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFallback {
+    pub after: S<u32>,
+    pub replicas: S<u32>,
+    pub mode: Option<S<String>>,
+}
+
+/// Every scaler kind's keys in one table: which of them the kind allows is checked in validation, so the error
+/// can say "not allowed with kind = ..." instead of a generic unknown-key message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScaler {
+    pub kind: S<String>,
+    // compose
+    pub project: Option<S<String>>,
+    pub file: Option<S<String>>,
+    pub service: Option<S<String>>,
+    pub command: Option<S<Vec<String>>>,
+    pub env_file: Option<S<String>>,
+    pub profiles: Option<S<Vec<String>>>,
+    pub timeout: Option<S<String>>,
+    pub docker_host: Option<S<String>>,
+    pub docker_context: Option<S<String>>,
+    pub docker_tls_verify: Option<S<bool>>,
+    pub docker_cert_path: Option<S<String>>,
+    // ansible
+    pub playbook: Option<S<String>>,
+    pub inventory: Option<S<String>>,
+    pub extra_vars: Option<S<toml::Table>>,
+    pub status: Option<S<RawStatus>>,
+    pub limit: Option<S<String>>,
+    pub tags: Option<S<Vec<String>>>,
+    pub check_mode: Option<S<bool>>,
+    pub vault_password_file: Option<S<String>>,
+    pub env: Option<S<BTreeMap<String, String>>>,
+    pub ansible_playbook: Option<S<String>>,
+    pub virtualenv: Option<S<String>>,
+}
+
+/// The ansible scaler's `status`: how the current count is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStatus {
+    pub kind: S<String>,
+    pub project: Option<S<String>>,
+    pub file: Option<S<String>>,
+    pub service: Option<S<String>>,
+    pub playbook: Option<S<String>>,
+    pub inventory: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub name: S<String>,
+    pub query: S<String>,
+    pub policy: S<RawPolicy>,
+    pub activation: Option<S<f64>>,
+    pub prometheus: Option<S<String>>,
+    pub range: Option<S<String>>,
+    pub step: Option<S<String>>,
+    pub range_reduce: Option<S<String>>,
+    pub reduce: Option<S<String>>,
+    pub on_empty: Option<S<String>>,
+    pub non_finite: Option<S<String>>,
+}
+
+/// Both policy kinds' keys; validation checks which the kind allows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub kind: S<String>,
+    pub target: Option<S<f64>>,
+    pub per: Option<S<String>>,
+    pub tolerance: Option<S<f64>>,
+    pub scale_up_above: Option<S<f64>>,
+    pub scale_down_below: Option<S<f64>>,
+    pub step: Option<S<u32>>,
+    pub step_percent: Option<S<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBehavior {
+    pub scale_up: Option<S<RawDirection>>,
+    pub scale_down: Option<S<RawDirection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDirection {
+    pub stabilization_window: Option<S<String>>,
+    pub select: Option<S<String>>,
+    pub rules: Option<S<Vec<S<RawRule>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub pods: Option<S<u32>>,
+    pub percent: Option<S<u32>>,
+    pub period: S<String>,
+}

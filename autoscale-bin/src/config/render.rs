@@ -1,0 +1,460 @@
+//! The resolved configuration as TOML in the file's own format, for `autoscale check`: every default filled in,
+//! every secret redacted. Without secrets, the output loads back to the same configuration.
+
+use std::time::Duration;
+
+use autoscale_core::engine::{FallbackMode, Pause, RuleAmount, ScalingRules, Select};
+use autoscale_core::policy::{Step, TargetForm};
+use toml::{Table, Value};
+
+use super::{
+    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerSettings, LogFormat, NonFinite,
+    OnEmpty, PolicySettings, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings,
+    SeriesReduce, ServiceConfig, Source,
+};
+
+/// What replaces a secret in the output.
+const REDACTED: &str = "REDACTED";
+
+/// Whether a header, variable or key name suggests its value is a credential (`Authorization`, `X-Api-Key`,
+/// `DB_PASSWORD`, `session_token`, ...). Such values are never printed.
+pub fn is_sensitive_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "key",
+        "cookie",
+        "credential",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+pub(crate) fn duration(d: Duration) -> String {
+    // humantime writes "1h 30m"; the file format's examples write "1h30m", and both parse.
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+fn d(v: Duration) -> Value {
+    s(duration(v))
+}
+
+fn path(p: &std::path::Path) -> Value {
+    s(p.to_string_lossy())
+}
+
+fn int(v: impl Into<i64>) -> Value {
+    Value::Integer(v.into())
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+pub(crate) fn render(config: &Config) -> String {
+    let mut root = Table::new();
+    let mut prometheus = prometheus_table(&config.prometheus);
+    if !config.instances.is_empty() {
+        let instances: Table = config
+            .instances
+            .iter()
+            .map(|(name, settings)| (name.clone(), Value::Table(prometheus_table(settings))))
+            .collect();
+        prometheus.insert("instances".into(), Value::Table(instances));
+    }
+    root.insert("prometheus".into(), Value::Table(prometheus));
+
+    let daemon = &config.daemon;
+    let mut t = Table::new();
+    t.insert("listen".into(), s(daemon.listen.to_string()));
+    t.insert("state_dir".into(), path(&daemon.state_dir));
+    let format = match daemon.log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    };
+    t.insert("log_format".into(), s(format));
+    t.insert("dry_run".into(), Value::Boolean(daemon.dry_run));
+    t.insert(
+        "history_max_bytes".into(),
+        int(i64::try_from(daemon.history_max_bytes).unwrap_or(i64::MAX)),
+    );
+    t.insert(
+        "concurrency".into(),
+        int(i64::try_from(daemon.concurrency).unwrap_or(i64::MAX)),
+    );
+    t.insert("shutdown_timeout".into(), d(daemon.shutdown_timeout));
+    root.insert("daemon".into(), Value::Table(t));
+
+    let services = config
+        .services
+        .iter()
+        .map(|svc| Value::Table(service_table(svc)))
+        .collect();
+    root.insert("service".into(), Value::Array(services));
+
+    let origin = match &config.source {
+        Source::File(p) => format!("{} (with environment overrides)", p.to_string_lossy()),
+        Source::Environment => "environment variables (no configuration file)".to_owned(),
+    };
+    let body = toml::to_string(&root).expect("a TOML table always serializes");
+    format!(
+        "# Resolved configuration from {origin}.\n# Every default is filled in and secrets are redacted. Log level: {}.\n\n{body}",
+        daemon.log_level.as_str()
+    )
+}
+
+fn prometheus_table(p: &PrometheusSettings) -> Table {
+    let mut t = Table::new();
+    t.insert("url".into(), s(p.url.redacted()));
+    t.insert("timeout".into(), d(p.timeout));
+    match &p.auth {
+        Some(PromAuth::Bearer { token_file }) => {
+            t.insert("bearer_token_file".into(), path(token_file));
+        }
+        Some(PromAuth::Basic {
+            username,
+            password_file,
+        }) => {
+            let mut b = Table::new();
+            b.insert("username".into(), s(username.clone()));
+            b.insert("password_file".into(), path(password_file));
+            t.insert("basic_auth".into(), Value::Table(b));
+        }
+        None => {}
+    }
+    if !p.headers.is_empty() {
+        let headers: Table = p
+            .headers
+            .iter()
+            .map(|h| {
+                let value = if is_sensitive_name(&h.name) {
+                    REDACTED
+                } else {
+                    &h.value
+                };
+                (h.name.clone(), s(value))
+            })
+            .collect();
+        t.insert("headers".into(), Value::Table(headers));
+    }
+    if let Some(ca) = &p.ca_file {
+        t.insert("ca_file".into(), path(ca));
+    }
+    if let Some(id) = &p.client_identity {
+        t.insert("client_cert_file".into(), path(&id.cert_file));
+        t.insert("client_key_file".into(), path(&id.key_file));
+    }
+    t.insert(
+        "insecure_skip_verify".into(),
+        Value::Boolean(p.insecure_skip_verify),
+    );
+    t.insert("on_empty".into(), s(on_empty(p.on_empty)));
+    t.insert(
+        "max_response_bytes".into(),
+        int(i64::try_from(p.max_response_bytes).unwrap_or(i64::MAX)),
+    );
+    t.insert("ready_timeout".into(), d(p.ready_timeout));
+    t
+}
+
+fn on_empty(o: OnEmpty) -> &'static str {
+    match o {
+        OnEmpty::Error => "error",
+        OnEmpty::Zero => "zero",
+    }
+}
+
+fn service_table(svc: &ServiceConfig) -> Table {
+    let e = &svc.engine;
+    let mut t = Table::new();
+    t.insert("name".into(), s(svc.name.clone()));
+    t.insert("min_replicas".into(), int(e.min_replicas()));
+    t.insert("max_replicas".into(), int(e.max_replicas()));
+    t.insert("interval".into(), d(svc.interval));
+    t.insert("dry_run".into(), Value::Boolean(svc.dry_run));
+    t.insert("cooldown_up".into(), d(e.cooldown_up()));
+    t.insert("cooldown_down".into(), d(e.cooldown_down()));
+    if let Some(fb) = e.fallback() {
+        let mut f = Table::new();
+        f.insert("after".into(), int(fb.after()));
+        f.insert("replicas".into(), int(fb.replicas()));
+        let mode = match fb.mode() {
+            FallbackMode::Static => "static",
+            FallbackMode::IfHigher => "if_higher",
+        };
+        f.insert("mode".into(), s(mode));
+        t.insert("fallback".into(), Value::Table(f));
+    }
+    if e.min_replicas() == 0 {
+        t.insert("idle_after".into(), d(e.idle_after()));
+    }
+    let paused = match e.pause() {
+        Pause::None => "none",
+        Pause::All => "all",
+        Pause::Up => "up",
+        Pause::Down => "down",
+    };
+    t.insert("paused".into(), s(paused));
+    t.insert("scaler".into(), Value::Table(scaler_table(&svc.scaler)));
+    let checks = svc
+        .checks
+        .iter()
+        .map(|c| Value::Table(check_table(c)))
+        .collect();
+    t.insert("check".into(), Value::Array(checks));
+    let mut behavior = Table::new();
+    behavior.insert(
+        "scale_up".into(),
+        Value::Table(direction_table(&e.behavior().scale_up)),
+    );
+    behavior.insert(
+        "scale_down".into(),
+        Value::Table(direction_table(&e.behavior().scale_down)),
+    );
+    t.insert("behavior".into(), Value::Table(behavior));
+    t
+}
+
+fn check_table(c: &CheckSettings) -> Table {
+    let mut t = Table::new();
+    t.insert("name".into(), s(c.name.clone()));
+    t.insert("query".into(), s(c.query.clone()));
+    let mut p = Table::new();
+    match c.policy {
+        PolicySettings::Target {
+            target,
+            per,
+            tolerance,
+        } => {
+            p.insert("kind".into(), s("target"));
+            p.insert("target".into(), Value::Float(target));
+            let per = match per {
+                TargetForm::PerReplica => "replica",
+                TargetForm::Total => "total",
+            };
+            p.insert("per".into(), s(per));
+            p.insert("tolerance".into(), Value::Float(tolerance));
+        }
+        PolicySettings::Threshold {
+            scale_up_above,
+            scale_down_below,
+            step,
+        } => {
+            p.insert("kind".into(), s("threshold"));
+            p.insert("scale_up_above".into(), Value::Float(scale_up_above));
+            p.insert("scale_down_below".into(), Value::Float(scale_down_below));
+            match step {
+                Step::Count(n) => p.insert("step".into(), int(n)),
+                Step::Percent(pct) => p.insert("step_percent".into(), Value::Float(pct)),
+            };
+        }
+    }
+    t.insert("policy".into(), Value::Table(p));
+    t.insert("activation".into(), Value::Float(c.activation));
+    if let Some(instance) = &c.prometheus {
+        t.insert("prometheus".into(), s(instance.clone()));
+    }
+    if let Some(r) = c.range {
+        t.insert("range".into(), d(r.range));
+        t.insert("step".into(), d(r.step));
+        let reduce = match r.reduce {
+            RangeReduce::Avg => "avg",
+            RangeReduce::Max => "max",
+            RangeReduce::Min => "min",
+            RangeReduce::Last => "last",
+        };
+        t.insert("range_reduce".into(), s(reduce));
+    }
+    if let Some(r) = c.reduce {
+        let reduce = match r {
+            SeriesReduce::Sum => "sum",
+            SeriesReduce::Max => "max",
+            SeriesReduce::Min => "min",
+            SeriesReduce::Avg => "avg",
+        };
+        t.insert("reduce".into(), s(reduce));
+    }
+    t.insert("on_empty".into(), s(on_empty(c.on_empty)));
+    let non_finite = match c.non_finite {
+        NonFinite::Error => "error",
+        NonFinite::Accept => "accept",
+    };
+    t.insert("non_finite".into(), s(non_finite));
+    t
+}
+
+fn direction_table(r: &ScalingRules) -> Table {
+    let mut t = Table::new();
+    t.insert("stabilization_window".into(), d(r.stabilization_window()));
+    let select = match r.select() {
+        Select::Max => "max",
+        Select::Min => "min",
+        Select::Disabled => "disabled",
+    };
+    t.insert("select".into(), s(select));
+    let rules = r
+        .rules()
+        .iter()
+        .map(|rule| {
+            let mut rt = Table::new();
+            match rule.amount() {
+                RuleAmount::Pods(n) => rt.insert("pods".into(), int(n)),
+                RuleAmount::Percent(n) => rt.insert("percent".into(), int(n)),
+            };
+            rt.insert("period".into(), d(rule.period()));
+            Value::Table(rt)
+        })
+        .collect();
+    t.insert("rules".into(), Value::Array(rules));
+    t
+}
+
+fn docker_keys(t: &mut Table, docker: &DockerSettings) {
+    if let Some(h) = &docker.host {
+        t.insert("docker_host".into(), s(h.clone()));
+    }
+    if let Some(c) = &docker.context {
+        t.insert("docker_context".into(), s(c.clone()));
+    }
+    if let Some(v) = docker.tls_verify {
+        t.insert("docker_tls_verify".into(), Value::Boolean(v));
+    }
+    if let Some(p) = &docker.cert_path {
+        t.insert("docker_cert_path".into(), path(p));
+    }
+}
+
+/// Values under a sensitive key are replaced, at any depth.
+fn redact_json(key: &str, value: &serde_json::Value) -> Value {
+    if is_sensitive_name(key) {
+        return s(REDACTED);
+    }
+    match value {
+        serde_json::Value::Null => s(""),
+        serde_json::Value::Bool(b) => Value::Boolean(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Integer)
+            .or_else(|| n.as_f64().map(Value::Float))
+            .unwrap_or_else(|| s(n.to_string())),
+        serde_json::Value::String(v) => s(v.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(|v| redact_json("", v)).collect()),
+        serde_json::Value::Object(o) => Value::Table(
+            o.iter()
+                .map(|(k, v)| (k.clone(), redact_json(k, v)))
+                .collect(),
+        ),
+    }
+}
+
+fn scaler_table(scaler: &ScalerSettings) -> Table {
+    let mut t = Table::new();
+    t.insert("kind".into(), s(scaler.kind()));
+    match scaler {
+        ScalerSettings::Compose(c) => {
+            t.insert("project".into(), s(c.project.clone()));
+            t.insert("file".into(), path(&c.file));
+            t.insert("service".into(), s(c.service.clone()));
+            if let Some(cmd) = &c.command {
+                t.insert("command".into(), strings(cmd));
+            }
+            if let Some(f) = &c.env_file {
+                t.insert("env_file".into(), path(f));
+            }
+            if !c.profiles.is_empty() {
+                t.insert("profiles".into(), strings(&c.profiles));
+            }
+            t.insert("timeout".into(), d(c.timeout));
+            docker_keys(&mut t, &c.docker);
+        }
+        ScalerSettings::Swarm(sw) => {
+            t.insert("service".into(), s(sw.service.clone()));
+            t.insert("command".into(), strings(&sw.command));
+            t.insert("timeout".into(), d(sw.timeout));
+            docker_keys(&mut t, &sw.docker);
+        }
+        ScalerSettings::Ansible(a) => {
+            t.insert("playbook".into(), path(&a.playbook));
+            if let Some(i) = &a.inventory {
+                t.insert("inventory".into(), path(i));
+            }
+            if !a.extra_vars.is_empty() {
+                let vars: Table = a
+                    .extra_vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), redact_json(k, v)))
+                    .collect();
+                t.insert("extra_vars".into(), Value::Table(vars));
+            }
+            if let Some(status) = &a.status {
+                let mut st = Table::new();
+                match status {
+                    AnsibleStatus::Compose {
+                        project,
+                        file,
+                        service,
+                    } => {
+                        st.insert("kind".into(), s("compose"));
+                        st.insert("project".into(), s(project.clone()));
+                        if let Some(f) = file {
+                            st.insert("file".into(), path(f));
+                        }
+                        st.insert("service".into(), s(service.clone()));
+                    }
+                    AnsibleStatus::Swarm { service } => {
+                        st.insert("kind".into(), s("swarm"));
+                        st.insert("service".into(), s(service.clone()));
+                    }
+                    AnsibleStatus::Playbook {
+                        playbook,
+                        inventory,
+                    } => {
+                        st.insert("kind".into(), s("playbook"));
+                        st.insert("playbook".into(), path(playbook));
+                        if let Some(i) = inventory {
+                            st.insert("inventory".into(), path(i));
+                        }
+                    }
+                }
+                t.insert("status".into(), Value::Table(st));
+            }
+            t.insert("timeout".into(), d(a.timeout));
+            if let Some(l) = &a.limit {
+                t.insert("limit".into(), s(l.clone()));
+            }
+            if !a.tags.is_empty() {
+                t.insert("tags".into(), strings(&a.tags));
+            }
+            t.insert("check_mode".into(), Value::Boolean(a.check_mode));
+            if let Some(v) = &a.vault_password_file {
+                t.insert("vault_password_file".into(), path(v));
+            }
+            if !a.env.is_empty() {
+                let env: Table = a
+                    .env
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = if is_sensitive_name(k) { REDACTED } else { v };
+                        (k.clone(), s(v))
+                    })
+                    .collect();
+                t.insert("env".into(), Value::Table(env));
+            }
+            match &a.program {
+                AnsibleProgram::Binary(p) => t.insert("ansible_playbook".into(), path(p)),
+                AnsibleProgram::Virtualenv(p) => t.insert("virtualenv".into(), path(p)),
+            };
+        }
+    }
+    t
+}

@@ -1,0 +1,76 @@
+//! # autoscale-bin
+//!
+//! The `autoscale` command as a library: configuration loading ([`config`]), the command line ([`cli`]),
+//! `autoscale check` and `autoscale simulate` ([`simulate`]). The binary's `main` only calls [`run`] and maps
+//! the result to an exit code; tests call [`run_with`] with their own arguments, environment and output.
+//!
+//! ```
+//! use autoscale_bin::{config::Env, run_with};
+//!
+//! let mut out = Vec::new();
+//! run_with(["autoscale", "simulate", "--pattern", "step", "--format", "json"], &Env::empty(), &mut out).unwrap();
+//! let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+//! assert_eq!(summary["service"], "webapp");
+//! assert_eq!(summary["policy"], "target");
+//! assert_eq!(summary["ticks"], 361);
+//! ```
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+mod error;
+pub mod simulate;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+
+use clap::Parser;
+
+use crate::cli::{CheckArgs, Cli, Command};
+use crate::config::{Config, Env};
+pub use crate::error::CliError;
+
+/// Run the command with the process's arguments and environment, writing to standard output.
+///
+/// A closed standard output (`autoscale simulate --format csv | head`) is not an error.
+pub fn run() -> Result<(), CliError> {
+    let env = Env::from_process();
+    let mut stdout = io::stdout().lock();
+    match run_with(std::env::args_os(), &env, &mut stdout) {
+        Err(CliError::Output { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Run the command with `args` (the first is the program name) and `env`, writing its report to `out`.
+///
+/// `--help` and `--version` write to `out` and succeed; every other problem is an `Err` whose
+/// [`CliError::exit_code`] is 2 for bad input.
+pub fn run_with<I, T>(args: I, env: &Env, out: &mut dyn Write) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if e.exit_code() == 0 => {
+            return write!(out, "{}", e.render()).map_err(CliError::output("standard output"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match cli.command {
+        Command::Check(args) => check(&args, env, out),
+        Command::Simulate(args) => simulate::run(&args, env, out),
+    }
+}
+
+fn check(args: &CheckArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = match &args.config {
+        Some(path) => Config::load(path, env, Default::default())?,
+        None => Config::from_env(env)?,
+    };
+    out.write_all(config.to_redacted_toml().as_bytes())
+        .map_err(CliError::output("standard output"))
+}
