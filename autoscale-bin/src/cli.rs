@@ -97,7 +97,7 @@ pub struct SimulateArgs {
     pub pattern: Option<String>,
 
     /// The load one ready replica serves at utilization 1.0.
-    #[arg(long, value_name = "X", default_value = "1", value_parser = positive_number)]
+    #[arg(long, value_name = "X", default_value = "1", value_parser = positive_number, allow_negative_numbers = true)]
     pub capacity: f64,
 
     /// How long a new replica takes to become ready, such as 30s or 2m.
@@ -105,7 +105,7 @@ pub struct SimulateArgs {
     pub startup_delay: Duration,
 
     /// The replica count at the start, all ready [default: the service's min_replicas].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub initial: Option<Replicas>,
 
     /// What every check observes: the utilization of the ready replicas, load / (max(ready, 1) * capacity), or
@@ -140,10 +140,10 @@ pub struct SimulateArgs {
 #[command(next_help_heading = "Pattern options")]
 pub struct ShapeArgs {
     /// The low load [default: 1].
-    #[arg(long, value_name = "X", conflicts_with = "trace", value_parser = non_negative_number)]
+    #[arg(long, value_name = "X", conflicts_with = "trace", value_parser = non_negative_number, allow_negative_numbers = true)]
     pub base: Option<f64>,
     /// The high load [default: 6, which a target of 0.6 per replica serves with 10 replicas].
-    #[arg(long, value_name = "X", conflicts_with = "trace", value_parser = non_negative_number)]
+    #[arg(long, value_name = "X", conflicts_with = "trace", value_parser = non_negative_number, allow_negative_numbers = true)]
     pub peak: Option<f64>,
     /// The cycle of sine [default: 20m] and sawtooth [default: 15m].
     #[arg(long, value_name = "DUR", conflicts_with = "trace", value_parser = duration)]

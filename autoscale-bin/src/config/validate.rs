@@ -334,7 +334,7 @@ pub(crate) fn parse_url(s: &str) -> std::result::Result<PromUrl, String> {
     let url = url::Url::parse(s.trim()).map_err(|e| format!("invalid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "unsupported URL scheme {:?}; expected \"http\" or \"https\"",
+            "unsupported URL scheme {:?}; expected \"http\" or \"https\", as in http://HOST:PORT",
             url.scheme()
         ));
     }
@@ -357,7 +357,16 @@ pub(crate) fn from_toml(
     options: LoadOptions,
 ) -> Result<Config> {
     let ctx = Ctx { path, text };
-    let de = toml::Deserializer::parse(text).map_err(|e| ctx.toml_error(&e, String::new()))?;
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        // The parser names no key; for a duplicate, the key is the text it points at.
+        let key = match e.span() {
+            Some(span) if e.message().starts_with("duplicate key") => {
+                text.get(span).unwrap_or_default().trim().to_owned()
+            }
+            _ => String::new(),
+        };
+        ctx.toml_error(&e, key)
+    })?;
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = path_to_key(e.path());
         ctx.toml_error(e.inner(), key)
@@ -795,7 +804,7 @@ fn service_config(
             FallbackMode::Static,
         )?;
         let fallback = Fallback::new(*f.after.get_ref(), *f.replicas.get_ref(), mode)
-            .map_err(|e| ctx.err(f.after.span(), k("fallback.after"), e.to_string()))?;
+            .map_err(|_| ctx.err(f.after.span(), k("fallback.after"), "must be at least 1"))?;
         builder = builder.fallback(fallback);
     }
     if let Some(idle) = &raw.idle_after {

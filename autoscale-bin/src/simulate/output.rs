@@ -178,9 +178,11 @@ fn rows() -> [(&'static str, &'static str, fn(&Summary) -> String); 12] {
         ("instability", "supply moving against demand, %", |s| {
             pct(s.instability)
         }),
-        ("jitter_per_min", "needless supply moves per minute", |s| {
-            format!("{:.3}", s.jitter_per_min)
-        }),
+        (
+            "jitter_per_min",
+            "supply moves beyond demand's, per minute",
+            |s| format!("{:.3}", s.jitter_per_min),
+        ),
         ("replica_seconds", "replica-seconds paid", |s| {
             format!("{:.0}", s.replica_seconds)
         }),

@@ -1,0 +1,363 @@
+//! Every kind of configuration error, with its exact message: file, line, column, key, and what is allowed.
+
+use autoscale_bin::config::{Config, Env, LoadOptions};
+
+/// A valid service, so that each case below breaks exactly one thing.
+const SERVICE: &str = r#"
+[[service]]
+name = "webapp"
+[service.scaler]
+kind = "compose"
+[[service.check]]
+name = "cpu"
+query = "avg(cpu)"
+policy = { kind = "target", target = 0.6 }
+"#;
+
+const PROM: &str = "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n";
+
+fn error(toml: &str) -> String {
+    match Config::from_toml("config.toml", toml, &Env::empty(), LoadOptions::default()) {
+        Ok(_) => panic!("accepted:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `PROM + SERVICE`, with `from` replaced by `to` in the service (which must change it).
+fn broken(from: &str, to: &str) -> String {
+    let text = format!("{PROM}{SERVICE}");
+    assert!(text.contains(from), "{from:?} is not in the base config");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    let config = Config::from_toml(
+        "config.toml",
+        &format!("{PROM}{SERVICE}"),
+        &Env::empty(),
+        LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(config.services.len(), 1);
+}
+
+#[test]
+fn errors_name_file_line_column_and_key() {
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "unknown_top_level_key",
+            format!("verbose = true\n{PROM}{SERVICE}"),
+        ),
+        (
+            "unknown_key_in_table",
+            format!("{PROM}verbose = true\n{SERVICE}"),
+        ),
+        (
+            "unknown_prometheus_key",
+            "[prometheus]\nurll = \"http://x\"\n".to_owned() + SERVICE,
+        ),
+        (
+            "unknown_policy",
+            broken("kind = \"target\"", "kind = \"targe\""),
+        ),
+        (
+            "key_not_allowed_for_policy_kind",
+            broken("target = 0.6 }", "target = 0.6, step = 2 }"),
+        ),
+        (
+            "policy_without_target",
+            broken("kind = \"target\", target = 0.6", "kind = \"target\""),
+        ),
+        (
+            "threshold_down_above_up",
+            broken(
+                "{ kind = \"target\", target = 0.6 }",
+                "{ kind = \"threshold\", scale_up_above = 0.3, scale_down_below = 0.6 }",
+            ),
+        ),
+        (
+            "step_and_step_percent",
+            broken(
+                "{ kind = \"target\", target = 0.6 }",
+                "{ kind = \"threshold\", scale_up_above = 0.6, scale_down_below = 0.3, step = 1, step_percent = 50 }",
+            ),
+        ),
+        (
+            "tolerance_out_of_range",
+            broken("target = 0.6 }", "target = 0.6, tolerance = 1.5 }"),
+        ),
+        ("target_zero", broken("target = 0.6 }", "target = 0 }")),
+        (
+            "duration_without_unit",
+            broken("name = \"webapp\"", "name = \"webapp\"\ninterval = \"10\""),
+        ),
+        (
+            "zero_interval",
+            broken("name = \"webapp\"", "name = \"webapp\"\ninterval = \"0s\""),
+        ),
+        (
+            "duration_not_a_string",
+            broken("name = \"webapp\"", "name = \"webapp\"\ninterval = 10"),
+        ),
+        (
+            "min_above_max",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nmin_replicas = 5\nmax_replicas = 3",
+            ),
+        ),
+        (
+            "max_zero",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nmin_replicas = 0\nmax_replicas = 0",
+            ),
+        ),
+        (
+            "negative_min",
+            broken("name = \"webapp\"", "name = \"webapp\"\nmin_replicas = -1"),
+        ),
+        (
+            "min_not_a_number",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nmin_replicas = \"one\"",
+            ),
+        ),
+        (
+            "idle_after_with_min",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nidle_after = \"5m\"",
+            ),
+        ),
+        (
+            "invalid_service_name",
+            broken("name = \"webapp\"", "name = \"web app\""),
+        ),
+        (
+            "duplicate_service",
+            format!(
+                "{PROM}{SERVICE}{}",
+                SERVICE.replace("avg(cpu)", "avg(cpu2)")
+            ),
+        ),
+        (
+            "same_target_twice",
+            format!(
+                "{PROM}{SERVICE}{}",
+                SERVICE
+                    .replace("name = \"webapp\"", "name = \"webapp2\"\n")
+                    .replace(
+                        "kind = \"compose\"",
+                        "kind = \"compose\"\nservice = \"webapp\""
+                    )
+            ),
+        ),
+        (
+            "duplicate_check",
+            format!(
+                "{}{}",
+                broken("", ""),
+                "[[service.check]]\nname = \"cpu\"\nquery = \"x\"\npolicy = { kind = \"target\", target = 1 }\n"
+            ),
+        ),
+        (
+            "no_check",
+            format!("{PROM}[[service]]\nname = \"webapp\"\nscaler = {{ kind = \"compose\" }}\n"),
+        ),
+        ("no_service", PROM.to_owned()),
+        ("missing_url", SERVICE.to_owned()),
+        (
+            "url_scheme",
+            broken("http://127.0.0.1:9090", "ftp://127.0.0.1:9090"),
+        ),
+        (
+            "unknown_scaler",
+            broken("kind = \"compose\"", "kind = \"kubernetes\""),
+        ),
+        (
+            "key_not_allowed_for_scaler_kind",
+            broken("kind = \"compose\"", "kind = \"swarm\"\nproject = \"p\""),
+        ),
+        (
+            "ansible_without_playbook",
+            broken("kind = \"compose\"", "kind = \"ansible\""),
+        ),
+        (
+            "ansible_extra_vars_replicas",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"ansible\"\nplaybook = \"p.yml\"\nextra_vars = { replicas = 3 }",
+            ),
+        ),
+        (
+            "ansible_limit_option",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"ansible\"\nplaybook = \"p.yml\"\nlimit = \"--become\"",
+            ),
+        ),
+        (
+            "compose_project_upper_case",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"compose\"\nproject = \"Shop\"",
+            ),
+        ),
+        (
+            "empty_command",
+            broken("kind = \"compose\"", "kind = \"compose\"\ncommand = []"),
+        ),
+        (
+            "unknown_instance",
+            broken(
+                "query = \"avg(cpu)\"",
+                "query = \"avg(cpu)\"\nprometheus = \"edge\"",
+            ),
+        ),
+        (
+            "step_without_range",
+            broken(
+                "query = \"avg(cpu)\"",
+                "query = \"avg(cpu)\"\nstep = \"15s\"",
+            ),
+        ),
+        (
+            "unknown_reduce",
+            broken(
+                "query = \"avg(cpu)\"",
+                "query = \"avg(cpu)\"\nreduce = \"median\"",
+            ),
+        ),
+        (
+            "empty_query",
+            broken("query = \"avg(cpu)\"", "query = \" \""),
+        ),
+        (
+            "empty_rules",
+            format!(
+                "{}[service.behavior.scale_down]\nrules = []\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "rule_with_pods_and_percent",
+            format!(
+                "{}[service.behavior.scale_up]\nrules = [{{ pods = 4, percent = 100, period = \"15s\" }}]\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "rule_without_amount",
+            format!(
+                "{}[service.behavior.scale_up]\nrules = [{{ period = \"15s\" }}]\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "unknown_select",
+            format!(
+                "{}[service.behavior.scale_up]\nselect = \"maximum\"\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "unknown_behavior_key",
+            format!(
+                "{}[service.behavior.scale_up]\nwindow = \"1m\"\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "fallback_after_zero",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nfallback = { after = 0, replicas = 3 }",
+            ),
+        ),
+        (
+            "unknown_pause",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\npaused = \"sideways\"",
+            ),
+        ),
+        (
+            "bad_listen",
+            format!("{PROM}[daemon]\nlisten = \"localhost\"\n{SERVICE}"),
+        ),
+        (
+            "bearer_and_basic_auth",
+            format!(
+                "[prometheus]\nurl = \"http://x:9090\"\nbearer_token_file = \"/t\"\nbasic_auth = {{ username = \"u\", password_file = \"/p\" }}\n{SERVICE}"
+            ),
+        ),
+        (
+            "client_cert_without_key",
+            format!("{PROM}client_cert_file = \"/c.pem\"\n{SERVICE}"),
+        ),
+        (
+            "nested_instances",
+            format!("{PROM}[prometheus.instances.a.instances.b]\nurl = \"http://b\"\n{SERVICE}"),
+        ),
+        ("toml_syntax", format!("{PROM}[[service]\nname = \"x\"\n")),
+        (
+            "duplicate_key",
+            format!(
+                "{PROM}{}",
+                SERVICE.replace("name = \"webapp\"", "name = \"webapp\"\nname = \"again\"")
+            ),
+        ),
+    ];
+    for (name, toml) in cases {
+        let message = error(&toml);
+        insta::assert_snapshot!(name, message, &toml);
+    }
+}
+
+#[test]
+fn positions_count_lines_and_characters() {
+    let text =
+        format!("# café ☕\n{PROM}{SERVICE}").replace("kind = \"target\"", "kind = \"targe\"");
+    let err =
+        Config::from_toml("c.toml", &text, &Env::empty(), LoadOptions::default()).unwrap_err();
+    let line = text.lines().position(|l| l.contains("targe\"")).unwrap() + 1;
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"targe\"")
+        .unwrap()
+        + 1;
+    assert_eq!(err.position(), Some((line, column)));
+    assert_eq!(err.key(), Some("service[0].check[0].policy.kind"));
+}
+
+#[test]
+fn the_simulator_does_not_need_a_url() {
+    let config = Config::from_toml(
+        "sim.toml",
+        SERVICE,
+        &Env::empty(),
+        LoadOptions { url_optional: true },
+    )
+    .unwrap();
+    assert_eq!(config.services[0].name, "webapp");
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let err = Config::load(
+        "/nonexistent/autoscale.toml".as_ref(),
+        &Env::empty(),
+        LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/autoscale.toml: cannot read the file: "),
+        "{err}"
+    );
+}
