@@ -36,6 +36,7 @@ pub mod controller;
 pub mod engine;
 mod error;
 pub mod policy;
+pub mod sim;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod traits;
