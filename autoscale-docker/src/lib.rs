@@ -1,4 +1,81 @@
-//! Docker Compose and Docker Swarm [Scaler](autoscale_core::Scaler)s for autoscale.
+//! # autoscale-docker
 //!
-//! This crate is not implemented yet: it exports nothing.
+//! Docker Compose and Docker Swarm [`Scaler`](autoscale_core::Scaler)s for autoscale, driving the Docker CLI.
+//!
+//! - [`ComposeScaler`] reads a Compose service's replicas by counting its containers (`docker ps` on the
+//!   Compose labels; `ready` = running and healthy or without a healthcheck) and scales with
+//!   `up -d --no-recreate --scale SERVICE=N SERVICE`, through the v2 plugin (`docker compose`) or v1
+//!   (`docker-compose`), detected on first use unless configured.
+//! - [`SwarmScaler`] reads a Swarm service's spec replicas and running tasks and scales with
+//!   `docker service scale SERVICE=N --detach`. Global services are refused.
+//! - [`discover_swarm_services`] lists the Swarm services labelled `autoscale.enable=true`.
+//!
+//! Every command is an argument vector, never a shell line; project, service, profile and context names are
+//! checked against Docker's rules before anything runs. Every call has a timeout that kills the command and
+//! every process it started ([`cli`]). The standard `DOCKER_HOST`, `DOCKER_CONTEXT`, `DOCKER_TLS_VERIFY` and
+//! `DOCKER_CERT_PATH` are inherited, or set per scaler with [`DockerEnv`]. Setting the count a service already
+//! has runs nothing and returns [`ScaleOutcome::Unchanged`](autoscale_core::ScaleOutcome::Unchanged).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use autoscale_core::Scaler;
+//! use autoscale_docker::{ComposeScaler, DockerCli, DockerEnv, Error, SwarmScaler};
+//!
+//! let docker = DockerCli::new()
+//!     .env(DockerEnv::new().host("unix:///run/docker.sock"))
+//!     .timeout(Duration::from_secs(30));
+//!
+//! let compose = ComposeScaler::builder("shop", "webapp")
+//!     .file("/srv/shop/docker-compose.yml")
+//!     .profile("demo")
+//!     .docker(docker.clone())
+//!     .build()?;
+//! let swarm = SwarmScaler::new(docker, "shop_webapp")?;
+//! let scalers: Vec<Arc<dyn Scaler>> = vec![Arc::new(compose), Arc::new(swarm)];
+//! assert_eq!(scalers.len(), 2);
+//!
+//! // A name Docker would refuse is reported at start-up, before any command runs.
+//! let err = ComposeScaler::builder("shop; rm -rf /", "webapp").build().unwrap_err();
+//! assert!(matches!(err, Error::InvalidName { .. }));
+//! assert!(err.to_string().contains("shell metacharacter"));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Reading and scaling (needs a Docker engine):
+//!
+//! ```no_run
+//! # async fn demo() -> autoscale_core::Result<()> {
+//! use autoscale_core::{ScaleOutcome, Scaler};
+//! use autoscale_docker::{DockerCli, SwarmScaler};
+//!
+//! let swarm = SwarmScaler::new(DockerCli::new(), "shop_webapp")?;
+//! let status = swarm.status().await?;
+//! println!("{} replicas, {} ready", status.current, status.ready);
+//! if swarm.scale(status.current + 1).await? == ScaleOutcome::Scaled {
+//!     println!("scaled up");
+//! }
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
+
+pub mod cli;
+mod compose;
+mod discovery;
+mod docker;
+mod error;
+mod names;
+mod parse;
+mod swarm;
+
+pub use compose::{
+    BACKEND as COMPOSE_BACKEND, ComposeCommand, ComposeScaler, ComposeScalerBuilder, ONEOFF_LABEL,
+    PROJECT_LABEL, SERVICE_LABEL,
+};
+pub use discovery::{
+    DiscoveredService, Discovery, ENABLE_LABEL, LABEL_PREFIX, MAX_LABEL, MIN_LABEL, SkippedService,
+    discover_swarm_services,
+};
+pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
+pub use error::Error;
+pub use swarm::{BACKEND as SWARM_BACKEND, SwarmScaler};

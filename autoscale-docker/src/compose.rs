@@ -1,0 +1,491 @@
+//! The Docker Compose scaler.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::cli::{Invocation, RunError};
+use crate::docker::{DockerCli, run_checked, validate_command};
+use crate::error::Error;
+use crate::names::{self, Rule};
+use crate::parse;
+
+/// The backend name in [`autoscale_core::Error`]s from the Compose scaler.
+pub const BACKEND: &str = "docker compose";
+
+/// The label Compose puts on every container of a project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label Compose puts on every container of a service.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// The label that tells service containers (`False`) from `docker compose run` ones (`True`).
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+
+/// Which Compose to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ComposeCommand {
+    /// On first use, run `docker compose version`: if it works, use the v2 plugin (`docker compose`), with
+    /// the [`DockerCli`]'s command as `docker`; otherwise use v1 (`docker-compose` from `PATH`) if
+    /// `docker-compose version` works. The answer is kept for the scaler's lifetime.
+    #[default]
+    Detect,
+    /// This argument vector, such as `["docker", "compose"]` or `["/usr/local/bin/docker-compose"]`.
+    /// Both versions take the same arguments for what this scaler does.
+    Argv(Vec<OsString>),
+}
+
+impl ComposeCommand {
+    /// An explicit command (the `command` key of the config).
+    pub fn argv<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        ComposeCommand::Argv(argv.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Scales one service of a Compose project with the Compose CLI, and reads its status with `docker ps`.
+///
+/// - Status: the project's containers for the service, found by their `com.docker.compose.project` and
+///   `com.docker.compose.service` labels (one-off `run` containers excluded). `current` counts the running
+///   ones; `ready` those running that are healthy or have no healthcheck.
+/// - Scale: `COMPOSE [options] up -d --no-recreate --scale SERVICE=N SERVICE`, so running replicas are never
+///   recreated. Asking for the count that is already running runs nothing and returns
+///   [`ScaleOutcome::Unchanged`].
+///
+/// Build it with [`ComposeScaler::builder`]; names are checked against Docker's rules before anything runs.
+#[derive(Debug)]
+pub struct ComposeScaler {
+    project: String,
+    service: String,
+    files: Vec<PathBuf>,
+    env_file: Option<PathBuf>,
+    profiles: Vec<String>,
+    command: ComposeCommand,
+    docker: DockerCli,
+    detected: OnceCell<Vec<OsString>>,
+    scaling: Mutex<()>,
+}
+
+/// Builds a [`ComposeScaler`]; see [`ComposeScaler::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ComposeScalerBuilder {
+    project: String,
+    service: String,
+    files: Vec<PathBuf>,
+    env_file: Option<PathBuf>,
+    profiles: Vec<String>,
+    command: ComposeCommand,
+    docker: DockerCli,
+}
+
+impl ComposeScalerBuilder {
+    /// A compose file (`--file`); call again for several. Without one, Compose looks for its default files in
+    /// the working directory.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.files.push(path.into());
+        self
+    }
+
+    /// An env file (`--env-file`).
+    pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.env_file = Some(path.into());
+        self
+    }
+
+    /// A profile to enable (`--profile`); call again for several.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.profiles.push(profile.into());
+        self
+    }
+
+    /// Which Compose to run. Default: [`ComposeCommand::Detect`].
+    pub fn command(mut self, command: ComposeCommand) -> Self {
+        self.command = command;
+        self
+    }
+
+    /// The docker CLI (for `docker ps`), the daemon's environment and the timeout of every call, Compose's
+    /// included.
+    ///
+    /// When the compose command is `[DOCKER, "compose"]` and this CLI has no explicit command, `DOCKER` is
+    /// used for `docker ps` too.
+    pub fn docker(mut self, docker: DockerCli) -> Self {
+        self.docker = docker;
+        self
+    }
+
+    /// Check every setting and build the scaler. Nothing runs yet.
+    pub fn build(self) -> Result<ComposeScaler, Error> {
+        names::check(Rule::ComposeProject, &self.project)?;
+        names::check(Rule::ComposeService, &self.service)?;
+        for profile in &self.profiles {
+            names::check(Rule::Profile, profile)?;
+        }
+        for (what, path) in self
+            .files
+            .iter()
+            .map(|f| ("file", f))
+            .chain(self.env_file.iter().map(|f| ("env_file", f)))
+        {
+            if path.as_os_str().is_empty() {
+                return Err(Error::InvalidConfig {
+                    reason: format!("the compose {what} path is empty"),
+                });
+            }
+        }
+        let mut docker = self.docker;
+        if let ComposeCommand::Argv(argv) = &self.command {
+            validate_command("compose command", argv)?;
+            if let [prefix @ .., last] = argv.as_slice()
+                && last == "compose"
+                && !prefix.is_empty()
+                && !docker.has_explicit_command()
+            {
+                docker = docker.command(prefix.iter().cloned());
+            }
+        }
+        docker.validate()?;
+        Ok(ComposeScaler {
+            project: self.project,
+            service: self.service,
+            files: self.files,
+            env_file: self.env_file,
+            profiles: self.profiles,
+            command: self.command,
+            docker,
+            detected: OnceCell::new(),
+            scaling: Mutex::new(()),
+        })
+    }
+}
+
+impl ComposeScaler {
+    /// A builder for the scaler of `service` in the Compose project `project`.
+    ///
+    /// ```
+    /// use autoscale_docker::{ComposeCommand, ComposeScaler};
+    ///
+    /// let scaler = ComposeScaler::builder("shop", "webapp")
+    ///     .file("docker-compose.yml")
+    ///     .env_file(".env")
+    ///     .profile("demo")
+    ///     .command(ComposeCommand::argv(["docker-compose"]))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(scaler.service(), "webapp");
+    /// ```
+    pub fn builder(project: impl Into<String>, service: impl Into<String>) -> ComposeScalerBuilder {
+        ComposeScalerBuilder {
+            project: project.into(),
+            service: service.into(),
+            files: Vec::new(),
+            env_file: None,
+            profiles: Vec::new(),
+            command: ComposeCommand::Detect,
+            docker: DockerCli::new(),
+        }
+    }
+
+    /// The Compose project.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The service.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The Compose command in use: the configured one, or the one detected on first use.
+    pub async fn compose_command(&self) -> Result<&[OsString], Error> {
+        match &self.command {
+            ComposeCommand::Argv(argv) => Ok(argv),
+            ComposeCommand::Detect => self
+                .detected
+                .get_or_try_init(|| detect(&self.docker))
+                .await
+                .map(Vec::as_slice),
+        }
+    }
+
+    /// The service's status, with this crate's error.
+    pub async fn read_status(&self) -> Result<ReplicaStatus, Error> {
+        let inv = self.status_invocation();
+        let out = run_checked(&inv).await?;
+        parse::ps_containers(&out.stdout)
+            .and_then(|containers| parse::compose_status(&containers))
+            .map_err(|reason| Error::UnexpectedOutput {
+                command: out.command.clone(),
+                reason,
+                excerpt: parse::excerpt(&out.stdout),
+            })
+    }
+
+    /// Scale the service to `replicas`, with this crate's error.
+    pub async fn set_replicas(&self, replicas: Replicas) -> Result<ScaleOutcome, Error> {
+        let Ok(_scaling) = self.scaling.try_lock() else {
+            return Err(Error::Busy {
+                target: format!("compose service {}/{}", self.project, self.service),
+            });
+        };
+        let before = self.read_status().await?;
+        if before.current == replicas {
+            tracing::debug!(project = %self.project, service = %self.service, replicas, "already at the count");
+            return Ok(ScaleOutcome::Unchanged);
+        }
+        let compose = self.compose_command().await?;
+        run_checked(&self.scale_invocation(compose, replicas)).await?;
+        tracing::info!(
+            project = %self.project,
+            service = %self.service,
+            from = before.current,
+            to = replicas,
+            "scaled compose service"
+        );
+        Ok(ScaleOutcome::Scaled)
+    }
+
+    /// `docker ps` listing the service's running containers.
+    fn status_invocation(&self) -> Invocation {
+        self.docker.docker([
+            "ps".into(),
+            "--filter".into(),
+            format!("label={PROJECT_LABEL}={}", self.project),
+            "--filter".into(),
+            format!("label={SERVICE_LABEL}={}", self.service),
+            "--filter".into(),
+            format!("label={ONEOFF_LABEL}=False"),
+            "--format".into(),
+            parse::PS_FORMAT.to_owned(),
+        ])
+    }
+
+    /// The options every Compose call of this scaler starts with.
+    fn project_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--project-name".into(), self.project.clone().into()];
+        for file in &self.files {
+            args.extend(["--file".into(), path_arg(file)]);
+        }
+        if let Some(env_file) = &self.env_file {
+            args.extend(["--env-file".into(), path_arg(env_file)]);
+        }
+        for profile in &self.profiles {
+            args.extend(["--profile".into(), profile.into()]);
+        }
+        args
+    }
+
+    fn scale_invocation(&self, compose: &[OsString], replicas: Replicas) -> Invocation {
+        let mut args = self.project_args();
+        args.extend([
+            "up".into(),
+            "-d".into(),
+            "--no-recreate".into(),
+            "--scale".into(),
+            format!("{}={replicas}", self.service).into(),
+            self.service.clone().into(),
+        ]);
+        self.docker.prefixed(compose.to_vec(), args)
+    }
+}
+
+/// A relative path that starts with `-` would read as an option: `./` keeps it a path.
+fn path_arg(path: &Path) -> OsString {
+    if path.is_relative() && path.as_os_str().as_encoded_bytes().starts_with(b"-") {
+        Path::new(".").join(path).into_os_string()
+    } else {
+        path.as_os_str().to_owned()
+    }
+}
+
+/// `docker compose` if the plugin answers `version`, else `docker-compose` if it does.
+async fn detect(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
+    let mut v2 = docker.argv();
+    v2.push("compose".into());
+    let v2_error = match version(docker, &v2).await? {
+        Ok(()) => return Ok(v2),
+        Err(e) => e,
+    };
+    let v1 = vec![OsString::from("docker-compose")];
+    match version(docker, &v1).await? {
+        Ok(()) => {
+            tracing::debug!(reason = %v2_error, "using docker-compose (v1): the compose plugin is absent");
+            Ok(v1)
+        }
+        Err(v1_error) => Err(Error::ComposeNotFound {
+            v2: Box::new(v2_error),
+            v1: Box::new(v1_error),
+        }),
+    }
+}
+
+/// Whether `COMMAND version` works; a timeout is an error of its own, not a sign of absence.
+async fn version(docker: &DockerCli, command: &[OsString]) -> Result<Result<(), RunError>, Error> {
+    let inv = docker.prefixed(command.to_vec(), ["version"]);
+    match inv.run().await.and_then(crate::cli::Output::check) {
+        Ok(_) => Ok(Ok(())),
+        Err(e @ RunError::Timeout { .. }) => Err(Error::Timeout { source: e }),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+#[async_trait]
+impl Scaler for ComposeScaler {
+    async fn status(&self) -> autoscale_core::Result<ReplicaStatus> {
+        self.read_status().await.map_err(|e| e.into_core(BACKEND))
+    }
+
+    async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
+        self.set_replicas(replicas)
+            .await
+            .map_err(|e| e.into_core(BACKEND))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DockerEnv;
+
+    fn argv(inv: &Invocation) -> Vec<String> {
+        std::iter::once(inv.program())
+            .chain(inv.arguments())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn full() -> ComposeScaler {
+        ComposeScaler::builder("prometheus-autoscale-sim", "webapp")
+            .file("docker-compose.yml")
+            .file("-override.yml")
+            .env_file("/etc/autoscale/.env")
+            .profile("demo")
+            .profile("metrics")
+            .command(ComposeCommand::argv(["/usr/bin/docker", "compose"]))
+            .docker(DockerCli::new().env(DockerEnv::new().host("unix:///run/docker.sock")))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_status_read_lists_the_services_containers() {
+        insta::assert_yaml_snapshot!(argv(&full().status_invocation()));
+    }
+
+    #[test]
+    fn scaling_runs_up_without_recreating() {
+        let scaler = full();
+        let compose = match &scaler.command {
+            ComposeCommand::Argv(argv) => argv.clone(),
+            ComposeCommand::Detect => unreachable!(),
+        };
+        insta::assert_yaml_snapshot!(argv(&scaler.scale_invocation(&compose, 3)));
+    }
+
+    #[test]
+    fn the_smallest_configuration_scales_with_v1() {
+        let scaler = ComposeScaler::builder("p", "web")
+            .command(ComposeCommand::argv(["docker-compose"]))
+            .build()
+            .unwrap();
+        insta::assert_yaml_snapshot!(argv(
+            &scaler.scale_invocation(&[OsString::from("docker-compose")], 0)
+        ));
+        // docker-compose is not the docker CLI: the status read still uses `docker`.
+        assert_eq!(argv(&scaler.status_invocation())[0], "docker");
+    }
+
+    #[test]
+    fn a_docker_compose_prefix_supplies_the_docker_binary() {
+        let scaler = full();
+        assert_eq!(argv(&scaler.status_invocation())[0], "/usr/bin/docker");
+        let explicit = ComposeScaler::builder("p", "web")
+            .command(ComposeCommand::argv(["/opt/docker", "compose"]))
+            .docker(DockerCli::new().command(["/usr/local/bin/docker"]))
+            .build()
+            .unwrap();
+        assert_eq!(
+            argv(&explicit.status_invocation())[0],
+            "/usr/local/bin/docker"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_before_anything_runs() {
+        let errors: Vec<String> = [
+            ComposeScaler::builder("shop; rm -rf /", "web"),
+            ComposeScaler::builder("Shop", "web"),
+            ComposeScaler::builder("shop", "web|tee"),
+            ComposeScaler::builder("shop", ""),
+            ComposeScaler::builder("shop", "web").profile("$(id)"),
+            ComposeScaler::builder("shop", "web").file(""),
+            ComposeScaler::builder("shop", "web")
+                .command(ComposeCommand::argv(Vec::<String>::new())),
+        ]
+        .into_iter()
+        .map(|b| b.build().unwrap_err().to_string())
+        .collect();
+        insta::assert_yaml_snapshot!(errors);
+    }
+
+    /// A docker CLI that is a shell script: run through `sh`, so writing it and running it at once cannot hit
+    /// ETXTBSY when another test forks meanwhile.
+    fn fake_docker(dir: &Path, script: &str) -> DockerCli {
+        let path = dir.join("docker.sh");
+        std::fs::write(&path, script).unwrap();
+        DockerCli::new().command([OsString::from("sh"), path.into_os_string()])
+    }
+
+    #[tokio::test]
+    async fn detection_prefers_the_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = fake_docker(
+            dir.path(),
+            "[ \"$1 $2\" = \"compose version\" ] && exit 0\nexit 1\n",
+        );
+        let scaler = ComposeScaler::builder("p", "web")
+            .docker(docker.clone())
+            .build()
+            .unwrap();
+        let mut expected = docker.argv();
+        expected.push("compose".into());
+        assert_eq!(scaler.compose_command().await.unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn detection_falls_back_to_v1() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = fake_docker(
+            dir.path(),
+            "echo 'unknown command: docker compose' >&2\nexit 1\n",
+        );
+        let scaler = ComposeScaler::builder("p", "web")
+            .docker(docker)
+            .build()
+            .unwrap();
+        match scaler.compose_command().await {
+            Ok(found) => assert_eq!(found, ["docker-compose"]),
+            // Only where docker-compose is not installed: both reasons are given.
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("unknown command: docker compose"),
+                    "{message}"
+                );
+                assert!(message.contains("docker-compose version"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn paths_that_look_like_options_stay_paths() {
+        assert_eq!(path_arg(Path::new("-f.yml")), "./-f.yml");
+        assert_eq!(path_arg(Path::new("a/-f.yml")), "a/-f.yml");
+        assert_eq!(path_arg(Path::new("/x/-f.yml")), "/x/-f.yml");
+    }
+}

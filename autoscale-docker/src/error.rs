@@ -1,0 +1,239 @@
+//! The errors of the Docker scalers, and how they map onto [`autoscale_core::Error`].
+
+use crate::cli::{CommandLine, RunError};
+
+/// What went wrong driving the Docker CLI.
+///
+/// Every variant that ran a command carries it (as a [`RunError`] or a [`CommandLine`]), so messages show the
+/// command line, the exit status and the tail of stderr. None carries a secret: environment values are never
+/// shown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A project, service, profile or context name breaks Docker's naming rules. Nothing was run.
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        /// What the name is for, such as `compose project`.
+        what: &'static str,
+        /// The name as configured.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The configuration cannot work (an empty command, conflicting settings). Nothing was run.
+    #[error("invalid Docker scaler configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The Docker daemon could not be reached (not running, wrong `DOCKER_HOST`, TLS failure).
+    #[error("the Docker daemon is not reachable: {source}")]
+    DaemonUnavailable {
+        /// The command and what it printed.
+        source: RunError,
+    },
+    /// A command did not finish within its timeout; it and its children were killed.
+    #[error("{source}")]
+    Timeout {
+        /// The command, the timeout and what it printed.
+        source: RunError,
+    },
+    /// A command could not be started or exited with a failure not covered by another variant.
+    #[error("{source}")]
+    CommandFailed {
+        /// The command, its exit status and the tail of its stderr.
+        source: RunError,
+    },
+    /// Neither `docker compose` (v2) nor `docker-compose` (v1) works.
+    #[error("no Docker Compose found: {v2}; and {v1}")]
+    ComposeNotFound {
+        /// Why `docker compose version` failed.
+        v2: Box<RunError>,
+        /// Why `docker-compose version` failed.
+        v1: Box<RunError>,
+    },
+    /// The Swarm service does not exist.
+    #[error("no Swarm service {service:?}: {source}")]
+    ServiceNotFound {
+        /// The service as configured.
+        service: String,
+        /// The command and what it printed.
+        source: RunError,
+    },
+    /// The engine is not a Swarm manager, so it cannot list or scale services.
+    #[error("the Docker engine is not a Swarm manager: {source}")]
+    NotSwarmManager {
+        /// The command and what it printed.
+        source: RunError,
+    },
+    /// The Swarm service is not a replicated service (global services run one task per node and cannot be
+    /// scaled; jobs run to completion).
+    #[error(
+        "Swarm service {service:?} runs in {mode} mode: only replicated services can be scaled \
+         (a global service runs one task per node; scale it by adding nodes or use mode replicated)"
+    )]
+    UnsupportedMode {
+        /// The service.
+        service: String,
+        /// Its mode: `global`, `replicated-job`, `global-job` or what the engine reported.
+        mode: String,
+    },
+    /// A command succeeded but printed something that cannot be understood.
+    #[error("unexpected output from `{command}`: {reason}; the output began with {excerpt:?}")]
+    UnexpectedOutput {
+        /// The command.
+        command: CommandLine,
+        /// What was wrong with the output.
+        reason: String,
+        /// The start of the output.
+        excerpt: String,
+    },
+    /// A scale action for this service is still running; the new one was not started.
+    #[error("a scale action for {target} is already running")]
+    Busy {
+        /// The service.
+        target: String,
+    },
+}
+
+impl Error {
+    /// The core error for this failure, attributed to `backend` (such as `docker compose`).
+    pub fn into_core(self, backend: &'static str) -> autoscale_core::Error {
+        use autoscale_core::Error as Core;
+        match self {
+            Error::InvalidName { .. }
+            | Error::InvalidConfig { .. }
+            | Error::ServiceNotFound { .. }
+            | Error::NotSwarmManager { .. }
+            | Error::UnsupportedMode { .. } => Core::Rejected {
+                backend,
+                source: Box::new(self),
+            },
+            Error::DaemonUnavailable { .. } => Core::Unavailable {
+                backend,
+                source: Box::new(self),
+            },
+            Error::Timeout { ref source } => Core::Timeout {
+                backend,
+                after: match source {
+                    RunError::Timeout { after, .. } => *after,
+                    _ => std::time::Duration::ZERO,
+                },
+                source: Box::new(self),
+            },
+            Error::UnexpectedOutput { .. } => Core::BadResult {
+                backend,
+                source: Box::new(self),
+            },
+            Error::Busy { .. } => Core::Busy { backend },
+            Error::CommandFailed { .. } | Error::ComposeNotFound { .. } => Core::Other {
+                backend,
+                source: Box::new(self),
+            },
+        }
+    }
+
+    /// Classify a failed Docker CLI run by what it printed.
+    pub(crate) fn from_run(source: RunError) -> Self {
+        match &source {
+            RunError::Timeout { .. } => Error::Timeout { source },
+            RunError::Failed { stderr_tail, .. } if daemon_unreachable(stderr_tail) => {
+                Error::DaemonUnavailable { source }
+            }
+            RunError::Failed { stderr_tail, .. } if not_a_swarm_manager(stderr_tail) => {
+                Error::NotSwarmManager { source }
+            }
+            _ => Error::CommandFailed { source },
+        }
+    }
+}
+
+impl From<Error> for autoscale_core::Error {
+    fn from(error: Error) -> Self {
+        error.into_core("docker")
+    }
+}
+
+/// What the docker CLI (Go) and docker-compose v1 (Python) print when they cannot talk to the daemon.
+fn daemon_unreachable(stderr: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "Cannot connect to the Docker daemon",
+        "Is the docker daemon running",
+        "error during connect",
+        "Error while fetching server API version",
+        "Couldn't connect to Docker daemon",
+        "connection refused",
+        "tls: ",
+    ];
+    SIGNS.iter().any(|sign| stderr.contains(sign))
+}
+
+fn not_a_swarm_manager(stderr: &str) -> bool {
+    stderr.contains("not a swarm manager")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoscale_core::FailureKind;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(stderr: &str) -> RunError {
+        RunError::Failed {
+            command: CommandLine::new(["docker".as_ref(), "ps".as_ref()]),
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stderr_tail: stderr.to_owned(),
+        }
+    }
+
+    #[test]
+    fn failures_are_classified_by_what_docker_printed() {
+        let cases = [
+            (
+                "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n",
+                FailureKind::Unavailable,
+            ),
+            (
+                "docker.errors.DockerException: Error while fetching server API version: ('Connection aborted.')\n",
+                FailureKind::Unavailable,
+            ),
+            (
+                "Error response from daemon: This node is not a swarm manager. Use \"docker swarm init\"\n",
+                FailureKind::Rejected,
+            ),
+            ("Error: something else\n", FailureKind::Other),
+        ];
+        for (stderr, kind) in cases {
+            let core: autoscale_core::Error = Error::from_run(failed(stderr)).into();
+            assert_eq!(core.kind(), kind, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn messages_carry_the_command_the_status_and_stderr() {
+        let err = Error::from_run(failed(
+            "Cannot connect to the Docker daemon at unix:///x.sock.\n",
+        ))
+        .into_core("docker swarm");
+        assert_eq!(
+            err.to_string(),
+            "docker swarm is unavailable: the Docker daemon is not reachable: `docker ps` failed \
+             (exit status: 1); stderr: Cannot connect to the Docker daemon at unix:///x.sock."
+        );
+    }
+
+    #[test]
+    fn a_timeout_keeps_its_duration() {
+        let err = Error::from_run(RunError::Timeout {
+            command: CommandLine::new(["docker".as_ref()]),
+            after: std::time::Duration::from_secs(3),
+            stderr_tail: String::new(),
+        })
+        .into_core("docker compose");
+        assert!(matches!(
+            err,
+            autoscale_core::Error::Timeout { after, .. } if after.as_secs() == 3
+        ));
+        assert!(err.is_transient());
+    }
+}

@@ -1,0 +1,511 @@
+//! The Compose and Swarm scalers against a real Docker engine: the dockerd, single-node Swarm, docker-compose
+//! and `local/busybox:1` image that `scripts/services start` provides (see `AUTOSCALE_TEST_*`).
+//!
+//! Each test uses its own project or service name and removes what it created when it ends, failed or not
+//! (drop guards). Containers use host networking and exit on SIGTERM, so scaling down is quick.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use autoscale_core::testing::{require_service, scaler_conformance};
+use autoscale_core::{FailureKind, ReplicaStatus, ScaleOutcome, Scaler};
+use autoscale_docker::{
+    ComposeCommand, ComposeScaler, DockerCli, DockerEnv, SwarmScaler, discover_swarm_services,
+};
+
+/// A container command that exits at once on SIGTERM (PID 1 ignores signals it has no handler for).
+const IDLE: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
+
+struct Engine {
+    host: String,
+    image: String,
+}
+
+/// The engine, or `None` after a loud skip (a failure in CI).
+fn engine() -> Option<Engine> {
+    let host = require_service("AUTOSCALE_TEST_DOCKER_HOST", "a Docker engine")?;
+    let image = require_service("AUTOSCALE_TEST_BUSYBOX_IMAGE", "the local busybox image")?;
+    Some(Engine { host, image })
+}
+
+/// The docker-compose binary and the engine, or `None` after a loud skip.
+fn compose_engine() -> Option<(Engine, String)> {
+    let engine = engine()?;
+    let compose = require_service("AUTOSCALE_TEST_COMPOSE", "Docker Compose")?;
+    Some((engine, compose))
+}
+
+/// The engine with Swarm mode on, or `None` after a loud skip.
+fn swarm_engine() -> Option<Engine> {
+    let engine = engine()?;
+    require_service("AUTOSCALE_TEST_SWARM", "a single-node Docker Swarm")?;
+    Some(engine)
+}
+
+impl Engine {
+    fn cli(&self) -> DockerCli {
+        DockerCli::new()
+            .env(DockerEnv::new().host(&self.host))
+            .timeout(Duration::from_secs(90))
+    }
+
+    /// Run docker by hand, as the test's own setup and cleanup.
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .expect("the docker CLI runs")
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A name no other test (nor a concurrent run) uses.
+fn unique(prefix: &str) -> String {
+    format!("asdk-{prefix}-{}", std::process::id())
+}
+
+/// A Compose project in a temporary directory; its containers are removed on drop.
+struct Project<'a> {
+    engine: &'a Engine,
+    name: String,
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl<'a> Project<'a> {
+    fn new(engine: &'a Engine, name: &str, service_extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("docker-compose.yml");
+        let yaml = format!(
+            r#"version: "2.4"
+services:
+  app:
+    image: {image}
+    network_mode: host
+    command: ["sh", "-c", "{IDLE}"]
+    stop_grace_period: 2s
+{service_extra}"#,
+            image = engine.image,
+        );
+        std::fs::write(&file, yaml).unwrap();
+        Project {
+            engine,
+            name: unique(name),
+            _dir: dir,
+            file,
+        }
+    }
+
+    fn scaler(&self, command: ComposeCommand) -> ComposeScaler {
+        ComposeScaler::builder(&self.name, "app")
+            .file(&self.file)
+            .command(command)
+            .docker(self.engine.cli())
+            .build()
+            .unwrap()
+    }
+
+    fn container_ids(&self) -> Vec<String> {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        self.engine
+            .docker_ok(&["ps", "-aq", "--filter", &filter])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Project<'_> {
+    fn drop(&mut self) {
+        let ids = self.container_ids();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            self.engine.docker(&args);
+        }
+    }
+}
+
+/// A Swarm service created by hand; removed on drop.
+struct Service<'a> {
+    engine: &'a Engine,
+    name: String,
+}
+
+impl<'a> Service<'a> {
+    fn create(engine: &'a Engine, name: &str, options: &[&str]) -> Self {
+        let service = Service {
+            engine,
+            name: unique(name),
+        };
+        let mut args = vec![
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--name",
+            &service.name,
+            "--network",
+            "host",
+            "--stop-grace-period",
+            "1s",
+        ];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[&engine.image, "sh", "-c", IDLE]);
+        engine.docker_ok(&args);
+        service
+    }
+}
+
+impl Drop for Service<'_> {
+    fn drop(&mut self) {
+        self.engine.docker(&["service", "rm", &self.name]);
+    }
+}
+
+/// Poll `scaler` until its status is `want` (a bounded wait for containers and tasks to converge).
+async fn wait_for(scaler: &dyn Scaler, want: ReplicaStatus) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = scaler.status().await.expect("status read");
+        if status == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status never became {want:?}; last {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_project_scales_1_3_1() {
+    let Some((engine, compose)) = compose_engine() else {
+        return;
+    };
+    let project = Project::new(&engine, "c131", "");
+    let scaler = project.scaler(ComposeCommand::argv([&compose]));
+
+    assert_eq!(scaler.status().await.unwrap(), ReplicaStatus::all_ready(0));
+    for (target, from) in [(1, 0), (3, 1), (1, 3)] {
+        assert_eq!(
+            scaler.scale(target).await.unwrap(),
+            ScaleOutcome::Scaled,
+            "{from} -> {target}"
+        );
+        // Compose has created and started the containers when `up` returns; without a healthcheck they are
+        // ready as soon as they run.
+        assert_eq!(
+            scaler.status().await.unwrap(),
+            ReplicaStatus::all_ready(target)
+        );
+        assert_eq!(project.container_ids().len(), target as usize);
+        assert_eq!(scaler.scale(target).await.unwrap(), ScaleOutcome::Unchanged);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_scaler_passes_the_conformance_suite_with_detection() {
+    let Some((engine, _compose)) = compose_engine() else {
+        return;
+    };
+    let project = Project::new(&engine, "cconf", "");
+    let scaler = project.scaler(ComposeCommand::Detect);
+    assert_eq!(scaler.scale(1).await.unwrap(), ScaleOutcome::Scaled);
+    let detected = scaler.compose_command().await.unwrap();
+    eprintln!("detected compose command: {detected:?}");
+    let boxed: Box<dyn Scaler> = Box::new(scaler);
+    scaler_conformance(boxed.as_ref(), &[3, 3, 1, 0], |_| async {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_container_lowers_ready() {
+    let Some((engine, compose)) = compose_engine() else {
+        return;
+    };
+    // Healthy until /tmp/unhealthy exists in the container.
+    let healthcheck = r#"    healthcheck:
+      test: ["CMD-SHELL", "[ ! -f /tmp/unhealthy ]"]
+      interval: 1s
+      timeout: 2s
+      retries: 1
+"#;
+    let project = Project::new(&engine, "unhealthy", healthcheck);
+    let scaler = project.scaler(ComposeCommand::argv([&compose]));
+    scaler.scale(2).await.unwrap();
+    wait_for(&scaler, ReplicaStatus::all_ready(2)).await;
+
+    let victim = project.container_ids().remove(0);
+    engine.docker_ok(&["exec", &victim, "touch", "/tmp/unhealthy"]);
+    wait_for(
+        &scaler,
+        ReplicaStatus {
+            current: 2,
+            ready: 1,
+        },
+    )
+    .await;
+    // An unhealthy replica still counts as running, so asking for 2 changes nothing.
+    assert_eq!(scaler.scale(2).await.unwrap(), ScaleOutcome::Unchanged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_service_scales_1_4_2() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "s142", &["--replicas", "1"]);
+    let scaler = SwarmScaler::new(engine.cli(), &service.name).unwrap();
+    wait_for(&scaler, ReplicaStatus::all_ready(1)).await;
+
+    for target in [4, 2] {
+        assert_eq!(scaler.scale(target).await.unwrap(), ScaleOutcome::Scaled);
+        // --detach: the spec changes at once, the tasks follow.
+        let status = scaler.status().await.unwrap();
+        assert_eq!(status.current, target);
+        assert!(status.ready <= target);
+        wait_for(&scaler, ReplicaStatus::all_ready(target)).await;
+        assert_eq!(scaler.scale(target).await.unwrap(), ScaleOutcome::Unchanged);
+    }
+    let spec = engine.docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+        &service.name,
+    ]);
+    assert_eq!(spec.trim(), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swarm_scaler_passes_the_conformance_suite() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "sconf", &["--replicas", "1"]);
+    let scaler = SwarmScaler::new(engine.cli(), &service.name).unwrap();
+    let boxed: Box<dyn Scaler> = Box::new(scaler);
+    scaler_conformance(boxed.as_ref(), &[3, 3, 1, 0], |_| async {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_service_is_refused() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "global", &["--mode", "global"]);
+    let scaler = SwarmScaler::new(engine.cli(), &service.name).unwrap();
+    let err = scaler.scale(3).await.unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Rejected);
+    assert!(err.to_string().contains("runs in global mode"), "{err}");
+    assert_eq!(
+        scaler.status().await.unwrap_err().kind(),
+        FailureKind::Rejected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_swarm_service_is_refused_with_dockers_words() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let scaler = SwarmScaler::new(engine.cli(), unique("missing")).unwrap();
+    let err = scaler.status().await.unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Rejected);
+    let message = err.to_string();
+    assert!(message.contains("no such service"), "{message}");
+    assert!(message.contains("docker service inspect"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_services_are_discovered() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let good = Service::create(
+        &engine,
+        "disc-good",
+        &[
+            "--replicas",
+            "1",
+            "--label",
+            "autoscale.enable=true",
+            "--label",
+            "autoscale.min=1",
+            "--label",
+            "autoscale.max=6",
+            "--label",
+            "autoscale.interval=15s",
+        ],
+    );
+    let bad = Service::create(
+        &engine,
+        "disc-bad",
+        &[
+            "--replicas",
+            "1",
+            "--label",
+            "autoscale.enable=true",
+            "--label",
+            "autoscale.max=lots",
+        ],
+    );
+    let ignored = Service::create(
+        &engine,
+        "disc-off",
+        &["--replicas", "1", "--label", "autoscale.enable=false"],
+    );
+
+    let discovery = discover_swarm_services(&engine.cli()).await.unwrap();
+    // Other tests' services may be listed too: look at ours only.
+    let found = discovery
+        .services
+        .iter()
+        .find(|s| s.name == good.name)
+        .expect("the labelled service is discovered");
+    assert_eq!(
+        (found.replicas, found.min, found.max),
+        (1, Some(1), Some(6))
+    );
+    assert_eq!(
+        found.settings.get("interval").map(String::as_str),
+        Some("15s")
+    );
+    let skipped = discovery
+        .skipped
+        .iter()
+        .find(|s| s.name == bad.name)
+        .expect("the mislabelled service is reported");
+    assert!(
+        skipped.reason.contains("autoscale.max"),
+        "{}",
+        skipped.reason
+    );
+    let all_names = || {
+        discovery
+            .services
+            .iter()
+            .map(|s| &s.name)
+            .chain(discovery.skipped.iter().map(|s| &s.name))
+    };
+    assert!(all_names().all(|name| *name != ignored.name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_is_not_running_is_unavailable() {
+    // Needs the docker CLI (installed with the engine), not a daemon.
+    let Some((_engine, compose)) = compose_engine() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("unix://{}", dir.path().join("docker.sock").display());
+    let cli = DockerCli::new()
+        .env(DockerEnv::new().host(&dead))
+        .timeout(Duration::from_secs(30));
+
+    let swarm = SwarmScaler::new(cli.clone(), "web").unwrap();
+    let compose = ComposeScaler::builder("dead", "web")
+        .command(ComposeCommand::argv([&compose]))
+        .docker(cli)
+        .build()
+        .unwrap();
+    for (scaler, command) in [
+        (&swarm as &dyn Scaler, "docker service inspect web"),
+        (&compose as &dyn Scaler, "docker ps"),
+    ] {
+        for err in [
+            scaler.status().await.unwrap_err(),
+            scaler.scale(2).await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), FailureKind::Unavailable, "{err}");
+            let message = err.to_string();
+            assert!(
+                message.contains("the Docker daemon is not reachable"),
+                "{message}"
+            );
+            assert!(message.contains(command), "{message}");
+            assert!(message.contains("exit status: 1"), "{message}");
+            assert!(message.contains(&dead), "{message}");
+        }
+    }
+}
+
+/// Whether `pid` is gone, or a zombie waiting for a parent other than us.
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+fn pids_in(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_docker_times_out_and_leaves_no_process_behind() {
+    // No engine needed: the "docker" is a script that hangs, given as the configured binary.
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = dir.path().join("docker");
+    std::fs::write(
+        &script,
+        format!(
+            "echo \"$$\" >> {pids}\nsleep 60 &\necho \"$!\" >> {pids}\nwait\n",
+            pids = pids.display()
+        ),
+    )
+    .unwrap();
+    // Run through sh rather than exec'ing the fresh file: another test forking while it is being written
+    // would make exec fail with ETXTBSY.
+    let cli = DockerCli::new()
+        .command([Path::new("sh"), script.as_path()])
+        .timeout(Duration::from_secs(1));
+
+    let swarm = SwarmScaler::new(cli.clone(), "web").unwrap();
+    let compose = ComposeScaler::builder("hung", "web")
+        .command(ComposeCommand::argv([Path::new("sh"), script.as_path()]))
+        .docker(cli)
+        .build()
+        .unwrap();
+    for err in [
+        swarm.status().await.unwrap_err(),
+        swarm.scale(2).await.unwrap_err(),
+        compose.status().await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), FailureKind::Timeout, "{err}");
+        assert!(
+            err.to_string()
+                .contains("did not finish within 1s and was killed"),
+            "{err}"
+        );
+    }
+    let started = pids_in(&pids);
+    assert_eq!(started.len(), 6, "three calls, two processes each");
+    // SIGKILL is delivered before the call returns; the kernel may take a moment to tear a process down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.iter().all(|&pid| is_dead(pid)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alive: Vec<u32> = started.into_iter().filter(|&pid| !is_dead(pid)).collect();
+    assert!(alive.is_empty(), "left behind: {alive:?}");
+}
