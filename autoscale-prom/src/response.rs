@@ -153,7 +153,7 @@ pub enum ResultError {
         label_sets: Vec<String>,
     },
     /// NaN, or an infinity the check does not accept.
-    #[error("the value is {value}, not a finite number")]
+    #[error("the value is {}, not a finite number", fmt_value(*value))]
     NonFinite {
         /// The value.
         value: f64,
@@ -174,6 +174,19 @@ pub enum ResultError {
     },
 }
 
+/// A value the way Prometheus writes it, so `+Inf` reads as it does in the Prometheus UI.
+pub fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
 /// How many label sets an error lists before summarising the rest.
 const LISTED_SERIES: usize = 5;
 
@@ -191,6 +204,7 @@ fn list_label_sets(sets: &[String], count: usize) -> String {
 // everything this crate relies on is checked.
 
 #[derive(Deserialize)]
+#[serde(expecting = "a Prometheus API response object")]
 struct RawEnvelope<'a> {
     #[serde(borrow)]
     status: Cow<'a, str>,
@@ -205,7 +219,12 @@ struct RawEnvelope<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+#[serde(
+    tag = "resultType",
+    content = "result",
+    rename_all = "lowercase",
+    expecting = "data: {\"resultType\": ..., \"result\": ...}"
+)]
 enum RawData<'a> {
     #[serde(borrow)]
     Vector(Vec<RawSample<'a>>),
@@ -217,6 +236,7 @@ enum RawData<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a sample: {\"metric\": {...}, \"value\": [time, \"value\"]}")]
 struct RawSample<'a> {
     #[serde(default)]
     metric: BTreeMap<String, String>,
@@ -227,6 +247,7 @@ struct RawSample<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a series: {\"metric\": {...}, \"values\": [[time, \"value\"], ...]}")]
 struct RawSeries<'a> {
     #[serde(default)]
     metric: BTreeMap<String, String>,
@@ -237,6 +258,7 @@ struct RawSeries<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a point: [time, \"value\"]")]
 struct RawPoint<'a>(f64, #[serde(borrow)] Cow<'a, str>);
 
 impl RawPoint<'_> {
