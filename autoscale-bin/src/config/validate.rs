@@ -278,27 +278,27 @@ pub(crate) enum NameKind {
 }
 
 pub(crate) fn check_name(name: &str, kind: NameKind) -> std::result::Result<(), String> {
-    let (first_ok, rest_ok, max, rule): (fn(char) -> bool, fn(char) -> bool, usize, &str) =
-        match kind {
-            NameKind::Service => (
-                |c| c.is_ascii_alphanumeric(),
-                |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
-                63,
-                "1 to 63 characters: letters, digits, '_', '.' and '-', starting with a letter or digit",
-            ),
-            NameKind::Project => (
-                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
-                |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'),
-                63,
-                "1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit",
-            ),
-            NameKind::EnvVar => (
-                |c| c.is_ascii_alphabetic() || c == '_',
-                |c| c.is_ascii_alphanumeric() || c == '_',
-                255,
-                "letters, digits and '_', not starting with a digit",
-            ),
-        };
+    type CharTest = fn(char) -> bool;
+    let (first_ok, rest_ok, max, rule): (CharTest, CharTest, usize, &str) = match kind {
+        NameKind::Service => (
+            |c| c.is_ascii_alphanumeric(),
+            |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+            63,
+            "1 to 63 characters: letters, digits, '_', '.' and '-', starting with a letter or digit",
+        ),
+        NameKind::Project => (
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'),
+            63,
+            "1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit",
+        ),
+        NameKind::EnvVar => (
+            |c| c.is_ascii_alphabetic() || c == '_',
+            |c| c.is_ascii_alphanumeric() || c == '_',
+            255,
+            "letters, digits and '_', not starting with a digit",
+        ),
+    };
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(first_ok) && chars.all(rest_ok) && name.len() <= max;
     if valid {

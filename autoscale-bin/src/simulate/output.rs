@@ -158,7 +158,10 @@ pub(crate) fn write_summary_csv(out: &mut dyn Write, columns: &[Column<'_>]) -> 
 }
 
 /// How each summary key is shown to a person.
-fn rows() -> [(&'static str, &'static str, fn(&Summary) -> String); 12] {
+/// A summary row: its key, what it means, and how its value is written.
+type Row = (&'static str, &'static str, fn(&Summary) -> String);
+
+fn rows() -> [Row; 12] {
     fn pct(v: f64) -> String {
         format!("{v:.2}")
     }
