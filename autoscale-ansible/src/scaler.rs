@@ -1,0 +1,401 @@
+//! The [`Scaler`] that runs playbooks.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+
+use crate::callback::{PlaybookReport, READY_VAR, REPLICAS_VAR, parse_report};
+use crate::config::{AnsibleScalerBuilder, RunKind, Settings, StatusSource};
+use crate::error::AnsibleError;
+use crate::runner::{self, RunError, display_command};
+
+/// The bundled stdout callback, written next to the extra-vars file for each run.
+const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
+
+/// Scales a service by running an Ansible playbook with the new count.
+///
+/// `scale(n)` reads the status first: when the service already runs `n`, nothing is run
+/// ([`ScaleOutcome::Unchanged`]). Otherwise it runs
+/// `ansible-playbook [--inventory=..] [--limit=..] [--vault-password-file=..] --extra-vars=@FILE [--tags=..]
+/// [--check] -- PLAYBOOK`, where FILE is a private temporary JSON file holding the extra vars plus `service`,
+/// `replicas` and `previous_replicas`, removed after the run. In check mode the playbook runs and changes
+/// nothing, and `scale` still reports [`ScaleOutcome::Scaled`] (what was asked was done: a dry run).
+///
+/// At most one scale run per service (and inventory and limit) goes on at a time in this process; a second
+/// `scale` meanwhile fails with [`AnsibleError::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
+#[derive(Debug, Clone)]
+pub struct AnsibleScaler {
+    settings: Arc<Settings>,
+}
+
+/// The scale runs going on in this process, by [`AnsibleScaler::busy_key`].
+static RUNNING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Holds a service's place in [`RUNNING`] for the length of one scale run.
+struct BusyGuard {
+    key: String,
+}
+
+impl BusyGuard {
+    fn acquire(key: String, service: &str) -> Result<Self, AnsibleError> {
+        let mut running = RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running.insert(key.clone()) {
+            Ok(BusyGuard { key })
+        } else {
+            Err(AnsibleError::Busy {
+                service: service.to_owned(),
+            })
+        }
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+impl AnsibleScaler {
+    /// Start building a scaler for `service` that runs `playbook` and reads the current count from
+    /// `status`.
+    pub fn builder(
+        service: impl Into<String>,
+        playbook: impl Into<std::path::PathBuf>,
+        status: StatusSource,
+    ) -> AnsibleScalerBuilder {
+        AnsibleScalerBuilder::new(service, playbook, status)
+    }
+
+    pub(crate) fn from_settings(settings: Settings) -> Self {
+        AnsibleScaler {
+            settings: Arc::new(settings),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The service this scaler scales.
+    pub fn service(&self) -> &str {
+        &self.settings.service
+    }
+
+    /// The command a scale to `replicas` would run, for logs and dry runs; the extra-vars file, created
+    /// for each run, is shown as `@EXTRA_VARS.json`.
+    pub fn command_preview(&self, replicas: Replicas) -> String {
+        let spec = self.settings.run_spec(
+            RunKind::Scale {
+                replicas,
+                previous: replicas,
+            },
+            Path::new("EXTRA_VARS.json"),
+            Path::new("CALLBACK_DIR"),
+            None,
+        );
+        display_command(&spec)
+    }
+
+    fn busy_key(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "{}\0{}\0{}",
+            s.service,
+            s.inventory.as_deref().unwrap_or(""),
+            s.limit.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Run the scale playbook for `replicas` unconditionally (no status read, no no-op check), and return
+    /// what Ansible reported. Fails with [`AnsibleError::Busy`] while another scale run of the service goes on.
+    pub async fn run_scale(
+        &self,
+        replicas: Replicas,
+        previous_replicas: Replicas,
+    ) -> Result<PlaybookReport, AnsibleError> {
+        let _busy = BusyGuard::acquire(self.busy_key(), &self.settings.service)?;
+        self.run_scale_playbook(replicas, previous_replicas).await
+    }
+
+    async fn run_scale_playbook(
+        &self,
+        replicas: Replicas,
+        previous: Replicas,
+    ) -> Result<PlaybookReport, AnsibleError> {
+        let started = Instant::now();
+        let report = self
+            .run_playbook(RunKind::Scale { replicas, previous })
+            .await?;
+        tracing::info!(
+            service = %self.settings.service,
+            replicas,
+            previous_replicas = previous,
+            check_mode = self.settings.check_mode,
+            changed = report.changed(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "scale playbook finished"
+        );
+        Ok(report)
+    }
+
+    /// Run the status playbook and read the count it reports.
+    async fn playbook_status(&self) -> Result<ReplicaStatus, AnsibleError> {
+        let report = self.run_playbook(RunKind::Status).await?;
+        let (playbook, _) = self.settings.target(RunKind::Status);
+        let no_count = |reason: String| AnsibleError::NoCount {
+            command: playbook.display().to_string(),
+            reason,
+        };
+        let as_replicas = |n: u64| {
+            Replicas::try_from(n).map_err(|_| no_count(format!("{n} replicas is out of range")))
+        };
+        let current = match report.reported_replicas {
+            Some(Ok(n)) => as_replicas(n)?,
+            Some(Err(reason)) => return Err(no_count(reason)),
+            None => {
+                return Err(no_count(format!(
+                    "no {REPLICAS_VAR} was reported; set it with set_stats or show it with debug var"
+                )));
+            }
+        };
+        let ready = match report.reported_ready {
+            Some(Ok(n)) => as_replicas(n)?.min(current),
+            Some(Err(reason)) => return Err(no_count(format!("{READY_VAR}: {reason}"))),
+            None => current,
+        };
+        Ok(ReplicaStatus { current, ready })
+    }
+
+    /// One playbook run: write the callback and the extra vars into a private directory, run, and read the
+    /// report. The directory goes away when this returns.
+    async fn run_playbook(&self, kind: RunKind) -> Result<PlaybookReport, AnsibleError> {
+        let dir = tempfile::Builder::new()
+            .prefix("autoscale-ansible-")
+            .tempdir()
+            .map_err(|source| AnsibleError::Io {
+                what: "creating a private directory for the run".into(),
+                source,
+            })?;
+        let vars_file = dir.path().join("extra-vars.json");
+        let vars = serde_json::to_vec_pretty(&self.settings.extra_vars(kind))
+            .expect("a JSON value serializes");
+        write_private(&vars_file, &vars)?;
+        write_private(
+            &dir.path()
+                .join(format!("{}.py", crate::config::CALLBACK_NAME)),
+            CALLBACK_PLUGIN.as_bytes(),
+        )?;
+
+        let spec = self.settings.run_spec(
+            kind,
+            &vars_file,
+            dir.path(),
+            std::env::var_os("ANSIBLE_CALLBACK_PLUGINS"),
+        );
+        let command = display_command(&spec);
+        tracing::debug!(service = %self.settings.service, %command, "running ansible-playbook");
+        let output = runner::run(&spec).await.map_err(|e| match e {
+            RunError::Spawn(source) => AnsibleError::Spawn {
+                program: spec.program.to_string_lossy().into_owned(),
+                source,
+            },
+            RunError::Wait(source) => AnsibleError::Io {
+                what: format!("waiting for `{command}`"),
+                source,
+            },
+            RunError::Timeout { stderr_tail } => AnsibleError::Timeout {
+                command: command.clone(),
+                after: spec.timeout,
+                stderr_tail,
+            },
+        })?;
+        drop(dir);
+
+        if output.stdout_truncated {
+            return Err(AnsibleError::BadOutput {
+                command,
+                reason: format!("stdout exceeded {} bytes", runner::STDOUT_LIMIT),
+                stderr_tail: output.stderr_tail,
+            });
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        match parse_report(&stdout) {
+            Ok(report) if !report.failures.is_empty() => Err(AnsibleError::TaskFailed {
+                command,
+                failures: report.failures,
+            }),
+            Ok(report) if !report.unreachable.is_empty() => Err(AnsibleError::Unreachable {
+                command,
+                hosts: report.unreachable,
+            }),
+            Ok(report) if output.status.success() => Ok(report),
+            // A report without failed hosts but with a failed exit: the run stopped for another reason
+            // (no hosts matched, an error between plays, an interrupt).
+            Ok(_) => Err(AnsibleError::Exited {
+                command,
+                status: output.status.to_string(),
+                stderr_tail: output.stderr_tail,
+            }),
+            Err(_) if !output.status.success() => Err(AnsibleError::Exited {
+                command,
+                status: output.status.to_string(),
+                stderr_tail: output.stderr_tail,
+            }),
+            Err(reason) => Err(AnsibleError::BadOutput {
+                command,
+                reason,
+                stderr_tail: output.stderr_tail,
+            }),
+        }
+    }
+}
+
+/// Create `path` readable by this user only: the extra vars may hold secrets.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), AnsibleError> {
+    let io = |source| AnsibleError::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(contents).map_err(io)
+}
+
+#[async_trait]
+impl Scaler for AnsibleScaler {
+    async fn status(&self) -> autoscale_core::Result<ReplicaStatus> {
+        match &self.settings.status {
+            StatusSource::Scaler(scaler) => scaler.status().await,
+            StatusSource::Playbook(_) => Ok(self.playbook_status().await?),
+        }
+    }
+
+    async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
+        // Taken before the status read, so that two concurrent calls cannot both see the old count and both
+        // run the playbook.
+        let _busy = BusyGuard::acquire(self.busy_key(), &self.settings.service)?;
+        let status = self.status().await?;
+        if status.current == replicas {
+            return Ok(ScaleOutcome::Unchanged);
+        }
+        self.run_scale_playbook(replicas, status.current).await?;
+        Ok(ScaleOutcome::Scaled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StatusPlaybook;
+    use autoscale_core::FailureKind;
+    use autoscale_core::testing::RecordingScaler;
+
+    fn scaler(service: &str, status: StatusSource) -> AnsibleScaler {
+        // A program that does not exist: any attempt to run a playbook fails loudly.
+        AnsibleScaler::builder(service, "scale.yml", status)
+            .ansible_playbook("/nonexistent/ansible-playbook")
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn status_comes_from_the_status_scaler() {
+        let status = RecordingScaler::new(4);
+        let s = scaler(
+            "status-read",
+            StatusSource::Scaler(Arc::new(status.clone())),
+        );
+        assert_eq!(s.status().await.unwrap(), ReplicaStatus::all_ready(4));
+        assert_eq!(status.status_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_count_the_service_has_runs_nothing() {
+        let status = RecordingScaler::new(2);
+        let s = scaler("no-op", StatusSource::Scaler(Arc::new(status.clone())));
+        assert_eq!(s.scale(2).await.unwrap(), ScaleOutcome::Unchanged);
+        assert!(status.scale_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_unavailable_and_names_it() {
+        let s = scaler(
+            "missing-program",
+            StatusSource::Scaler(Arc::new(RecordingScaler::new(1))),
+        );
+        let err = s.scale(3).await.unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Unavailable);
+        assert!(
+            err.to_string().contains("/nonexistent/ansible-playbook"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_status_read_stops_the_scale() {
+        let status = RecordingScaler::new(1);
+        status.fail_next_status(FailureKind::Timeout);
+        let s = scaler("status-fails", StatusSource::Scaler(Arc::new(status)));
+        assert_eq!(s.scale(3).await.unwrap_err().kind(), FailureKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_second_run_for_the_same_service_is_busy() {
+        let s = scaler(
+            "busy",
+            StatusSource::Playbook(StatusPlaybook::new("status.yml")),
+        );
+        let held = BusyGuard::acquire(s.busy_key(), s.service()).unwrap();
+        let err = s.scale(3).await.unwrap_err();
+        assert!(matches!(err, autoscale_core::Error::Busy { .. }), "{err}");
+        assert!(matches!(
+            s.run_scale(3, 1).await.unwrap_err(),
+            AnsibleError::Busy { .. }
+        ));
+        // Another service is not held up.
+        let other = scaler(
+            "busy-other",
+            StatusSource::Scaler(Arc::new(RecordingScaler::new(3))),
+        );
+        assert_eq!(other.scale(3).await.unwrap(), ScaleOutcome::Unchanged);
+        drop(held);
+        // Released: the next call gets past the guard (and fails on the missing program instead).
+        assert!(matches!(
+            s.run_scale(3, 1).await.unwrap_err(),
+            AnsibleError::Spawn { .. }
+        ));
+    }
+
+    #[test]
+    fn the_preview_shows_the_command() {
+        let s = AnsibleScaler::builder(
+            "webapp",
+            "scale.yml",
+            StatusSource::Playbook(StatusPlaybook::new("status.yml")),
+        )
+        .inventory("inventory.ini")
+        .check_mode(true)
+        .build()
+        .unwrap();
+        assert_eq!(
+            s.command_preview(3),
+            "ansible-playbook --inventory=inventory.ini --extra-vars=@EXTRA_VARS.json --check -- scale.yml"
+        );
+    }
+}
