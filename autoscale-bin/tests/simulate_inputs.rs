@@ -158,6 +158,10 @@ fn every_bad_input_gets_a_clear_message_and_exit_code_2() {
             &["--compare", "invalid.toml", "--trace", "good.csv"],
         ),
         ("unknown_option", &["--trace-file", "good.csv"]),
+        (
+            "unwritable_chart",
+            &["--chart", "/nonexistent/chart.svg", "--format", "csv"],
+        ),
     ];
     for (name, args) in cases {
         let outcome = outcome(&files, args);

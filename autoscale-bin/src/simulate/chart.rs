@@ -132,10 +132,9 @@ pub(crate) fn write(
     series: &[Series],
     markers: bool,
 ) -> Result<(), CliError> {
-    draw(path, title, caption, series, markers).map_err(|e| CliError::Output {
-        what: format!("the chart {}", path.display()),
-        source: std::io::Error::other(e.to_string()),
-    })
+    // A chart path that cannot be written is a bad argument, like an unreadable trace: exit code 2.
+    draw(path, title, caption, series, markers)
+        .map_err(|e| CliError::Input(format!("cannot write the chart {}: {e}", path.display())))
 }
 
 fn draw(
@@ -227,12 +226,14 @@ fn draw(
     } else {
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
+            // Policies often agree for long stretches: earlier lines are wider, so they show beneath later ones.
+            let width = u32::try_from(series.len() - i).unwrap_or(1) + 1;
             let ready = steps(s.points.iter().map(|p| (x(p.t), f64::from(p.ready))));
             chart
-                .draw_series(LineSeries::new(ready, color.stroke_width(2)))?
+                .draw_series(LineSeries::new(ready, color.stroke_width(width)))?
                 .label(format!("{}: ready replicas", s.label))
                 .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(width))
                 });
         }
     }

@@ -63,19 +63,16 @@ impl Contender {
     }
 
     /// The built-in service: `webapp`, min 1, max 10, interval 10 s, a target of 0.6 per replica with
-    /// Kubernetes' default behavior.
+    /// Kubernetes' default behavior. Unlike the `hpa` reference it is the subject, so it follows `--metric`.
     pub fn builtin() -> Self {
-        let mut c = Self::hpa(DEFAULT_SERVICE, 1, 10, Duration::from_secs(10));
-        c.label = DEFAULT_SERVICE.to_owned();
-        c.kind = match c.kind {
-            // Unlike the `hpa` reference, the built-in service is the subject: it follows `--metric`.
-            Kind::Engine { engine, .. } => Kind::Engine {
-                engine,
+        Contender {
+            label: DEFAULT_SERVICE.to_owned(),
+            kind: Kind::Engine {
+                engine: Box::new(Engine::new(target_engine(1, 10))),
                 metric: None,
             },
-            other => other,
-        };
-        c
+            ..Self::hpa(DEFAULT_SERVICE, 1, 10, Duration::from_secs(10))
+        }
     }
 
     /// The original scaler: threshold 0.6/0.3, step 1, cooldown 60 s both ways, no stabilization.
@@ -95,13 +92,15 @@ impl Contender {
 
     /// Kubernetes' HPA: a target of 0.6 per replica, its default tolerance and behavior.
     pub fn hpa(service: &str, min: Replicas, max: Replicas, interval: Duration) -> Self {
-        let policy = TargetPolicy::new(REFERENCE_TARGET, TargetForm::PerReplica)
-            .expect("the reference target is valid");
-        let engine = EngineConfig::builder(min, max)
-            .check(Check::new("utilization", Arc::new(policy)))
-            .build()
-            .expect("bounds come from a valid configuration");
-        Self::reference("hpa", service, "target", min, max, interval, engine)
+        Self::reference(
+            "hpa",
+            service,
+            "target",
+            min,
+            max,
+            interval,
+            target_engine(min, max),
+        )
     }
 
     /// Perfect foresight at a target of 0.6: a lower bound, not a policy.
@@ -208,6 +207,16 @@ impl Contender {
             ),
         }
     }
+}
+
+/// A target of 0.6 per replica with Kubernetes' default tolerance and behavior.
+fn target_engine(min: Replicas, max: Replicas) -> EngineConfig {
+    let policy = TargetPolicy::new(REFERENCE_TARGET, TargetForm::PerReplica)
+        .expect("the reference target is valid");
+    EngineConfig::builder(min, max)
+        .check(Check::new("utilization", Arc::new(policy)))
+        .build()
+        .expect("bounds come from a valid configuration")
 }
 
 /// Give repeated labels a `#2`, `#3` suffix so every column can be told apart.

@@ -36,6 +36,12 @@ pub fn run(args: &SimulateArgs, env: &Env, out: &mut dyn Write) -> Result<(), Cl
         None => Contender::builtin(),
     };
     let (trace, source) = load_trace(args)?;
+    if let Some(chart) = &args.chart {
+        // Refuse an unwritable chart path before a long run, and before any CSV row is written.
+        File::create(chart).map_err(|e| {
+            CliError::Input(format!("cannot write the chart {}: {e}", chart.display()))
+        })?;
+    }
     let model = Model {
         capacity: args.capacity,
         startup_delay: args.startup_delay,
