@@ -273,3 +273,37 @@ fn a_bad_override_names_the_variable() {
         "environment variable DRY_RUN: \"sometimes\" is not a boolean; expected true or false (or 1/0, yes/no, on/off)"
     );
 }
+
+#[test]
+fn secrets_never_show_in_debug_or_check_output() {
+    let text = r#"
+[prometheus]
+url = "https://scaler:hunter2@prom:9090"
+headers = { Authorization = "Bearer tok3n", "X-Api-Key" = "k3y", "X-Scope-OrgID" = "team-a" }
+
+[[service]]
+name = "webapp"
+scaler = { kind = "ansible", playbook = "p.yml", env = { AWS_SECRET_ACCESS_KEY = "s3cret" }, extra_vars = { db = { password = "pa55" }, region = "eu" } }
+check = [{ name = "cpu", query = "avg(cpu)", policy = { kind = "target", target = 0.6 } }]
+"#;
+    let config = Config::from_toml("c.toml", text, &Env::empty(), LoadOptions::default()).unwrap();
+    let debug = format!("{config:?}");
+    let rendered = config.to_redacted_toml();
+    for secret in ["hunter2", "tok3n", "k3y", "s3cret", "pa55"] {
+        assert!(!debug.contains(secret), "{secret} in Debug: {debug}");
+        assert!(
+            !rendered.contains(secret),
+            "{secret} in check's output: {rendered}"
+        );
+    }
+    // What is not a secret stays readable.
+    assert!(
+        rendered.contains("X-Scope-OrgID = \"team-a\""),
+        "{rendered}"
+    );
+    assert!(rendered.contains("region = \"eu\""), "{rendered}");
+    assert!(
+        rendered.contains("url = \"https://scaler:REDACTED@prom:9090/\""),
+        "{rendered}"
+    );
+}
