@@ -1248,9 +1248,8 @@ fn scaler_settings(
         "scaler",
         &[("compose", 0), ("swarm", 1), ("ansible", 2)],
     )?;
-    let sp = |v: Option<Range<usize>>| v;
     let present = [
-        ("project", sp(raw.project.as_ref().map(S::span))),
+        ("project", raw.project.as_ref().map(S::span)),
         ("file", raw.file.as_ref().map(S::span)),
         ("service", raw.service.as_ref().map(S::span)),
         ("command", raw.command.as_ref().map(S::span)),
