@@ -5,7 +5,7 @@
 //! different answers for what is one moment. The key is what is sent (query, evaluation time, window), not
 //! how the answer is read, so checks that reduce the same answer differently still share one fetch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,15 +38,18 @@ impl Key {
 
 pub(crate) type Fetched = Result<Arc<QueryResponse>, Error>;
 
-struct Entry {
-    cell: Arc<OnceCell<Fetched>>,
-    created: Instant,
+#[derive(Default)]
+struct Entries {
+    cells: HashMap<Key, Arc<OnceCell<Fetched>>>,
+    /// Keys by creation time, oldest first: expiry pops from the front, so a lookup costs O(1) amortised
+    /// however many distinct requests a busy daemon makes.
+    created: VecDeque<(Instant, Key)>,
 }
 
 /// A map from request to its one shared answer. Callers of the same key await the same in-flight fetch;
 /// a finished answer (success or failure) is shared for `ttl`.
 pub(crate) struct RoundCache {
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<Entries>,
     /// How long an entry lives: the sharing window plus the longest a fetch can take.
     lifetime: Duration,
 }
@@ -63,7 +66,7 @@ impl RoundCache {
     /// `ttl` after a fetch that takes at most `fetch_timeout`.
     pub(crate) fn new(ttl: Duration, fetch_timeout: Duration) -> Self {
         RoundCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             lifetime: ttl.saturating_add(fetch_timeout),
         }
     }
@@ -86,22 +89,28 @@ impl RoundCache {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Sweeping on every lookup keeps the map at about one round's worth of queries, with no task to run.
-        let lifetime = self.lifetime;
-        entries.retain(|_, e| now.saturating_duration_since(e.created) <= lifetime);
-        entries
-            .entry(key)
-            .or_insert_with(|| Entry {
-                cell: Arc::new(OnceCell::new()),
-                created: now,
-            })
-            .cell
-            .clone()
+        // Expiring on every lookup keeps the map at about one round's worth of queries, with no task to run.
+        while let Some((created, _)) = entries.created.front()
+            && now.saturating_duration_since(*created) > self.lifetime
+        {
+            if let Some((_, old)) = entries.created.pop_front() {
+                entries.cells.remove(&old);
+            }
+        }
+        if let Some(cell) = entries.cells.get(&key) {
+            return Arc::clone(cell);
+        }
+        let cell = Arc::new(OnceCell::new());
+        entries.created.push_back((now, key.clone()));
+        entries.cells.insert(key, Arc::clone(&cell));
+        cell
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        let entries = self.entries.lock().unwrap();
+        assert_eq!(entries.cells.len(), entries.created.len());
+        entries.cells.len()
     }
 }
 
