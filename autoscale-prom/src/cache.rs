@@ -159,7 +159,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_fetch_hands_over_to_the_next_caller() {
         let cache = RoundCache::new(Duration::from_secs(10), Duration::from_secs(5));
-        let never = cache.get_or_fetch(key("up", 1), || std::future::pending());
+        let never = cache.get_or_fetch(key("up", 1), std::future::pending);
         assert!(
             tokio::time::timeout(Duration::from_millis(1), never)
                 .await

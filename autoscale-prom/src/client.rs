@@ -511,7 +511,7 @@ impl PrometheusClient {
                     last = format!(
                         "no answer within {}",
                         fmt_duration(self.timeout.min(remaining))
-                    )
+                    );
                 }
             }
             if attempt == 1 {
