@@ -42,6 +42,65 @@ pub enum Command {
     /// `spike` pattern.
     #[command(after_long_help = SIMULATE_EXAMPLES)]
     Simulate(Box<SimulateArgs>),
+    /// Run the daemon: evaluate every service at its interval and scale it.
+    ///
+    /// Without --config, one service is built from the original scaler's environment variables
+    /// (PROMETHEUS_URL, SERVICE_NAME, SCALE_UP_THRESHOLD, SCALE_DOWN_THRESHOLD, METRIC_QUERY, MIN_REPLICAS,
+    /// MAX_REPLICAS, CHECK_INTERVAL, COOLDOWN, COMPOSE_PROJECT_NAME, COMPOSE_FILE, ...). Serves /metrics,
+    /// /healthz, /readyz and /status on daemon.listen. SIGTERM or SIGINT stops it cleanly (running scale calls
+    /// finish, state is persisted); SIGHUP reloads the configuration, keeping the old one if the new one is
+    /// invalid.
+    Run(RunArgs),
+    /// Evaluate every service once and print each decision with its reason. Scales only with --apply.
+    Once(OnceArgs),
+    /// Exit 0 if the local daemon's /healthz says healthy (for container HEALTHCHECKs).
+    Healthcheck(ProbeArgs),
+    /// Print what the running daemon knows about each service (its /status endpoint), as a table.
+    Status(StatusArgs),
+}
+
+/// `autoscale run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file. Without it, the configuration comes from environment variables alone.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `autoscale once`.
+#[derive(Debug, Args)]
+pub struct OnceArgs {
+    /// The configuration file. Without it, the configuration comes from environment variables alone.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Apply the decisions (call the scalers). Without it, nothing is changed.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+/// `autoscale healthcheck`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The daemon's address. Default: daemon.listen of --config, or AUTOSCALE_LISTEN, or 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Read daemon.listen from this configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How long to wait for an answer.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `autoscale status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where the daemon is.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Print the raw JSON of /status instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SIMULATE_EXAMPLES: &str = "\

@@ -17,6 +17,10 @@ pub enum CliError {
     /// Some other input is bad: an unreadable or malformed trace, an unknown service, a bad option value.
     #[error("{0}")]
     Input(String),
+    /// The daemon, or a one-off evaluation, failed at run time (a port in use, an unusable state directory,
+    /// a failed round of `once`, an unhealthy daemon).
+    #[error("{0}")]
+    Runtime(String),
     /// The output could not be written.
     #[error("cannot write {what}: {source}")]
     Output {
@@ -34,7 +38,7 @@ impl CliError {
         match self {
             CliError::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(2),
             CliError::Config(_) | CliError::Input(_) => 2,
-            CliError::Output { .. } => 1,
+            CliError::Output { .. } | CliError::Runtime(_) => 1,
         }
     }
 

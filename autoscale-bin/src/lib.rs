@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 mod error;
 pub mod simulate;
 
@@ -26,7 +27,7 @@ use std::io::{self, Write};
 
 use clap::Parser;
 
-use crate::cli::{CheckArgs, Cli, Command};
+use crate::cli::{CheckArgs, Cli, Command, OnceArgs, ProbeArgs, RunArgs, StatusArgs};
 use crate::config::{Config, Env};
 pub use crate::error::CliError;
 
@@ -63,7 +64,100 @@ where
     match cli.command {
         Command::Check(args) => check(&args, env, out),
         Command::Simulate(args) => simulate::run(&args, env, out),
+        Command::Run(args) => run_daemon(&args, env),
+        Command::Once(args) => once(&args, env, out),
+        Command::Healthcheck(args) => healthcheck(&args, env, out),
+        Command::Status(args) => status(&args, env, out),
     }
+}
+
+fn load(config: Option<&std::path::Path>, env: &Env) -> Result<Config, CliError> {
+    Ok(match config {
+        Some(path) => Config::load(path, env, Default::default())?,
+        None => Config::from_env(env)?,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Logs go to standard error: text by default, JSON with `log_format = "json"`; the level is RUST_LOG when
+/// set, else the configured LOG_LEVEL.
+fn init_logging(config: &Config, env: &Env) {
+    use tracing_subscriber::EnvFilter;
+    let filter = env
+        .get("RUST_LOG")
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(config.daemon.log_level.as_str()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let _ = match config.daemon.log_format {
+        config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
+    let config = load(args.config.as_deref(), env)?;
+    init_logging(&config, env);
+    runtime()?
+        .block_on(daemon::run(config, args.config.clone(), env.clone()))
+        .map_err(|e| match e {
+            daemon::DaemonError::Wiring(e) => CliError::Input(e.to_string()),
+            other => CliError::Runtime(other.to_string()),
+        })
+}
+
+fn once(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = load(args.config.as_deref(), env)?;
+    init_logging(&config, env);
+    let all_ok = runtime()?
+        .block_on(daemon::once(&config, args.apply, out))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    if all_ok {
+        Ok(())
+    } else {
+        Err(CliError::Runtime("some services could not be evaluated or scaled (see above)".into()))
+    }
+}
+
+/// The daemon's address: --listen, else daemon.listen of --config, else AUTOSCALE_LISTEN, else the default.
+fn probe_addr(args: &ProbeArgs, env: &Env) -> Result<std::net::SocketAddr, CliError> {
+    if let Some(addr) = args.listen {
+        return Ok(addr);
+    }
+    if let Some(path) = &args.config {
+        return Ok(Config::load(path, env, config::LoadOptions { url_optional: true })?.daemon.listen);
+    }
+    let listen = env.get("AUTOSCALE_LISTEN").unwrap_or("127.0.0.1:9464");
+    listen
+        .parse()
+        .map_err(|e| CliError::Input(format!("AUTOSCALE_LISTEN: {listen:?} is not an address: {e}")))
+}
+
+fn healthcheck(args: &ProbeArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
+    let addr = probe_addr(args, env)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    rt.block_on(daemon::http::probe(addr, args.timeout)).map_err(CliError::Runtime)?;
+    writeln!(out, "healthy").map_err(CliError::output("standard output"))
+}
+
+fn status(args: &StatusArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
+    let addr = probe_addr(&args.probe, env)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let body = rt.block_on(daemon::http::fetch_status(addr, args.probe.timeout)).map_err(CliError::Runtime)?;
+    let text = if args.json { body } else { daemon::status_table(&body).map_err(CliError::Runtime)? };
+    writeln!(out, "{}", text.trim_end()).map_err(CliError::output("standard output"))
 }
 
 fn check(args: &CheckArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {

@@ -304,7 +304,10 @@ pub fn require_service(var: &str, what: &str) -> Option<String> {
                 std::env::var_os("CI").is_none(),
                 "{what} is required in CI, but {var} is not set: .ci/run must start it (scripts/test does)"
             );
-            eprintln!(
+            // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n########## SKIPPED: {what} is not available ({var} is not set). \
                  Run scripts/test to start it. This test did NOT run. ##########\n"
             );

@@ -63,25 +63,42 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `autoscale healthcheck`: whether the daemon at `addr` answers `/healthz` with 200, within `timeout`.
-pub async fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+/// A plain HTTP/1.0 GET of `path` on the daemon at `addr`: (status code, body). No client library is
+/// needed for the daemon's own loopback endpoints, which keeps `autoscale healthcheck` cheap.
+async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
-        let req = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.map_err(|e| format!("{addr}: {e}"))?;
         let mut response = Vec::new();
-        stream.take(64 * 1024).read_to_end(&mut response).await.map_err(|e| e.to_string())?;
+        stream
+            .take(16 * 1024 * 1024)
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
         let text = String::from_utf8_lossy(&response);
-        let status_line = text.lines().next().unwrap_or_default().to_owned();
-        if status_line.split_whitespace().nth(1) == Some("200") {
-            Ok(())
-        } else {
-            let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_owned();
-            Err(format!("{status_line}: {body}"))
-        }
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok((code, body.to_owned()))
     };
     tokio::time::timeout(timeout, request)
         .await
         .map_err(|_| format!("{addr}: no answer within {timeout:?}"))?
+}
+
+/// `autoscale healthcheck`: whether the daemon at `addr` answers `/healthz` with 200, within `timeout`.
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match http_get(addr, "/healthz", timeout).await? {
+        (200, _) => Ok(()),
+        (code, body) => Err(format!("{addr}/healthz answered {code}: {}", body.trim())),
+    }
+}
+
+/// `autoscale status`: the JSON of `/status`.
+pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    match http_get(addr, "/status", timeout).await? {
+        (200, body) => Ok(body),
+        (code, body) => Err(format!("{addr}/status answered {code}: {}", body.trim())),
+    }
 }

@@ -498,3 +498,32 @@ pub async fn once(config: &Config, apply: bool, out: &mut dyn std::io::Write) ->
     }
     Ok(all_ok)
 }
+
+/// `/status` as a table for a person: one line per service.
+pub fn status_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
+    let mut out = format!(
+        "{:<20} {:>7} {:>5} {:>7} {:>9}  {:<8} {}\n",
+        "SERVICE", "CURRENT", "READY", "DESIRED", "COOLDOWN", "LAST", "REASON"
+    );
+    let services = value["services"].as_array().cloned().unwrap_or_default();
+    for s in services {
+        let num = |v: &serde_json::Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let cooldown = s["cooldown_remaining_s"]["up"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(s["cooldown_remaining_s"]["down"].as_f64().unwrap_or(0.0));
+        let last = &s["last_evaluation"];
+        out.push_str(&format!(
+            "{:<20} {:>7} {:>5} {:>7} {:>8.0}s  {:<8} {}\n",
+            s["service"].as_str().unwrap_or("?"),
+            num(&s["current"]),
+            num(&s["ready"]),
+            num(&s["desired"]),
+            cooldown,
+            last["scale"].as_str().unwrap_or("-"),
+            last["reason"].as_str().or(last["status_error"].as_str()).unwrap_or("no evaluation yet"),
+        ));
+    }
+    Ok(out)
+}

@@ -173,14 +173,14 @@ impl Reason {
             Some(Token::Activation)
         } else if self.partial_data.is_some() {
             Some(Token::PartialData)
-        } else if let Some(c) = self.out_of_range {
-            Some(if c.to > c.from {
-                Token::OutOfRangeMin
-            } else {
-                Token::OutOfRangeMax
-            })
         } else {
-            None
+            self.out_of_range.map(|c| {
+                if c.to > c.from {
+                    Token::OutOfRangeMin
+                } else {
+                    Token::OutOfRangeMax
+                }
+            })
         }
     }
 }
