@@ -296,6 +296,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_scale_while_another_runs_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = fake_docker(dir.path(), REPLICATED_3, TASKS);
+        let scaler = SwarmScaler::new(docker, "web").unwrap();
+        // join! polls the first call first: it holds the scale lock while its commands run.
+        let (first, second) = tokio::join!(scaler.scale(5), scaler.scale(6));
+        assert_eq!(first.unwrap(), ScaleOutcome::Scaled);
+        let second = second.unwrap_err();
+        assert!(
+            matches!(second, autoscale_core::Error::Busy { backend: BACKEND }),
+            "{second:?}"
+        );
+        // Status reads are never blocked by a scale action.
+        assert!(scaler.status().await.is_ok());
+    }
+
+    #[tokio::test]
     async fn global_services_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let inspect = r#"[{"ID":"x","Spec":{"Name":"agent","Mode":{"Global":{}}}}]"#;
