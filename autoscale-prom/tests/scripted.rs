@@ -176,8 +176,9 @@ async fn a_persistent_503_fails_after_a_bounded_number_of_attempts() {
     .await;
     let err = query(&server, QueryOptions::new()).await.unwrap_err();
     assert_eq!(err.kind(), FailureKind::Unavailable);
+    // At most 4 attempts, however fast they fail (a bound, not a timing).
     let attempts = server.queries().len();
-    assert!((2..=4).contains(&attempts), "{attempts} attempts");
+    assert!((1..=4).contains(&attempts), "{attempts} attempts");
     assert!(
         err.to_string()
             .ends_with("Prometheus answered HTTP 503 unavailable: too many queries")
@@ -750,6 +751,8 @@ async fn wait_ready_gives_up_at_its_deadline() {
         "{text}"
     );
     assert!(text.ends_with("HTTP 503 Service Unavailable"), "{text}");
+    // The shortest jittered delays (125 + 250 + 500 ms) already exceed 700 ms: at most 4 probes, on any
+    // machine.
     let probes = server.seen().len();
-    assert!((2..=6).contains(&probes), "{probes} probes");
+    assert!((1..=4).contains(&probes), "{probes} probes");
 }
