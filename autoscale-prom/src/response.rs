@@ -404,7 +404,8 @@ pub fn evaluate(
         (Some(window), QueryData::Matrix(series)) => {
             let mut values = Vec::with_capacity(series.len());
             for s in series {
-                if s.points.is_empty() && s.histograms {
+                // Float points next to histogram ones would be a partial reading of the series.
+                if s.histograms {
                     return Err(ResultError::Histogram {
                         labels: s.labels.to_string(),
                     });
