@@ -94,7 +94,9 @@ fn init_logging(config: &Config, env: &Env) {
         .get("RUST_LOG")
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new(config.daemon.log_level.as_str()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
     let _ = match config.daemon.log_format {
         config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         config::LogFormat::Text => builder.try_init(),
@@ -121,7 +123,9 @@ fn once(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError>
     if all_ok {
         Ok(())
     } else {
-        Err(CliError::Runtime("some services could not be evaluated or scaled (see above)".into()))
+        Err(CliError::Runtime(
+            "some services could not be evaluated or scaled (see above)".into(),
+        ))
     }
 }
 
@@ -131,12 +135,18 @@ fn probe_addr(args: &ProbeArgs, env: &Env) -> Result<std::net::SocketAddr, CliEr
         return Ok(addr);
     }
     if let Some(path) = &args.config {
-        return Ok(Config::load(path, env, config::LoadOptions { url_optional: true })?.daemon.listen);
+        return Ok(
+            Config::load(path, env, config::LoadOptions { url_optional: true })?
+                .daemon
+                .listen,
+        );
     }
     let listen = env.get("AUTOSCALE_LISTEN").unwrap_or("127.0.0.1:9464");
-    listen
-        .parse()
-        .map_err(|e| CliError::Input(format!("AUTOSCALE_LISTEN: {listen:?} is not an address: {e}")))
+    listen.parse().map_err(|e| {
+        CliError::Input(format!(
+            "AUTOSCALE_LISTEN: {listen:?} is not an address: {e}"
+        ))
+    })
 }
 
 fn healthcheck(args: &ProbeArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
@@ -145,7 +155,8 @@ fn healthcheck(args: &ProbeArgs, env: &Env, out: &mut dyn Write) -> Result<(), C
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(e.to_string()))?;
-    rt.block_on(daemon::http::probe(addr, args.timeout)).map_err(CliError::Runtime)?;
+    rt.block_on(daemon::http::probe(addr, args.timeout))
+        .map_err(CliError::Runtime)?;
     writeln!(out, "healthy").map_err(CliError::output("standard output"))
 }
 
@@ -155,8 +166,14 @@ fn status(args: &StatusArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliEr
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let body = rt.block_on(daemon::http::fetch_status(addr, args.probe.timeout)).map_err(CliError::Runtime)?;
-    let text = if args.json { body } else { daemon::status_table(&body).map_err(CliError::Runtime)? };
+    let body = rt
+        .block_on(daemon::http::fetch_status(addr, args.probe.timeout))
+        .map_err(CliError::Runtime)?;
+    let text = if args.json {
+        body
+    } else {
+        daemon::status_table(&body).map_err(CliError::Runtime)?
+    };
     writeln!(out, "{}", text.trim_end()).map_err(CliError::output("standard output"))
 }
 

@@ -271,7 +271,10 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let step = Instant::now();
-    let step_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let step_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let loader = load(30, Arc::clone(&stop), Arc::clone(&sent));
     let reaction = wait_until("a scale-up under load", Duration::from_secs(90), || {
         current_replicas(listen).is_some_and(|n| n >= 3)

@@ -78,9 +78,12 @@ impl History {
         }
         let file = match &mut self.file {
             Some(f) => f,
-            None => self
-                .file
-                .insert(OpenOptions::new().create(true).append(true).open(&self.path)?),
+            None => self.file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            ),
         };
         file.write_all(&line)?;
         self.size += line.len() as u64;
@@ -89,7 +92,10 @@ impl History {
 
     /// The last entries of `service`, oldest first.
     pub fn recent(&self, service: &str) -> Vec<Entry> {
-        self.recent.get(service).map(|d| d.iter().cloned().collect()).unwrap_or_default()
+        self.recent
+            .get(service)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `history.jsonl` becomes `history.jsonl.1`, `.1` becomes `.2`, and so on; the oldest is dropped.
@@ -103,7 +109,12 @@ impl History {
             }
         }
         fs::rename(&self.path, numbered(1))?;
-        self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }
@@ -140,7 +151,10 @@ mod tests {
             assert_eq!(parsed.service, "web");
         }
         assert!(dir.path().join("history.jsonl.1").exists());
-        assert!(!dir.path().join("history.jsonl.4").exists(), "only three rotated files are kept");
+        assert!(
+            !dir.path().join("history.jsonl.4").exists(),
+            "only three rotated files are kept"
+        );
         let recent = history.recent("web");
         assert_eq!(recent.len(), 20);
         assert_eq!(recent.last().unwrap().to, 39);
@@ -149,8 +163,14 @@ mod tests {
     #[test]
     fn reopening_appends() {
         let dir = tempfile::tempdir().unwrap();
-        History::open(dir.path(), 1 << 20).unwrap().append(entry("a", 2)).unwrap();
-        History::open(dir.path(), 1 << 20).unwrap().append(entry("a", 3)).unwrap();
+        History::open(dir.path(), 1 << 20)
+            .unwrap()
+            .append(entry("a", 2))
+            .unwrap();
+        History::open(dir.path(), 1 << 20)
+            .unwrap()
+            .append(entry("a", 3))
+            .unwrap();
         let text = fs::read_to_string(dir.path().join(History::FILE)).unwrap();
         assert_eq!(text.lines().count(), 2);
     }

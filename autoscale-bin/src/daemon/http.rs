@@ -15,7 +15,11 @@ use tokio::sync::watch;
 use crate::daemon::Shared;
 
 /// Serve the endpoints on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -35,7 +39,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         shared.metrics.encode(),
     )
         .into_response()
@@ -46,7 +53,10 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     if stale.is_empty() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        let body = format!("unhealthy: no evaluation completed within 3 intervals: {}\n", stale.join(", "));
+        let body = format!(
+            "unhealthy: no evaluation completed within 3 intervals: {}\n",
+            stale.join(", ")
+        );
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
@@ -54,7 +64,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     match shared.not_ready() {
         None => (StatusCode::OK, "ready\n").into_response(),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -65,12 +79,21 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 
 /// A plain HTTP/1.0 GET of `path` on the daemon at `addr`: (status code, body). No client library is
 /// needed for the daemon's own loopback endpoints, which keeps `autoscale healthcheck` cheap.
-async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
         let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(req.as_bytes()).await.map_err(|e| format!("{addr}: {e}"))?;
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
         let mut response = Vec::new();
         stream
             .take(16 * 1024 * 1024)
@@ -79,7 +102,11 @@ async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u1
             .map_err(|e| format!("{addr}: {e}"))?;
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         Ok((code, body.to_owned()))
     };
     tokio::time::timeout(timeout, request)

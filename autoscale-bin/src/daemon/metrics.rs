@@ -100,7 +100,11 @@ impl Metrics {
             "Replica counts: current and ready as read, desired as decided",
             replicas.clone(),
         );
-        registry.register("autoscale_check_value", "The last value of each check", check_value.clone());
+        registry.register(
+            "autoscale_check_value",
+            "The last value of each check",
+            check_value.clone(),
+        );
         registry.register(
             "autoscale_check_errors",
             "Failed check queries by kind of failure",
@@ -127,13 +131,19 @@ impl Metrics {
     pub fn record(&self, round: &Round) {
         let service = &round.service;
         self.evaluations
-            .get_or_create(&Outcome { service: service.clone(), outcome: round.outcome().to_owned() })
+            .get_or_create(&Outcome {
+                service: service.clone(),
+                outcome: round.outcome().to_owned(),
+            })
             .inc();
         self.duration.observe(round.duration.as_secs_f64());
         if let Ok(status) = round.status {
             let set = |state: &str, v: u32| {
                 self.replicas
-                    .get_or_create(&ReplicaState { service: service.clone(), state: state.to_owned() })
+                    .get_or_create(&ReplicaState {
+                        service: service.clone(),
+                        state: state.to_owned(),
+                    })
                     .set(i64::from(v));
             };
             set("current", status.current);
@@ -141,7 +151,9 @@ impl Metrics {
             if let Some(d) = &round.decision {
                 set("desired", d.desired);
                 self.last_success
-                    .get_or_create(&ServiceLabel { service: service.clone() })
+                    .get_or_create(&ServiceLabel {
+                        service: service.clone(),
+                    })
                     .set(round.at.as_secs_f64());
             }
         }
@@ -149,7 +161,10 @@ impl Metrics {
             match &check.result {
                 Ok(value) => {
                     self.check_value
-                        .get_or_create(&CheckLabels { service: service.clone(), check: check.name.clone() })
+                        .get_or_create(&CheckLabels {
+                            service: service.clone(),
+                            check: check.name.clone(),
+                        })
                         .set(*value);
                 }
                 Err((kind, _)) => {
@@ -213,17 +228,29 @@ mod tests {
         metrics.record(&Round {
             service: "web".into(),
             at: Timestamp::from_secs(1_700_000_000),
-            status: Ok(ReplicaStatus { current: 2, ready: 1 }),
+            status: Ok(ReplicaStatus {
+                current: 2,
+                ready: 1,
+            }),
             outside_change: None,
             checks: vec![
-                CheckReading { name: "cpu".into(), result: Ok(0.9), recommendation: Some(4) },
+                CheckReading {
+                    name: "cpu".into(),
+                    result: Ok(0.9),
+                    recommendation: Some(4),
+                },
                 CheckReading {
                     name: "lat".into(),
                     result: Err((FailureKind::Timeout, "timeout".into())),
                     recommendation: None,
                 },
             ],
-            decision: Some(Decision { current: 2, desired: 4, direction: Direction::Up, reason }),
+            decision: Some(Decision {
+                current: 2,
+                desired: 4,
+                direction: Direction::Up,
+                reason,
+            }),
             scale: ScaleResult::Scaled,
             duration: Duration::from_millis(12),
         });

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use autoscale_core::controller::{Round, ScaleResult};
+use autoscale_core::controller::{Round, ScaleResult, ServiceLoop};
 use autoscale_core::{EngineState, Timestamp, Token};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
@@ -95,7 +95,10 @@ impl Shared {
     }
 
     fn register(&self, service: &ServiceConfig, dry_run: bool, state: &EngineState) {
-        let mut services = self.services.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut services = self
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = services.remove(&service.name);
         services.insert(
             service.name.clone(),
@@ -114,7 +117,10 @@ impl Shared {
     }
 
     fn retain(&self, names: &[String]) {
-        let mut services = self.services.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut services = self
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         services.retain(|name, _| names.contains(name));
     }
 
@@ -123,13 +129,18 @@ impl Shared {
         self.metrics.record(round);
         let entry = self.history_entry(round);
         {
-            let mut services = self.services.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut services = self
+                .services
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(view) = services.get_mut(&round.service) {
                 view.last_round = Some(Instant::now());
                 view.last_scale_at = state.last_scale_at;
                 view.last = Some(round_json(round));
                 let blocked = blocked(round);
-                if entry.as_ref().is_some_and(|e| e.result == "blocked") && view.last_blocked == blocked {
+                if entry.as_ref().is_some_and(|e| e.result == "blocked")
+                    && view.last_blocked == blocked
+                {
                     // The same block as last round: already in the history.
                     view.last_blocked = blocked;
                     return self.persist(round, state, previous);
@@ -138,7 +149,10 @@ impl Shared {
             }
         }
         if let Some(entry) = entry {
-            let mut history = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut history = self
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Err(e) = history.append(entry) {
                 tracing::error!(error = %e, "cannot append to the history file");
             }
@@ -149,7 +163,10 @@ impl Shared {
     fn persist(&self, round: &Round, state: &EngineState, previous: &mut EngineState) {
         if state != previous {
             *previous = state.clone();
-            let sender = self.persist.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sender = self
+                .persist
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if sender.send((round.service.clone(), state.clone())).is_err() {
                 tracing::error!(service = %round.service, "the state writer has stopped; state not persisted");
             }
@@ -161,16 +178,38 @@ impl Shared {
         let (from, to, reason, result, error) = match (&round.scale, decision) {
             (ScaleResult::NotNeeded, Some(d)) if blocked(round).is_some() => {
                 let to = d.reason.recommended.unwrap_or(d.desired);
-                (d.current, to, d.reason.to_string(), "blocked".to_owned(), None)
+                (
+                    d.current,
+                    to,
+                    d.reason.to_string(),
+                    "blocked".to_owned(),
+                    None,
+                )
             }
             (ScaleResult::NotNeeded, _) => match round.outside_change {
-                Some((from, to)) => (from, to, "changed outside autoscale".to_owned(), "outside".to_owned(), None),
+                Some((from, to)) => (
+                    from,
+                    to,
+                    "changed outside autoscale".to_owned(),
+                    "outside".to_owned(),
+                    None,
+                ),
                 None => return None,
             },
-            (ScaleResult::Failed { message, .. }, Some(d)) => {
-                (d.current, d.desired, d.reason.to_string(), "failed".to_owned(), Some(message.clone()))
-            }
-            (other, Some(d)) => (d.current, d.desired, d.reason.to_string(), other.as_str().to_owned(), None),
+            (ScaleResult::Failed { message, .. }, Some(d)) => (
+                d.current,
+                d.desired,
+                d.reason.to_string(),
+                "failed".to_owned(),
+                Some(message.clone()),
+            ),
+            (other, Some(d)) => (
+                d.current,
+                d.desired,
+                d.reason.to_string(),
+                other.as_str().to_owned(),
+                None,
+            ),
             (_, None) => return None,
         };
         Some(Entry {
@@ -187,7 +226,10 @@ impl Shared {
 
     /// Services whose loop has not completed a round within 3 intervals.
     fn stale_services(&self) -> Vec<String> {
-        let services = self.services.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         services
             .iter()
             .filter(|(_, v)| v.last_round.unwrap_or(v.since).elapsed() > v.interval * 3)
@@ -200,15 +242,27 @@ impl Shared {
         if !self.prometheus_ready.load(Ordering::Relaxed) {
             return Some("Prometheus has not answered /-/ready yet".into());
         }
-        let services = self.services.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let waiting: Vec<&str> =
-            services.iter().filter(|(_, v)| v.last_round.is_none()).map(|(n, _)| n.as_str()).collect();
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let waiting: Vec<&str> = services
+            .iter()
+            .filter(|(_, v)| v.last_round.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
         (!waiting.is_empty()).then(|| format!("no evaluation yet for {}", waiting.join(", ")))
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let services = self.services.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let history = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = autoscale_core::controller::Clock::now(&autoscale_core::controller::SystemClock);
         let list: Vec<serde_json::Value> = services
             .iter()
@@ -240,7 +294,10 @@ impl Shared {
 fn blocked(round: &Round) -> Option<(Token, u32)> {
     let d = round.decision.as_ref()?;
     let wanted = d.reason.recommended?;
-    let blocking = matches!(d.reason.token, Token::Cooldown | Token::RateLimited | Token::Paused);
+    let blocking = matches!(
+        d.reason.token,
+        Token::Cooldown | Token::RateLimited | Token::Paused
+    );
     (blocking && wanted != d.current && d.desired == d.current).then_some((d.reason.token, wanted))
 }
 
@@ -267,12 +324,19 @@ fn round_json(round: &Round) -> serde_json::Value {
 }
 
 fn rfc3339(t: Timestamp) -> String {
-    jiff::Timestamp::from_millisecond(t.as_millis()).map(|ts| ts.to_string()).unwrap_or_else(|_| t.to_string())
+    jiff::Timestamp::from_millisecond(t.as_millis())
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// A writer thread for engine states, so that fsync never blocks a loop. Pending writes of the same service
 /// are coalesced to the latest.
-fn spawn_state_writer(store: StateStore) -> (mpsc::Sender<(String, EngineState)>, std::thread::JoinHandle<()>) {
+fn spawn_state_writer(
+    store: StateStore,
+) -> (
+    mpsc::Sender<(String, EngineState)>,
+    std::thread::JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel::<(String, EngineState)>();
     let handle = std::thread::Builder::new()
         .name("state-writer".into())
@@ -291,21 +355,90 @@ fn spawn_state_writer(store: StateStore) -> (mpsc::Sender<(String, EngineState)>
     (tx, handle)
 }
 
-/// Run loops for every service of `config` until `stop` turns true. Returns the final states.
-async fn run_loops(
-    config: &Config,
-    parts: &LoopParts,
-    shared: &Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    shutdown_timeout: Duration,
-) -> Result<BTreeMap<String, EngineState>, WiringError> {
-    let mut loops = Vec::new();
-    for service in &config.services {
-        let service_loop = wiring::service_loop(service, parts)?;
-        shared.register(service, parts.dry_run || service.dry_run, service_loop.state());
-        loops.push(service_loop);
+/// What the daemon is told to do from outside: the signals, as values (so tests can send them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM or SIGINT: stop scheduling, let running rounds finish, persist, exit.
+    Shutdown,
+    /// SIGHUP: reload the configuration.
+    Reload,
+}
+
+/// How a configuration becomes running loops. [`RealBackends`] builds Prometheus sources and Docker or
+/// Ansible scalers; tests build loops over in-memory fakes.
+#[async_trait::async_trait]
+pub trait Backends: Send + Sync {
+    /// The loops of every service of `config`, each starting from `state(name)` when there is one.
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(&str) -> Result<Option<EngineState>, WiringError>,
+    ) -> Result<Vec<ServiceLoop>, WiringError>;
+
+    /// Wait until every metric source answers (logging "Prometheus is ready"); false if one never did.
+    async fn wait_ready(&self, config: &Config) -> bool;
+}
+
+/// The production backends: Prometheus, Docker Compose, Docker Swarm and Ansible.
+#[derive(Debug, Default)]
+pub struct RealBackends {
+    clients: Mutex<Option<Clients>>,
+}
+
+#[async_trait::async_trait]
+impl Backends for RealBackends {
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(&str) -> Result<Option<EngineState>, WiringError>,
+    ) -> Result<Vec<ServiceLoop>, WiringError> {
+        let clients = Clients::new(config)?;
+        let parts = LoopParts {
+            clients: clients.clone(),
+            metric_permits: Arc::new(Semaphore::new(config.daemon.concurrency.max(1))),
+            dry_run: config.daemon.dry_run,
+        };
+        *self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(clients);
+        config
+            .services
+            .iter()
+            .map(|service| wiring::service_loop(service, &parts, state(&service.name)?))
+            .collect()
     }
-    shared.retain(&config.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        let clients: Vec<_> = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|c| c.all().cloned().collect())
+            .unwrap_or_default();
+        let mut all = true;
+        for client in clients {
+            if let Err(e) = client.wait_ready(client.ready_timeout()).await {
+                tracing::error!(
+                    error = %e,
+                    "Prometheus is not ready; checks fail (and never scale down) until it answers"
+                );
+                all = false;
+            }
+        }
+        all
+    }
+}
+
+/// Run `loops` until `stop` turns true, then wait for running rounds up to `shutdown_timeout`. Returns the
+/// final states.
+async fn run_loops(
+    loops: Vec<ServiceLoop>,
+    shared: &Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> BTreeMap<String, EngineState> {
     let mut tasks = JoinSet::new();
     for service_loop in loops {
         let shared = Arc::clone(shared);
@@ -314,12 +447,13 @@ async fn run_loops(
         tasks.spawn(async move {
             let mut previous = service_loop.state().clone();
             let state = service_loop
-                .run(stop, move |round, state| shared.on_round(round, state, &mut previous))
+                .run(stop, move |round, state| {
+                    shared.on_round(round, state, &mut previous);
+                })
                 .await;
             (name, state)
         });
     }
-    let mut stop = stop;
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             break;
@@ -345,129 +479,187 @@ async fn run_loops(
             }
         }
     }
-    Ok(states)
+    states
 }
 
-/// The daemon. `config_path` is re-read on SIGHUP (without one, the environment is).
-pub async fn run(config: Config, config_path: Option<PathBuf>, env: Env) -> Result<(), DaemonError> {
-    let daemon = config.daemon.clone();
-    let store = StateStore::open(&daemon.state_dir)
-        .map_err(|source| DaemonError::StateDir { path: daemon.state_dir.clone(), source })?;
-    let history = History::open(&daemon.state_dir, daemon.history_max_bytes)
-        .map_err(|source| DaemonError::StateDir { path: daemon.state_dir.clone(), source })?;
-    let (persist, writer) = spawn_state_writer(store.clone());
-    let shared = Arc::new(Shared::new(history, persist));
-
-    let listener = tokio::net::TcpListener::bind(daemon.listen)
-        .await
-        .map_err(|source| DaemonError::Listen { addr: daemon.listen, source })?;
-    let (http_stop, http_shutdown) = watch::channel(false);
-    let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
-    tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
-
+/// The daemon, driven by the process's signals. `config_path` is re-read on SIGHUP (without one, the
+/// environment is).
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    env: Env,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (control, controls) = tokio::sync::mpsc::channel(4);
+    let signals = tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); Control::Shutdown }
+                _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); Control::Shutdown }
+                _ = sighup.recv() => { tracing::info!("SIGHUP: reloading the configuration"); Control::Reload }
+            };
+            if control.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.daemon.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.listen,
+            source,
+        })?;
+    let reload = move || match &config_path {
+        Some(path) => Config::load(path, &env, Default::default()),
+        None => Config::from_env(&env),
+    };
+    let result = run_with(
+        config,
+        reload,
+        Arc::new(RealBackends::default()),
+        controls,
+        listener,
+    )
+    .await;
+    signals.abort();
+    result
+}
+
+/// The daemon with its parts given: `reload` produces the configuration on [`Control::Reload`], `backends`
+/// turns it into loops, `controls` delivers the signals, and `listener` serves the HTTP endpoints. Returns
+/// after a [`Control::Shutdown`] (or when `controls` closes), once every state is persisted.
+pub async fn run_with(
+    config: Config,
+    reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
+    backends: Arc<dyn Backends>,
+    mut controls: tokio::sync::mpsc::Receiver<Control>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), DaemonError> {
+    let daemon = config.daemon.clone();
+    let store = StateStore::open(&daemon.state_dir).map_err(|source| DaemonError::StateDir {
+        path: daemon.state_dir.clone(),
+        source,
+    })?;
+    let history = History::open(&daemon.state_dir, daemon.history_max_bytes).map_err(|source| {
+        DaemonError::StateDir {
+            path: daemon.state_dir.clone(),
+            source,
+        }
+    })?;
+    let (persist, writer) = spawn_state_writer(store.clone());
+    let shared = Arc::new(Shared::new(history, persist));
+    let (http_stop, http_shutdown) = watch::channel(false);
+    let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
+    tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
 
     let mut config = config;
-    loop {
-        let parts = LoopParts {
-            clients: Clients::new(&config)?,
-            metric_permits: Arc::new(Semaphore::new(config.daemon.concurrency.max(1))),
-            store: Some(store.clone()),
-            dry_run: config.daemon.dry_run,
+    let result = loop {
+        let load_state = |name: &str| {
+            store.load(name).map_err(|source| WiringError::State {
+                service: name.to_owned(),
+                source,
+            })
         };
-        let ready_shared = Arc::clone(&shared);
-        let clients: Vec<_> = parts.clients.all().cloned().collect();
-        let readiness = tokio::spawn(async move {
-            ready_shared.prometheus_ready.store(false, Ordering::Relaxed);
-            let mut all = true;
-            for client in clients {
-                if let Err(e) = client.wait_ready(client.ready_timeout()).await {
-                    tracing::error!(error = %e, "Prometheus is not ready; checks will fail (and never scale down) until it is");
-                    all = false;
-                }
-            }
-            ready_shared.prometheus_ready.store(all, Ordering::Relaxed);
-        });
+        let loops = match backends.loops(&config, &load_state) {
+            Ok(loops) => loops,
+            Err(e) => break Err(DaemonError::Wiring(e)),
+        };
+        for (service, service_loop) in config.services.iter().zip(&loops) {
+            shared.register(
+                service,
+                config.daemon.dry_run || service.dry_run,
+                service_loop.state(),
+            );
+        }
+        shared.retain(
+            &config
+                .services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+        );
 
+        let readiness = {
+            let (shared, backends, config) =
+                (Arc::clone(&shared), Arc::clone(&backends), config.clone());
+            tokio::spawn(async move {
+                shared.prometheus_ready.store(false, Ordering::Relaxed);
+                let ready = backends.wait_ready(&config).await;
+                shared.prometheus_ready.store(ready, Ordering::Relaxed);
+            })
+        };
         let (stop, stop_rx) = watch::channel(false);
-        let loops = {
+        let running = {
             let shared = Arc::clone(&shared);
-            let config = config.clone();
             let timeout = config.daemon.shutdown_timeout;
-            tokio::spawn(async move { run_loops(&config, &parts, &shared, stop_rx, timeout).await })
+            tokio::spawn(async move { run_loops(loops, &shared, stop_rx, timeout).await })
         };
 
-        let reload = tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); None }
-            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); None }
-            _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                match reload_config(config_path.as_deref(), &env) {
-                    Ok(new) => Some(new),
-                    Err(e) => {
-                        tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
-                        Some(config.clone())
+        let next = match controls.recv().await {
+            Some(Control::Reload) => match reload() {
+                Ok(new) => {
+                    if new.daemon.listen != config.daemon.listen
+                        || new.daemon.state_dir != config.daemon.state_dir
+                    {
+                        tracing::warn!(
+                            "daemon.listen and daemon.state_dir changes take effect after a restart"
+                        );
                     }
+                    tracing::info!(services = new.services.len(), "configuration reloaded");
+                    Some(new)
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
+                    Some(config.clone())
+                }
+            },
+            Some(Control::Shutdown) | None => None,
         };
         readiness.abort();
         let _ = stop.send(true);
-        let states = match loops.await {
-            Ok(Ok(states)) => states,
-            Ok(Err(e)) => {
-                let _ = http_stop.send(true);
-                return Err(e.into());
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the loops task failed");
-                BTreeMap::new()
-            }
-        };
+        let states = running.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the service loops failed");
+            BTreeMap::new()
+        });
         for (service, state) in &states {
             if let Err(e) = store.save(service, state) {
                 tracing::error!(service = %service, error = %e, "cannot persist the engine state");
             }
         }
-        match reload {
-            Some(new) => {
-                if new.daemon.listen != config.daemon.listen {
-                    tracing::warn!("daemon.listen changed; the new address takes effect after a restart");
-                }
+        match next {
+            Some(mut new) => {
+                new.daemon.listen = daemon.listen;
+                new.daemon.state_dir.clone_from(&daemon.state_dir);
                 config = new;
             }
-            None => break,
+            None => break Ok(()),
         }
-    }
+    };
     let _ = http_stop.send(true);
     let _ = http.await;
     drop(shared);
     let _ = writer.join();
     tracing::info!("autoscale daemon stopped");
-    Ok(())
-}
-
-fn reload_config(path: Option<&std::path::Path>, env: &Env) -> Result<Config, crate::config::ConfigError> {
-    match path {
-        Some(path) => Config::load(path, env, Default::default()),
-        None => Config::from_env(env),
-    }
+    result
 }
 
 /// `autoscale once`: one round of every service, printed; scale only with `apply`.
-pub async fn once(config: &Config, apply: bool, out: &mut dyn std::io::Write) -> Result<bool, DaemonError> {
+pub async fn once(
+    config: &Config,
+    apply: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, DaemonError> {
     let parts = LoopParts {
         clients: Clients::new(config)?,
         metric_permits: Arc::new(Semaphore::new(config.daemon.concurrency.max(1))),
-        store: None,
         dry_run: !apply || config.daemon.dry_run,
     };
     let mut all_ok = true;
     for service in &config.services {
-        let mut service_loop = wiring::service_loop(service, &parts)?;
+        let mut service_loop = wiring::service_loop(service, &parts, None)?;
         let round = service_loop.evaluate_once().await;
         all_ok &= round.outcome() == "ok";
         let line = match (&round.status, &round.decision) {
@@ -501,14 +693,16 @@ pub async fn once(config: &Config, apply: bool, out: &mut dyn std::io::Write) ->
 
 /// `/status` as a table for a person: one line per service.
 pub fn status_table(json: &str) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
     let mut out = format!(
         "{:<20} {:>7} {:>5} {:>7} {:>9}  {:<8} {}\n",
         "SERVICE", "CURRENT", "READY", "DESIRED", "COOLDOWN", "LAST", "REASON"
     );
     let services = value["services"].as_array().cloned().unwrap_or_default();
     for s in services {
-        let num = |v: &serde_json::Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let num =
+            |v: &serde_json::Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
         let cooldown = s["cooldown_remaining_s"]["up"]
             .as_f64()
             .unwrap_or(0.0)
@@ -522,7 +716,10 @@ pub fn status_table(json: &str) -> Result<String, String> {
             num(&s["desired"]),
             cooldown,
             last["scale"].as_str().unwrap_or("-"),
-            last["reason"].as_str().or(last["status_error"].as_str()).unwrap_or("no evaluation yet"),
+            last["reason"]
+                .as_str()
+                .or(last["status_error"].as_str())
+                .unwrap_or("no evaluation yet"),
         ));
     }
     Ok(out)

@@ -50,7 +50,9 @@ impl StateStore {
     /// Replace the persisted state of `service` atomically.
     pub fn save(&self, service: &str, state: &EngineState) -> io::Result<()> {
         let path = self.path(service);
-        let tmp = self.dir.join(format!(".{}.state.json.tmp", file_stem(service)));
+        let tmp = self
+            .dir
+            .join(format!(".{}.state.json.tmp", file_stem(service)));
         let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         {
             let mut file = File::create(&tmp)?;
@@ -67,7 +69,13 @@ impl StateStore {
 fn file_stem(service: &str) -> String {
     service
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -88,8 +96,15 @@ mod tests {
         state.consecutive_failures = 2;
         store.save("web", &state).unwrap();
         assert_eq!(store.load("web").unwrap(), Some(state));
-        let names: Vec<_> = fs::read_dir(store.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec!["web.state.json"], "no temporary file is left behind");
+        let names: Vec<_> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["web.state.json"],
+            "no temporary file is left behind"
+        );
     }
 
     #[test]
@@ -98,7 +113,10 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         fs::write(dir.path().join("web.state.json"), b"{not json").unwrap();
         let err = store.load("web").unwrap_err();
-        assert!(err.to_string().contains("not a valid engine state"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid engine state"),
+            "{err}"
+        );
     }
 
     #[test]

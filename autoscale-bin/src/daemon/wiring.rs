@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use autoscale_core::Scaler;
 use autoscale_core::controller::{CheckSource, ServiceLoop, Timeouts};
-use autoscale_prom::{PrometheusClient, PrometheusConfig, PrometheusSource, QueryOptions, RangeWindow};
+use autoscale_prom::{
+    PrometheusClient, PrometheusConfig, PrometheusSource, QueryOptions, RangeWindow,
+};
 use tokio::sync::Semaphore;
 
 use crate::config::{
-    AnsibleProgram, AnsibleSettings, AnsibleStatus, ComposeSettings, Config, DockerSettings, NonFinite,
-    OnEmpty, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings, SeriesReduce, ServiceConfig,
-    SwarmSettings,
+    AnsibleProgram, AnsibleSettings, AnsibleStatus, ComposeSettings, Config, DockerSettings,
+    NonFinite, OnEmpty, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings, SeriesReduce,
+    ServiceConfig, SwarmSettings,
 };
-use crate::daemon::store::StateStore;
 
 /// The compose project of the original scaler, the default of the env-only configuration.
 const DEFAULT_COMPOSE_PROJECT: &str = "prometheus-autoscale-sim";
@@ -28,7 +29,7 @@ pub enum WiringError {
         /// The instance, or `None` for `[prometheus]`.
         instance: Option<String>,
         /// What the client said.
-        source: autoscale_prom::Error,
+        source: Box<autoscale_prom::Error>,
     },
     /// A check names a Prometheus instance that does not exist.
     #[error("service {service}: check {check}: unknown prometheus instance {instance:?}")]
@@ -48,7 +49,7 @@ pub enum WiringError {
         /// The check.
         check: String,
         /// What the client said.
-        source: autoscale_prom::Error,
+        source: Box<autoscale_prom::Error>,
     },
     /// A scaler setting the backend refuses.
     #[error("service {service}: scaler: {message}")]
@@ -91,8 +92,13 @@ pub struct Clients {
 impl Clients {
     /// Build every client (sends nothing).
     pub fn new(config: &Config) -> Result<Self, WiringError> {
-        let instance = |settings: &PrometheusSettings, name: Option<&String>| -> Result<Instance, WiringError> {
-            Ok(Instance { client: Arc::new(client(settings, name)?), timeout: settings.timeout })
+        let instance = |settings: &PrometheusSettings,
+                        name: Option<&String>|
+         -> Result<Instance, WiringError> {
+            Ok(Instance {
+                client: Arc::new(client(settings, name)?),
+                timeout: settings.timeout,
+            })
         };
         let default = instance(&config.prometheus, None)?;
         let mut instances = BTreeMap::new();
@@ -108,8 +114,14 @@ impl Clients {
     }
 }
 
-fn client(settings: &PrometheusSettings, instance: Option<&String>) -> Result<PrometheusClient, WiringError> {
-    let err = |source| WiringError::Prometheus { instance: instance.cloned(), source };
+fn client(
+    settings: &PrometheusSettings,
+    instance: Option<&String>,
+) -> Result<PrometheusClient, WiringError> {
+    let err = |source: autoscale_prom::Error| WiringError::Prometheus {
+        instance: instance.cloned(),
+        source: Box::new(source),
+    };
     let mut config = PrometheusConfig::new(settings.url.expose().as_str())
         .map_err(err)?
         .timeout(settings.timeout)
@@ -122,7 +134,10 @@ fn client(settings: &PrometheusSettings, instance: Option<&String>) -> Result<Pr
         .ready_timeout(settings.ready_timeout);
     match &settings.auth {
         Some(PromAuth::Bearer { token_file }) => config = config.bearer_token_file(token_file),
-        Some(PromAuth::Basic { username, password_file }) => {
+        Some(PromAuth::Basic {
+            username,
+            password_file,
+        }) => {
             config = config.basic_auth(username, password_file);
         }
         None => {}
@@ -134,12 +149,17 @@ fn client(settings: &PrometheusSettings, instance: Option<&String>) -> Result<Pr
         config = config.ca_file(ca);
     }
     if let Some(identity) = &settings.client_identity {
-        config = config.client_cert_file(&identity.cert_file).client_key_file(&identity.key_file);
+        config = config
+            .client_cert_file(&identity.cert_file)
+            .client_key_file(&identity.key_file);
     }
     PrometheusClient::new(config).map_err(err)
 }
 
-fn query_options(service: &ServiceConfig, check: &crate::config::CheckSettings) -> Result<QueryOptions, WiringError> {
+fn query_options(
+    service: &ServiceConfig,
+    check: &crate::config::CheckSettings,
+) -> Result<QueryOptions, WiringError> {
     let mut options = QueryOptions::new()
         .on_empty(match check.on_empty {
             OnEmpty::Error => autoscale_prom::OnEmpty::Error,
@@ -154,7 +174,7 @@ fn query_options(service: &ServiceConfig, check: &crate::config::CheckSettings) 
             .map_err(|source| WiringError::Query {
                 service: service.name.clone(),
                 check: check.name.clone(),
-                source,
+                source: Box::new(source),
             })?
             .reduce(match range.reduce {
                 RangeReduce::Avg => autoscale_prom::RangeReduce::Avg,
@@ -175,7 +195,11 @@ fn query_options(service: &ServiceConfig, check: &crate::config::CheckSettings) 
     Ok(options)
 }
 
-fn docker_cli(settings: &DockerSettings, command: Option<&[String]>, timeout: Duration) -> autoscale_docker::DockerCli {
+fn docker_cli(
+    settings: &DockerSettings,
+    command: Option<&[String]>,
+    timeout: Duration,
+) -> autoscale_docker::DockerCli {
     let mut env = autoscale_docker::DockerEnv::new();
     if let Some(host) = &settings.host {
         env = env.host(host);
@@ -196,7 +220,10 @@ fn docker_cli(settings: &DockerSettings, command: Option<&[String]>, timeout: Du
     cli
 }
 
-fn compose_scaler(service: &str, s: &ComposeSettings) -> Result<autoscale_docker::ComposeScaler, WiringError> {
+fn compose_scaler(
+    service: &str,
+    s: &ComposeSettings,
+) -> Result<autoscale_docker::ComposeScaler, WiringError> {
     let mut builder = autoscale_docker::ComposeScaler::builder(&s.project, &s.service)
         .file(&s.file)
         .docker(docker_cli(&s.docker, None, s.timeout));
@@ -207,18 +234,38 @@ fn compose_scaler(service: &str, s: &ComposeSettings) -> Result<autoscale_docker
         builder = builder.profile(profile);
     }
     if let Some(command) = &s.command {
-        builder = builder.command(autoscale_docker::ComposeCommand::argv(command.iter().cloned()));
+        builder = builder.command(autoscale_docker::ComposeCommand::argv(
+            command.iter().cloned(),
+        ));
     }
-    builder.build().map_err(|e| WiringError::Scaler { service: service.to_owned(), message: e.to_string() })
+    builder.build().map_err(|e| WiringError::Scaler {
+        service: service.to_owned(),
+        message: e.to_string(),
+    })
 }
 
-fn swarm_scaler(service: &str, s: &SwarmSettings) -> Result<autoscale_docker::SwarmScaler, WiringError> {
-    autoscale_docker::SwarmScaler::new(docker_cli(&s.docker, Some(&s.command), s.timeout), &s.service)
-        .map_err(|e| WiringError::Scaler { service: service.to_owned(), message: e.to_string() })
+fn swarm_scaler(
+    service: &str,
+    s: &SwarmSettings,
+) -> Result<autoscale_docker::SwarmScaler, WiringError> {
+    autoscale_docker::SwarmScaler::new(
+        docker_cli(&s.docker, Some(&s.command), s.timeout),
+        &s.service,
+    )
+    .map_err(|e| WiringError::Scaler {
+        service: service.to_owned(),
+        message: e.to_string(),
+    })
 }
 
-fn ansible_scaler(service: &str, s: &AnsibleSettings) -> Result<autoscale_ansible::AnsibleScaler, WiringError> {
-    let refuse = |message: String| WiringError::Scaler { service: service.to_owned(), message };
+fn ansible_scaler(
+    service: &str,
+    s: &AnsibleSettings,
+) -> Result<autoscale_ansible::AnsibleScaler, WiringError> {
+    let refuse = |message: String| WiringError::Scaler {
+        service: service.to_owned(),
+        message,
+    };
     // Without `status`, count the compose service of the same name in the project the playbook scales
     // (`extra_vars.compose_project`, or the original scaler's project).
     let default_status = AnsibleStatus::Compose {
@@ -232,7 +279,11 @@ fn ansible_scaler(service: &str, s: &AnsibleSettings) -> Result<autoscale_ansibl
         service: service.to_owned(),
     };
     let status = match s.status.as_ref().unwrap_or(&default_status) {
-        AnsibleStatus::Compose { project, file, service: compose_service } => {
+        AnsibleStatus::Compose {
+            project,
+            file,
+            service: compose_service,
+        } => {
             let mut builder = autoscale_docker::ComposeScaler::builder(project, compose_service)
                 .docker(autoscale_docker::DockerCli::new().timeout(s.timeout));
             if let Some(file) = file {
@@ -241,12 +292,18 @@ fn ansible_scaler(service: &str, s: &AnsibleSettings) -> Result<autoscale_ansibl
             let compose = builder.build().map_err(|e| refuse(e.to_string()))?;
             autoscale_ansible::StatusSource::Scaler(Arc::new(compose))
         }
-        AnsibleStatus::Swarm { service: swarm_service } => {
+        AnsibleStatus::Swarm {
+            service: swarm_service,
+        } => {
             let cli = autoscale_docker::DockerCli::new().timeout(s.timeout);
-            let swarm = autoscale_docker::SwarmScaler::new(cli, swarm_service).map_err(|e| refuse(e.to_string()))?;
+            let swarm = autoscale_docker::SwarmScaler::new(cli, swarm_service)
+                .map_err(|e| refuse(e.to_string()))?;
             autoscale_ansible::StatusSource::Scaler(Arc::new(swarm))
         }
-        AnsibleStatus::Playbook { playbook, inventory } => {
+        AnsibleStatus::Playbook {
+            playbook,
+            inventory,
+        } => {
             let mut status = autoscale_ansible::StatusPlaybook::new(playbook);
             if let Some(inventory) = inventory {
                 status = status.inventory(inventory.display().to_string());
@@ -294,14 +351,16 @@ pub struct LoopParts {
     pub clients: Clients,
     /// Bounds concurrent metric queries across services.
     pub metric_permits: Arc<Semaphore>,
-    /// Where persisted states are read from (`None`: start fresh, as `autoscale once` does without a store).
-    pub store: Option<StateStore>,
     /// The daemon-wide dry run.
     pub dry_run: bool,
 }
 
-/// The loop of one service, with its persisted state.
-pub fn service_loop(service: &ServiceConfig, parts: &LoopParts) -> Result<ServiceLoop, WiringError> {
+/// The loop of one service, starting from `state` when there is one.
+pub fn service_loop(
+    service: &ServiceConfig,
+    parts: &LoopParts,
+    state: Option<autoscale_core::EngineState>,
+) -> Result<ServiceLoop, WiringError> {
     let (scaler, scaler_timeout) = scaler(service)?;
     let mut builder = ServiceLoop::builder(&service.name, service.engine.clone(), scaler)
         .interval(service.interval)
@@ -309,16 +368,20 @@ pub fn service_loop(service: &ServiceConfig, parts: &LoopParts) -> Result<Servic
         .metric_permits(Arc::clone(&parts.metric_permits));
     let mut metric_timeout = Duration::ZERO;
     for check in &service.checks {
-        let client = match &check.prometheus {
-            None => &parts.clients.default,
-            Some(name) => parts.clients.instances.get(name).ok_or_else(|| WiringError::UnknownInstance {
-                service: service.name.clone(),
-                check: check.name.clone(),
-                instance: name.clone(),
-            })?,
-        };
+        let client =
+            match &check.prometheus {
+                None => &parts.clients.default,
+                Some(name) => parts.clients.instances.get(name).ok_or_else(|| {
+                    WiringError::UnknownInstance {
+                        service: service.name.clone(),
+                        check: check.name.clone(),
+                        instance: name.clone(),
+                    }
+                })?,
+            };
         metric_timeout = metric_timeout.max(client.timeout);
-        let source = PrometheusSource::new(Arc::clone(&client.client), query_options(service, check)?);
+        let source =
+            PrometheusSource::new(Arc::clone(&client.client), query_options(service, check)?);
         builder = builder.check_source(CheckSource::new(Arc::new(source), &check.query));
     }
     // The client enforces its own per-query timeout; this outer one also covers waiting for a permit.
@@ -327,13 +390,8 @@ pub fn service_loop(service: &ServiceConfig, parts: &LoopParts) -> Result<Servic
         metric: metric_timeout * 2 + Duration::from_secs(1),
         scale: scaler_timeout + Duration::from_secs(5),
     });
-    if let Some(store) = &parts.store {
-        let state = store
-            .load(&service.name)
-            .map_err(|source| WiringError::State { service: service.name.clone(), source })?;
-        if let Some(state) = state {
-            builder = builder.state(state);
-        }
+    if let Some(state) = state {
+        builder = builder.state(state);
     }
     Ok(builder.build()?)
 }

@@ -1,0 +1,222 @@
+//! The daemon's control paths under tokio's paused clock, with in-memory fakes behind the real wiring of
+//! rounds, state persistence and HTTP: SIGTERM during a slow scale call, SIGHUP with a good and a bad
+//! configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoscale_bin::config::{Config, ConfigError, Env, LoadOptions};
+use autoscale_bin::daemon::{Backends, Control, run_with};
+use autoscale_core::controller::{CheckSource, ServiceLoop, TokioClock};
+use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+use autoscale_core::{EngineState, Timestamp};
+use tokio::sync::mpsc;
+
+/// Loops over a scripted metric source and recording scalers, one per service name.
+struct Fakes {
+    source: ScriptedSource,
+    scalers: BTreeMap<String, RecordingScaler>,
+}
+
+#[async_trait::async_trait]
+impl Backends for Fakes {
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(
+            &str,
+        )
+            -> Result<Option<EngineState>, autoscale_bin::daemon::wiring::WiringError>,
+    ) -> Result<Vec<ServiceLoop>, autoscale_bin::daemon::wiring::WiringError> {
+        config
+            .services
+            .iter()
+            .map(|service| {
+                let scaler = self.scalers[&service.name].clone();
+                let mut builder =
+                    ServiceLoop::builder(&service.name, service.engine.clone(), Arc::new(scaler))
+                        .interval(service.interval)
+                        .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
+                            1_800_000_000,
+                        ))));
+                for check in &service.checks {
+                    builder = builder.check_source(CheckSource::new(
+                        Arc::new(self.source.clone()),
+                        &check.query,
+                    ));
+                }
+                if let Some(s) = state(&service.name)? {
+                    builder = builder.state(s);
+                }
+                Ok(builder.build()?)
+            })
+            .collect()
+    }
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        true
+    }
+}
+
+fn config(dir: &std::path::Path, max: u32) -> Result<Config, ConfigError> {
+    let toml = format!(
+        r#"
+[prometheus]
+url = "http://127.0.0.1:1"
+
+[daemon]
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[service]]
+name = "web"
+min_replicas = 1
+max_replicas = {max}
+interval = "10s"
+
+[service.scaler]
+kind = "compose"
+project = "demo"
+file = "docker-compose.yml"
+
+[[service.check]]
+name = "cpu"
+query = "cpu"
+policy = {{ kind = "target", target = 0.5, per = "replica" }}
+"#,
+        dir.display()
+    );
+    Config::from_toml("test.toml", &toml, &Env::empty(), LoadOptions::default())
+}
+
+struct Harness {
+    controls: mpsc::Sender<Control>,
+    daemon: tokio::task::JoinHandle<Result<(), autoscale_bin::daemon::DaemonError>>,
+    addr: std::net::SocketAddr,
+}
+
+async fn start(
+    initial: Config,
+    reload: impl Fn() -> Result<Config, ConfigError> + Send + 'static,
+    fakes: Fakes,
+) -> Harness {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let daemon = tokio::spawn(run_with(initial, reload, Arc::new(fakes), rx, listener));
+    Harness {
+        controls,
+        daemon,
+        addr,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_during_a_slow_scale_call_lets_it_finish_and_persists_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::constant("cpu", 1.0);
+    let scaler = RecordingScaler::new(2).with_scale_delay(Duration::from_secs(20));
+    let fakes = Fakes {
+        source,
+        scalers: BTreeMap::from([("web".to_owned(), scaler.clone())]),
+    };
+    let path = dir.path().to_owned();
+    let h = start(
+        config(dir.path(), 10).unwrap(),
+        move || config(&path, 10),
+        fakes,
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(5)).await; // the first round is inside its 20 s scale call
+    h.controls.send(Control::Shutdown).await.unwrap();
+    h.daemon.await.unwrap().unwrap();
+
+    assert_eq!(
+        scaler.scale_calls(),
+        vec![4],
+        "the running scale call finished"
+    );
+    let state: EngineState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("web.state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state.scale_events.len(), 1);
+    assert_eq!(state.last_known_replicas, Some(4));
+    let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""result":"scaled""#), "{history}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_with_a_good_config_applies_it_and_keeps_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::constant("cpu", 0.5); // exactly on target: no change
+    let scaler = RecordingScaler::new(5);
+    let fakes = Fakes {
+        source,
+        scalers: BTreeMap::from([("web".to_owned(), scaler.clone())]),
+    };
+    let path = dir.path().to_owned();
+    let h = start(
+        config(dir.path(), 10).unwrap(),
+        move || config(&path, 3),
+        fakes,
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(scaler.scale_calls().is_empty());
+    h.controls.send(Control::Reload).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // max_replicas is now 3: the out-of-range rule brings 5 down to 3.
+    assert_eq!(scaler.scale_calls(), vec![3]);
+    h.controls.send(Control::Shutdown).await.unwrap();
+    h.daemon.await.unwrap().unwrap();
+    let state: EngineState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("web.state.json")).unwrap())
+            .unwrap();
+    assert!(
+        state.recommendations.len() >= 3,
+        "recommendations from before the reload are kept: {state:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_with_a_bad_config_keeps_the_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::constant("cpu", 0.5);
+    let scaler = RecordingScaler::new(2);
+    let fakes = Fakes {
+        source: source.clone(),
+        scalers: BTreeMap::from([("web".to_owned(), scaler.clone())]),
+    };
+    let bad = || {
+        Config::from_toml(
+            "bad.toml",
+            "[prometheus]\nurll = 1\n",
+            &Env::empty(),
+            LoadOptions::default(),
+        )
+    };
+    let h = start(config(dir.path(), 10).unwrap(), bad, fakes).await;
+
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    h.controls.send(Control::Reload).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    source.set("cpu", Ok(1.0));
+    tokio::time::sleep(Duration::from_secs(10)).await; // one round
+    assert_eq!(
+        scaler.scale_calls(),
+        vec![4],
+        "the old configuration is still running"
+    );
+
+    let status = autoscale_bin::daemon::http::fetch_status(h.addr, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["services"][0]["service"], "web");
+    assert_eq!(status["services"][0]["desired"], 4);
+    h.controls.send(Control::Shutdown).await.unwrap();
+    h.daemon.await.unwrap().unwrap();
+}
