@@ -27,9 +27,9 @@ fn engine() -> Engine {
 
 /// A daily cycle between 2 and 30 (3 to 50 replicas at the target) with +-15 % of deterministic noise, so the
 /// engine moves most ticks instead of idling inside its tolerance.
-fn synthetic_year() -> Trace {
+fn synthetic(ticks: i64) -> Trace {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let points = (0..YEAR_TICKS)
+    let points = (0..ticks)
         .map(|k| {
             // xorshift64: deterministic, no dependency.
             seed ^= seed << 13;
@@ -62,11 +62,14 @@ fn run(engine: &Engine, interval: Duration, trace: &Trace, model: &Model) -> sim
 fn simulator(c: &mut Criterion) {
     let engine = engine();
     let model = Model::default();
-    let year = synthetic_year();
+    // `cargo test --all-targets` runs benches once as a smoke test, without `--bench`, and unoptimized: a day
+    // shows the bench works; the year is for measuring.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let year = synthetic(if measuring { YEAR_TICKS } else { 8640 });
 
     let summary = run(&engine, TICK, &year, &model);
     eprintln!(
-        "synthetic year: {} ticks, {} scale actions, max {} replicas",
+        "synthetic trace: {} ticks, {} scale actions, max {} replicas",
         summary.ticks, summary.scale_actions, summary.max_replicas_used
     );
     let mut group = c.benchmark_group("simulate");
@@ -115,21 +118,16 @@ fn simulator(c: &mut Criterion) {
         capacity: 100.0,
         ..Model::default()
     };
-    let summary = run(&engine, Duration::from_secs(1), &wc98, &wc98_model);
+    // Every row is a tick when measuring; the smoke run samples a minute.
+    let interval = Duration::from_secs(if measuring { 1 } else { 60 });
+    let summary = run(&engine, interval, &wc98, &wc98_model);
     eprintln!(
         "wc98 per second: {} ticks, {} scale actions, max {} replicas",
         summary.ticks, summary.scale_actions, summary.max_replicas_used
     );
     group.throughput(Throughput::Elements(summary.ticks));
     group.bench_function("target_default_behavior/wc98_per_second_1s", |b| {
-        b.iter(|| {
-            run(
-                &engine,
-                Duration::from_secs(1),
-                black_box(&wc98),
-                &wc98_model,
-            )
-        });
+        b.iter(|| run(&engine, interval, black_box(&wc98), &wc98_model));
     });
     group.finish();
 }
