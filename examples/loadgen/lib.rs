@@ -53,6 +53,7 @@ pub struct Config {
     /// `LOAD_REPEAT` (default 1, at most 1000): passes of the pattern.
     pub repeat: u32,
     /// `LOAD_PORTS` (a range on 127.0.0.1), else `LOAD_TARGETS` (default `127.0.0.1:8080`, a comma list).
+    /// `LOAD_PORTS` wins when both are set.
     pub targets: TargetSpec,
     /// `LOAD_PATH` (default `/`).
     pub path: String,
@@ -117,9 +118,9 @@ impl Config {
                 humantime::format_duration(MAX_TOTAL)
             ));
         }
+        // LOAD_PORTS wins so that a host-network run can override an image's LOAD_TARGETS.
         let targets = match (get("LOAD_PORTS"), get("LOAD_TARGETS")) {
-            (Some(_), Some(_)) => return Err("set LOAD_PORTS or LOAD_TARGETS, not both".into()),
-            (Some(v), None) => {
+            (Some(v), _) => {
                 TargetSpec::Ports(v.parse().map_err(|e: String| bad("LOAD_PORTS", &v, &e))?)
             }
             (None, v) => {
@@ -317,7 +318,11 @@ mod tests {
 
     #[test]
     fn ports_or_a_list_of_names() {
-        let c = config(&[("LOAD_PORTS", "19111-19130")]).unwrap();
+        let c = config(&[
+            ("LOAD_PORTS", "19111-19130"),
+            ("LOAD_TARGETS", "webapp:8080"),
+        ])
+        .unwrap();
         assert_eq!(
             c.targets,
             TargetSpec::Ports(PortRange::new(19111, 19130).unwrap())
@@ -355,10 +360,6 @@ mod tests {
             (
                 &[("LOAD_REPEAT", "0")],
                 "LOAD_REPEAT=\"0\": expected a whole number from 1 to 1000",
-            ),
-            (
-                &[("LOAD_PORTS", "1-2"), ("LOAD_TARGETS", "a:1")],
-                "set LOAD_PORTS or LOAD_TARGETS, not both",
             ),
             (
                 &[("LOAD_TARGETS", "webapp")],
