@@ -66,7 +66,7 @@ ENTRYPOINT ["loadgen"]
 # ---- autoscale with ansible-core ----------------------------------------------------------------------------
 
 FROM python:3.12-slim-bookworm AS autoscale-ansible
-ARG ANSIBLE_CORE_VERSION=2.17.*
+ARG ANSIBLE_CORE_VERSION=2.19.*
 # ansible-core in a virtualenv ([service.scaler] virtualenv = "/opt/ansible", or put it on PATH as here).
 RUN python -m venv /opt/ansible \
     && /opt/ansible/bin/pip install --no-cache-dir "ansible-core==${ANSIBLE_CORE_VERSION}" \
