@@ -1,8 +1,10 @@
-//! Runs one command as an argument vector, in its own process group, with a timeout that kills the group.
+//! Runs one command as an argument vector, in its own process group, with a timeout that kills the group and
+//! the groups its descendants started.
 //!
 //! `ansible-playbook` forks workers, and its local connection and modules start processes of their own; killing
 //! only the direct child on a timeout would leave those running. The child is started as the leader of a new
-//! process group, so one `kill(-pgid, SIGKILL)` reaches all of them.
+//! process group, so one `kill(-pgid, SIGKILL)` reaches the processes that stayed in it; see [`kill_tree`] for
+//! those that did not.
 
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
@@ -47,8 +49,8 @@ pub(crate) const STDOUT_LIMIT: usize = 16 * 1024 * 1024;
 /// Enough of stderr for an error message (Ansible's last error is at the end).
 pub(crate) const STDERR_TAIL: usize = 4096;
 
-/// Kills the process group when dropped while armed: on a timeout, and when the caller drops the run's future
-/// midway (a cancelled scale must not leave a playbook running unseen).
+/// Kills the run's processes when dropped while armed: on a timeout, and when the caller drops the run's
+/// future midway (a cancelled scale must not leave a playbook running unseen).
 struct GroupGuard {
     pgid: Option<Pid>,
 }
@@ -56,8 +58,7 @@ struct GroupGuard {
 impl GroupGuard {
     fn kill(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            // ESRCH (the group is already gone) is the outcome we want.
-            let _ = kill_process_group(pgid, Signal::KILL);
+            kill_tree(pgid);
         }
     }
 
@@ -70,6 +71,77 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Kill the process group led by `leader`, and every process group led by one of its descendants.
+///
+/// The group alone is not enough for ansible-playbook: each of its worker processes calls `setsid()`, so a
+/// worker and the module processes it starts live in a group (and session) of their own, which a signal to
+/// the leader's group never reaches. Those groups are found through the process tree in /proc while the
+/// leader is still alive, stopped first (so that nothing forks past the second look), then killed.
+fn kill_tree(leader: Pid) {
+    let mut groups = vec![leader];
+    for _ in 0..2 {
+        for pgid in descendant_groups(leader) {
+            if !groups.contains(&pgid) {
+                groups.push(pgid);
+            }
+        }
+        for &pgid in &groups {
+            // ESRCH (the group is already gone) is the outcome we want.
+            let _ = kill_process_group(pgid, Signal::STOP);
+        }
+    }
+    for &pgid in &groups {
+        let _ = kill_process_group(pgid, Signal::KILL);
+    }
+}
+
+/// The process groups that are led by a descendant of `root` (the group of `root` itself aside). Empty where
+/// there is no /proc.
+fn descendant_groups(root: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // pid -> (ppid, pgid), for every process we may read.
+    let table: Vec<(i32, i32, i32)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (ppid, pgid) = parse_stat(&stat)?;
+            Some((pid, ppid, pgid))
+        })
+        .collect();
+    let mut tree = vec![root.as_raw_nonzero().get()];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            table
+                .iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    // Only groups whose leader is in the tree: a process that joined some other group is not a reason to
+    // signal that group's other members.
+    table
+        .iter()
+        .filter(|(pid, _, pgid)| pid == pgid && *pid != tree[0] && tree.contains(pid))
+        .filter_map(|(_, _, pgid)| Pid::from_raw(*pgid))
+        .collect()
+}
+
+/// The parent pid and process group of a /proc/PID/stat line: `pid (comm) state ppid pgrp ...`. The command
+/// name may hold spaces and parentheses, so fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<(i32, i32)> {
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some((ppid, pgid))
 }
 
 /// Run `spec` to completion or until its timeout.
@@ -255,6 +327,36 @@ mod tests {
             .collect()
     }
 
+    /// Run `script` with a short timeout; check that a process with `marker` really started, that the run
+    /// timed out with `expected_tail` on stderr, and that no process with `marker` is left.
+    async fn times_out_leaving_nothing(script: String, marker: &str, expected_tail: &str) {
+        let run = tokio::spawn({
+            let s = spec("sh", &["-c", &script], Duration::from_millis(1500));
+            async move { run(&s).await }
+        });
+        let mut seen = false;
+        for _ in 0..100 {
+            seen = !processes_with(marker).is_empty();
+            if seen || run.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match run.await.unwrap() {
+            Err(RunError::Timeout { stderr_tail }) => assert_eq!(stderr_tail, expected_tail),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(seen, "the marked process never started");
+        // A SIGKILLed process may still be on its way out when kill(2) returns: look again, bounded.
+        for _ in 0..100 {
+            if processes_with(marker).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("left behind: {:?}", processes_with(marker));
+    }
+
     #[tokio::test]
     async fn a_timeout_kills_the_whole_process_group() {
         // The direct child is a shell; it starts two grandchildren, one in the background and one in the
@@ -263,21 +365,26 @@ mod tests {
         let script = format!(
             "echo started >&2; sh -c 'sleep 600' {marker} & sh -c 'sleep 600' {marker}; echo never"
         );
-        let err = run(&spec("sh", &["-c", &script], Duration::from_millis(500)))
-            .await
-            .unwrap_err();
-        match err {
-            RunError::Timeout { stderr_tail } => assert_eq!(stderr_tail, "started"),
-            other => panic!("expected a timeout, got {other:?}"),
-        }
-        // A SIGKILLed process may still be on its way out when kill(2) returns: look again, bounded.
-        for _ in 0..100 {
-            if processes_with(&marker).is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("left behind: {:?}", processes_with(&marker));
+        times_out_leaving_nothing(script, &marker, "started").await;
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names() {
+        assert_eq!(
+            parse_stat("4242 (ansible-playbook) S 1 4242 4242 0 -1 4194560 100"),
+            Some((1, 4242))
+        );
+        assert_eq!(parse_stat("77 (a) b (c)) R 70 71 71 0 -1"), Some((70, 71)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_also_kills_groups_that_descendants_started() {
+        // `setsid` puts the sleeper in a session and group of its own, as ansible-playbook does with its
+        // workers; a signal to the child's group alone would miss it.
+        let marker = format!("autoscale-setsid-marker-{}", std::process::id());
+        let script = format!("setsid sh -c 'sleep 600' {marker} & sleep 600");
+        times_out_leaving_nothing(script, &marker, "").await;
     }
 
     #[test]

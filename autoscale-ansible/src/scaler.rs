@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+use serde_json::Value;
 
 use crate::callback::{PlaybookReport, READY_VAR, REPLICAS_VAR, parse_report};
 use crate::config::{AnsibleScalerBuilder, RunKind, Settings, StatusSource};
@@ -27,8 +28,9 @@ const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
 /// `replicas` and `previous_replicas`, removed after the run. In check mode the playbook runs and changes
 /// nothing, and `scale` still reports [`ScaleOutcome::Scaled`] (what was asked was done: a dry run).
 ///
-/// At most one scale run per service (and inventory and limit) goes on at a time in this process; a second
-/// `scale` meanwhile fails with [`AnsibleError::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
+/// At most one scale run per service goes on at a time in this process (scalers with the same service,
+/// inventory, limit, playbook and extra vars count as one): a second `scale` meanwhile fails with
+/// [`AnsibleError::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
 #[derive(Debug, Clone)]
 pub struct AnsibleScaler {
     settings: Arc<Settings>,
@@ -108,14 +110,18 @@ impl AnsibleScaler {
         display_command(&spec)
     }
 
+    /// What makes two scalers "the same service": the service, and where and how it is scaled (inventory,
+    /// limit, playbook and extra vars, such as the compose project). Never logged: the vars may hold secrets.
     fn busy_key(&self) -> String {
         let s = &self.settings;
-        format!(
-            "{}\0{}\0{}",
+        serde_json::json!([
             s.service,
-            s.inventory.as_deref().unwrap_or(""),
-            s.limit.as_deref().unwrap_or("")
-        )
+            s.inventory,
+            s.limit,
+            s.playbook,
+            Value::Object(s.extra_vars.clone()),
+        ])
+        .to_string()
     }
 
     /// Run the scale playbook for `replicas` unconditionally (no status read, no no-op check), and return
@@ -374,6 +380,26 @@ mod tests {
             StatusSource::Scaler(Arc::new(RecordingScaler::new(3))),
         );
         assert_eq!(other.scale(3).await.unwrap(), ScaleOutcome::Unchanged);
+        // Nor the same service name in another compose project...
+        let elsewhere = AnsibleScaler::builder(
+            "busy",
+            "scale.yml",
+            StatusSource::Scaler(Arc::new(RecordingScaler::new(3))),
+        )
+        .ansible_playbook("/nonexistent/ansible-playbook")
+        .extra_var("compose_project", "other")
+        .build()
+        .unwrap();
+        assert_eq!(elsewhere.scale(3).await.unwrap(), ScaleOutcome::Unchanged);
+        // ...but a second scaler built with the same settings is the same service.
+        let twin = scaler(
+            "busy",
+            StatusSource::Playbook(StatusPlaybook::new("status.yml")),
+        );
+        assert!(matches!(
+            twin.scale(3).await.unwrap_err(),
+            autoscale_core::Error::Busy { .. }
+        ));
         drop(held);
         // Released: the next call gets past the guard (and fails on the missing program instead).
         assert!(matches!(
