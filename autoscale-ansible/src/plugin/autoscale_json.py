@@ -27,6 +27,13 @@ DOCUMENTATION = '''
 '''
 
 
+def _part(result, name):
+    # ansible-core 2.19 made the parts of a task result public (result.result, .host, .task) and deprecated
+    # the underscored names that earlier versions only have.
+    value = getattr(result, name, None)
+    return value if value is not None else getattr(result, '_' + name)
+
+
 def _name(value):
     get_name = getattr(value, 'get_name', None)
     return get_name() if callable(get_name) else str(value)
@@ -48,7 +55,8 @@ class CallbackModule(CallbackBase):
 
     def _task_entry(self, task):
         if not self._plays:
-            self.v2_playbook_on_play_start(task._parent._play)
+            # No play start was seen (no result comes before one in practice): keep the result anyway.
+            self._plays.append({'play': {'name': '', 'id': ''}, 'tasks': []})
         key = str(task._uuid)
         entry = self._tasks.get(key)
         if entry is None:
@@ -58,10 +66,11 @@ class CallbackModule(CallbackBase):
         return entry
 
     def _record(self, result, **status):
-        data = dict(result._result)
+        task = _part(result, 'task')
+        data = dict(_part(result, 'result'))
         data.update(status)
-        data['action'] = result._task.action
-        self._task_entry(result._task)['hosts'][result._host.get_name()] = data
+        data['action'] = task.action
+        self._task_entry(task)['hosts'][_part(result, 'host').get_name()] = data
 
     def v2_runner_on_ok(self, result):
         self._record(result)
