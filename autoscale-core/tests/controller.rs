@@ -40,7 +40,7 @@ async fn run_for(svc: ServiceLoop, span: Duration) -> (Vec<Round>, EngineState) 
     let (stop, shutdown) = watch::channel(false);
     let sink = rounds.clone();
     let task = tokio::spawn(svc.run(shutdown, move |round, _| {
-        sink.lock().unwrap().push(round.clone())
+        sink.lock().unwrap().push(round.clone());
     }));
     tokio::time::sleep(span).await;
     stop.send(true).unwrap();
