@@ -94,9 +94,12 @@ fn init_logging(config: &Config, env: &Env) {
         .get("RUST_LOG")
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new(config.daemon.log_level.as_str()));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal: container logs and files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr);
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal());
     let _ = match config.daemon.log_format {
         config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         config::LogFormat::Text => builder.try_init(),
