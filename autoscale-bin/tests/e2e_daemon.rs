@@ -306,6 +306,31 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
     eprintln!("first scale action {reaction_ms} ms after the load step: {first_up}");
     assert_eq!(get(listen, "/healthz").unwrap().0, 200);
     assert_eq!(get(listen, "/readyz").unwrap().0, 200);
+    // The container HEALTHCHECK and the Grafana-free view.
+    let autoscale = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoscale"))
+            .args(args)
+            .args(["--listen", &listen.to_string()])
+            .output()
+            .unwrap()
+    };
+    let health = autoscale(&["healthcheck"]);
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    let table = autoscale(&["status"]);
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.starts_with("SERVICE") && table.contains("webapp"),
+        "{table}"
+    );
 
     stop.store(true, Ordering::Relaxed);
     loader.join().unwrap();
@@ -330,7 +355,7 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
         );
     }
 
-    // SIGTERM: a clean exit with code 0 and the state persisted.
+    // SIGTERM: a clean exit with code 0 and the state persisted; then the health check fails.
     let mut child = cleanup.daemon.take().unwrap();
     Command::new("kill")
         .arg("-TERM")
@@ -339,6 +364,10 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
         .unwrap();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}:\n{}", daemon_log());
+    assert!(
+        !autoscale(&["healthcheck"]).status.success(),
+        "healthcheck must fail with the daemon gone"
+    );
     let state = std::fs::read_to_string(dir.path().join("state/webapp.state.json")).unwrap();
     assert!(state.contains("scale_events"), "{state}");
 }
