@@ -16,6 +16,15 @@
 //! - From zero, a value above activation recommends at least one replica: "active" means "serve". The
 //!   scale-up limit from zero is at least one, since a percent rule allows nothing from zero.
 //! - A missing observation (fewer observations than checks) counts as a failed check rather than a panic.
+//!
+//! Readings of the spec where it leaves room:
+//! - An out-of-range round still counts towards the failure counter when every check failed, and a pause
+//!   also holds an out-of-range service (pausing means "touch nothing").
+//! - The token is `within_tolerance` when no rule changed the number and the decision keeps the count; a
+//!   partial-data hold reports `partial_data`.
+//! - A fallback that leaves the count where it is changed nothing, so the round reports `no_data`.
+//! - "No scale-down while a check failed" does not cover a `static` fallback, which the spec defines as
+//!   exactly its count, nor the out-of-range rule.
 
 mod config;
 mod reason;
