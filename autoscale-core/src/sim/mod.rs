@@ -1,4 +1,4 @@
-//! The policy simulator: replay a load trace through a model of a service and the real [`Engine`], and measure
+//! The policy simulator: replay a load trace through a model of a service and the real [`Engine`](crate::Engine), and measure
 //! how well the replicas followed the load. This is the library behind `autoscale simulate`; the model is the
 //! normative one of `spec/simulation.md`.
 //!
