@@ -2,7 +2,7 @@
 //! cannot be invalid.
 //!
 //! The file format is `spec/config.md` plus the keys listed in this crate's README. Loading happens in three
-//! steps: [`raw`] deserializes the file exactly as written (unknown keys are errors), [`validate`] turns it into
+//! steps: `raw` deserializes the file exactly as written (unknown keys are errors), `validate` turns it into
 //! the types below, and environment overrides ([`Env`]) apply on top. Every error names the file, line, column
 //! and key, or the environment variable, and says what is allowed.
 //!

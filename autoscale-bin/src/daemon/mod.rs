@@ -1,4 +1,4 @@
-//! The daemon: one [`ServiceLoop`](autoscale_core::controller::ServiceLoop) task per service, wired from the
+//! The daemon: one [`ServiceLoop`] task per service, wired from the
 //! configuration, plus state persistence, the history, metrics, HTTP endpoints and signal handling.
 //!
 //! - SIGTERM or SIGINT: stop scheduling, let running rounds (and their scale calls) finish up to
