@@ -1,7 +1,8 @@
 //! # autoscale-bin
 //!
 //! The `autoscale` command as a library: configuration loading ([`config`]), the command line ([`cli`]),
-//! `autoscale check` and `autoscale simulate` ([`simulate`]). The binary's `main` only calls [`run`] and maps
+//! `autoscale check`, `autoscale simulate` ([`simulate`]), the daemon of `autoscale run` ([`daemon`]), and
+//! the commands that run or ask it ([`commands`]). The binary's `main` only calls [`run`] and maps
 //! the result to an exit code; tests call [`run_with`] with their own arguments, environment and output.
 //!
 //! ```
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 mod error;
@@ -27,7 +29,7 @@ use std::io::{self, Write};
 
 use clap::Parser;
 
-use crate::cli::{CheckArgs, Cli, Command, OnceArgs, ProbeArgs, RunArgs, StatusArgs};
+use crate::cli::{CheckArgs, Cli, Command, RunArgs};
 use crate::config::{Config, Env};
 pub use crate::error::CliError;
 
@@ -65,9 +67,9 @@ where
         Command::Check(args) => check(&args, env, out),
         Command::Simulate(args) => simulate::run(&args, env, out),
         Command::Run(args) => run_daemon(&args, env),
-        Command::Once(args) => once(&args, env, out),
-        Command::Healthcheck(args) => healthcheck(&args, env, out),
-        Command::Status(args) => status(&args, env, out),
+        Command::Once(args) => commands::once::run(&args, env, out),
+        Command::Healthcheck(args) => commands::healthcheck::run(&args, env, out),
+        Command::Status(args) => commands::status::run(&args, env, out),
     }
 }
 
@@ -115,69 +117,6 @@ fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
             daemon::DaemonError::Wiring(e) => CliError::Input(e.to_string()),
             other => CliError::Runtime(other.to_string()),
         })
-}
-
-fn once(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let config = load(args.config.as_deref(), env)?;
-    init_logging(&config, env);
-    let all_ok = runtime()?
-        .block_on(daemon::once(&config, args.apply, out))
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    if all_ok {
-        Ok(())
-    } else {
-        Err(CliError::Runtime(
-            "some services could not be evaluated or scaled (see above)".into(),
-        ))
-    }
-}
-
-/// The daemon's address: --listen, else daemon.listen of --config, else AUTOSCALE_LISTEN, else the default.
-fn probe_addr(args: &ProbeArgs, env: &Env) -> Result<std::net::SocketAddr, CliError> {
-    if let Some(addr) = args.listen {
-        return Ok(addr);
-    }
-    if let Some(path) = &args.config {
-        return Ok(
-            Config::load(path, env, config::LoadOptions { url_optional: true })?
-                .daemon
-                .listen,
-        );
-    }
-    let listen = env.get("AUTOSCALE_LISTEN").unwrap_or("127.0.0.1:9464");
-    listen.parse().map_err(|e| {
-        CliError::Input(format!(
-            "AUTOSCALE_LISTEN: {listen:?} is not an address: {e}"
-        ))
-    })
-}
-
-fn healthcheck(args: &ProbeArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let addr = probe_addr(args, env)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    rt.block_on(daemon::http::probe(addr, args.timeout))
-        .map_err(CliError::Runtime)?;
-    writeln!(out, "healthy").map_err(CliError::output("standard output"))
-}
-
-fn status(args: &StatusArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let addr = probe_addr(&args.probe, env)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let body = rt
-        .block_on(daemon::http::fetch_status(addr, args.probe.timeout))
-        .map_err(CliError::Runtime)?;
-    let text = if args.json {
-        body
-    } else {
-        daemon::status_table(&body).map_err(CliError::Runtime)?
-    };
-    writeln!(out, "{}", text.trim_end()).map_err(CliError::output("standard output"))
 }
 
 fn check(args: &CheckArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {

@@ -1,0 +1,77 @@
+//! How a configuration becomes running loops: the [`Backends`] seam, and the production backends behind it.
+
+use std::sync::{Arc, Mutex};
+
+use autoscale_core::EngineState;
+use autoscale_core::controller::ServiceLoop;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::daemon::wiring::{self, Clients, LoopParts, WiringError};
+
+/// How a configuration becomes running loops. [`RealBackends`] builds Prometheus sources and Docker or
+/// Ansible scalers; tests build loops over in-memory fakes.
+#[async_trait::async_trait]
+pub trait Backends: Send + Sync {
+    /// The loops of every service of `config`, each starting from `state(name)` when there is one.
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(&str) -> Result<Option<EngineState>, WiringError>,
+    ) -> Result<Vec<ServiceLoop>, WiringError>;
+
+    /// Wait until every metric source answers (logging "Prometheus is ready"); false if one never did.
+    async fn wait_ready(&self, config: &Config) -> bool;
+}
+
+/// The production backends: Prometheus, Docker Compose, Docker Swarm and Ansible.
+#[derive(Debug, Default)]
+pub struct RealBackends {
+    clients: Mutex<Option<Clients>>,
+}
+
+#[async_trait::async_trait]
+impl Backends for RealBackends {
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(&str) -> Result<Option<EngineState>, WiringError>,
+    ) -> Result<Vec<ServiceLoop>, WiringError> {
+        let clients = Clients::new(config)?;
+        let parts = LoopParts {
+            clients: clients.clone(),
+            metric_permits: Arc::new(Semaphore::new(config.daemon.concurrency.max(1))),
+            dry_run: config.daemon.dry_run,
+        };
+        *self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(clients);
+        config
+            .services
+            .iter()
+            .map(|service| wiring::service_loop(service, &parts, state(&service.name)?))
+            .collect()
+    }
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        let clients: Vec<_> = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|c| c.all().cloned().collect())
+            .unwrap_or_default();
+        let mut all = true;
+        for client in clients {
+            if let Err(e) = client.wait_ready(client.ready_timeout()).await {
+                tracing::error!(
+                    error = %e,
+                    "Prometheus is not ready; checks fail (and never scale down) until it answers"
+                );
+                all = false;
+            }
+        }
+        all
+    }
+}

@@ -1,0 +1,264 @@
+//! The daemon's run loop: serve the endpoints, start one task per service, and on each signal either reload
+//! the configuration (keeping every service's state) or stop, waiting for running rounds and persisting
+//! every state.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use autoscale_core::EngineState;
+use autoscale_core::controller::ServiceLoop;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, Env};
+use crate::daemon::backends::{Backends, RealBackends};
+use crate::daemon::history::History;
+use crate::daemon::shared::Shared;
+use crate::daemon::store::StateStore;
+use crate::daemon::wiring::WiringError;
+use crate::daemon::{Control, DaemonError, http};
+
+/// A writer thread for engine states, so that fsync never blocks a loop. Pending writes of the same service
+/// are coalesced to the latest.
+fn spawn_state_writer(
+    store: StateStore,
+) -> (
+    mpsc::Sender<(String, EngineState)>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::channel::<(String, EngineState)>();
+    let handle = std::thread::Builder::new()
+        .name("state-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut pending = BTreeMap::from([first]);
+                pending.extend(rx.try_iter());
+                for (service, state) in pending {
+                    if let Err(e) = store.save(&service, &state) {
+                        tracing::error!(service = %service, error = %e, "cannot persist the engine state");
+                    }
+                }
+            }
+        })
+        .expect("spawning a thread");
+    (tx, handle)
+}
+
+/// Run `loops` until `stop` turns true, then wait for running rounds up to `shutdown_timeout`. Returns the
+/// final states.
+async fn run_loops(
+    loops: Vec<ServiceLoop>,
+    shared: &Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> BTreeMap<String, EngineState> {
+    let mut tasks = JoinSet::new();
+    for service_loop in loops {
+        let shared = Arc::clone(shared);
+        let stop = stop.clone();
+        let name = service_loop.name().to_owned();
+        tasks.spawn(async move {
+            let mut previous = service_loop.state().clone();
+            let state = service_loop
+                .run(stop, move |round, state| {
+                    shared.on_round(round, state, &mut previous);
+                })
+                .await;
+            (name, state)
+        });
+    }
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    let mut states = BTreeMap::new();
+    let deadline = tokio::time::sleep(shutdown_timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok((name, state))) => { states.insert(name, state); }
+                Some(Err(e)) => tracing::error!(error = %e, "a service loop panicked"),
+                None => break,
+            },
+            () = &mut deadline => {
+                tracing::warn!(
+                    still_running = tasks.len(),
+                    "shutdown timeout reached; abandoning the rounds still running"
+                );
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    states
+}
+
+/// The daemon, driven by the process's signals. `config_path` is re-read on SIGHUP (without one, the
+/// environment is).
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    env: Env,
+) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (control, controls) = tokio::sync::mpsc::channel(4);
+    let signals = tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); Control::Shutdown }
+                _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); Control::Shutdown }
+                _ = sighup.recv() => { tracing::info!("SIGHUP: reloading the configuration"); Control::Reload }
+            };
+            if control.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.daemon.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.listen,
+            source,
+        })?;
+    let reload = move || match &config_path {
+        Some(path) => Config::load(path, &env, Default::default()),
+        None => Config::from_env(&env),
+    };
+    let result = run_with(
+        config,
+        reload,
+        Arc::new(RealBackends::default()),
+        controls,
+        listener,
+    )
+    .await;
+    signals.abort();
+    result
+}
+
+/// The daemon with its parts given: `reload` produces the configuration on [`Control::Reload`], `backends`
+/// turns it into loops, `controls` delivers the signals, and `listener` serves the HTTP endpoints. Returns
+/// after a [`Control::Shutdown`] (or when `controls` closes), once every state is persisted.
+pub async fn run_with(
+    config: Config,
+    reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
+    backends: Arc<dyn Backends>,
+    mut controls: tokio::sync::mpsc::Receiver<Control>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), DaemonError> {
+    let daemon = config.daemon.clone();
+    let store = StateStore::open(&daemon.state_dir).map_err(|source| DaemonError::StateDir {
+        path: daemon.state_dir.clone(),
+        source,
+    })?;
+    let history = History::open(&daemon.state_dir, daemon.history_max_bytes).map_err(|source| {
+        DaemonError::StateDir {
+            path: daemon.state_dir.clone(),
+            source,
+        }
+    })?;
+    let (persist, writer) = spawn_state_writer(store.clone());
+    let shared = Arc::new(Shared::new(history, persist));
+    let (http_stop, http_shutdown) = watch::channel(false);
+    let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
+    tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
+
+    let mut config = config;
+    let result = loop {
+        let load_state = |name: &str| {
+            store.load(name).map_err(|source| WiringError::State {
+                service: name.to_owned(),
+                source,
+            })
+        };
+        let loops = match backends.loops(&config, &load_state) {
+            Ok(loops) => loops,
+            Err(e) => break Err(DaemonError::Wiring(e)),
+        };
+        for (service, service_loop) in config.services.iter().zip(&loops) {
+            shared.register(
+                service,
+                config.daemon.dry_run || service.dry_run,
+                service_loop.state(),
+            );
+        }
+        shared.retain(
+            &config
+                .services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+        );
+
+        let readiness = {
+            let (shared, backends, config) =
+                (Arc::clone(&shared), Arc::clone(&backends), config.clone());
+            tokio::spawn(async move {
+                shared.prometheus_ready.store(false, Ordering::Relaxed);
+                let ready = backends.wait_ready(&config).await;
+                shared.prometheus_ready.store(ready, Ordering::Relaxed);
+            })
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let running = {
+            let shared = Arc::clone(&shared);
+            let timeout = config.daemon.shutdown_timeout;
+            tokio::spawn(async move { run_loops(loops, &shared, stop_rx, timeout).await })
+        };
+
+        let next = match controls.recv().await {
+            Some(Control::Reload) => match reload() {
+                Ok(new) => {
+                    if new.daemon.listen != config.daemon.listen
+                        || new.daemon.state_dir != config.daemon.state_dir
+                    {
+                        tracing::warn!(
+                            "daemon.listen and daemon.state_dir changes take effect after a restart"
+                        );
+                    }
+                    tracing::info!(services = new.services.len(), "configuration reloaded");
+                    Some(new)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
+                    Some(config.clone())
+                }
+            },
+            Some(Control::Shutdown) | None => None,
+        };
+        readiness.abort();
+        let _ = stop.send(true);
+        let states = running.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the service loops failed");
+            BTreeMap::new()
+        });
+        for (service, state) in &states {
+            if let Err(e) = store.save(service, state) {
+                tracing::error!(service = %service, error = %e, "cannot persist the engine state");
+            }
+        }
+        match next {
+            Some(mut new) => {
+                new.daemon.listen = daemon.listen;
+                new.daemon.state_dir.clone_from(&daemon.state_dir);
+                config = new;
+            }
+            None => break Ok(()),
+        }
+    };
+    let _ = http_stop.send(true);
+    let _ = http.await;
+    drop(shared);
+    let _ = writer.join();
+    tracing::info!("autoscale daemon stopped");
+    result
+}
