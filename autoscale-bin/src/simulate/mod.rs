@@ -1,5 +1,5 @@
 //! `autoscale simulate`: replay a trace or a pattern through the real engine (`autoscale_core::sim`) and
-//! report, as `spec/simulation.md` defines the output.
+//! report, as `docs/simulation.md` defines the output.
 
 mod chart;
 mod contender;

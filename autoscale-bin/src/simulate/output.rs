@@ -1,4 +1,4 @@
-//! The output formats of `simulate`: the per-tick CSV and the JSON summary of `spec/simulation.md`, and a
+//! The output formats of `simulate`: the per-tick CSV and the JSON summary of `docs/simulation.md`, and a
 //! table for people.
 
 use std::fmt::Write as _;
