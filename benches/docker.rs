@@ -6,7 +6,7 @@
 //! and `docker-compose up -d --no-recreate --scale`; for Swarm, `docker service inspect` plus
 //! `docker service ps` or `docker service scale --detach`. Scale actions alternate between 2 and 3 replicas so
 //! that each one changes something. A fifth pair, `cli_run`, times `docker --version` (no daemon involved)
-//! through `autoscale_docker::cli::Invocation` and by hand: the cost of the process handling alone.
+//! through `autoscale_exec::Invocation` and by hand: the cost of the process handling alone.
 //!
 //! Needs the real engine of `scripts/services start` (`AUTOSCALE_TEST_DOCKER_HOST`, plus
 //! `AUTOSCALE_TEST_COMPOSE` for the Compose half); without it, it says so and measures nothing.
@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use autoscale_core::{ScaleOutcome, Scaler};
-use autoscale_docker::cli::Invocation;
 use autoscale_docker::{ComposeCommand, ComposeScaler, DockerCli, DockerEnv, SwarmScaler};
+use autoscale_exec::Invocation;
 use criterion::{Criterion, SamplingMode};
 
 /// Exits at once on SIGTERM: `wait` is interrupted by the signal, unlike a foreground `sleep`.

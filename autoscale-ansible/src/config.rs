@@ -10,7 +10,7 @@ use std::time::Duration;
 use autoscale_core::{Replicas, Scaler};
 use serde_json::{Map, Value};
 
-use crate::error::AnsibleError;
+use crate::error::Error;
 use crate::runner::RunSpec;
 
 /// The default `timeout`: a playbook over ssh with fact gathering takes tens of seconds.
@@ -366,7 +366,7 @@ impl AnsibleScalerBuilder {
     }
 
     /// Validate the settings and build the scaler.
-    pub fn build(self) -> Result<crate::AnsibleScaler, AnsibleError> {
+    pub fn build(self) -> Result<crate::AnsibleScaler, Error> {
         let AnsibleScalerBuilder {
             mut settings,
             program,
@@ -387,8 +387,8 @@ impl AnsibleScalerBuilder {
     }
 }
 
-fn invalid(message: String) -> AnsibleError {
-    AnsibleError::InvalidConfig(message)
+fn invalid(message: String) -> Error {
+    Error::InvalidConfig(message)
 }
 
 /// A compose-style service name: the name ends up in commands that playbooks run, so keep it plain.
@@ -408,7 +408,7 @@ fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn plain_text(what: &str, value: &str) -> Result<(), AnsibleError> {
+fn plain_text(what: &str, value: &str) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(invalid(format!("{what} is empty")));
     }
@@ -418,14 +418,14 @@ fn plain_text(what: &str, value: &str) -> Result<(), AnsibleError> {
     Ok(())
 }
 
-fn plain_path(what: &str, path: &Path) -> Result<(), AnsibleError> {
+fn plain_path(what: &str, path: &Path) -> Result<(), Error> {
     match path.to_str() {
         Some(s) => plain_text(what, s),
         None => Err(invalid(format!("{what} {path:?} is not UTF-8"))),
     }
 }
 
-fn validate(s: &Settings) -> Result<(), AnsibleError> {
+fn validate(s: &Settings) -> Result<(), Error> {
     if !valid_service_name(&s.service) {
         return Err(invalid(format!(
             "service {:?} is not a valid name (letters, digits, '_', '.', '-'; starting with a letter or digit)",

@@ -1,7 +1,11 @@
 //! The errors of the Ansible scaler, and how they map onto the core's kinds of failure.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use autoscale_core::FailureKind;
+use autoscale_exec::CommandLine;
 
 /// The backend name every error of this crate carries through [`autoscale_core::Error`].
 pub const BACKEND: &str = "ansible";
@@ -43,22 +47,22 @@ impl fmt::Display for Failures<'_> {
 
 /// A failure of the Ansible scaler.
 ///
-/// `command` fields hold the argument vector as run: the playbook, inventory and option values, and the path of
-/// the extra-vars file, never the vars themselves (they may hold secrets) nor the extra environment.
+/// Command lines are the argument vector as run: the playbook, inventory and option values, and the path of the
+/// extra-vars file, never the vars themselves (they may hold secrets) nor the extra environment. Failures of
+/// the run itself carry the runner's [`autoscale_exec::Error`] as their `source`, with the command, the exit
+/// status and the end of stderr.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AnsibleError {
+pub enum Error {
     /// The scaler's settings are invalid; nothing was run.
     #[error("invalid ansible scaler settings: {0}")]
     InvalidConfig(String),
 
     /// `ansible-playbook` could not be started.
-    #[error("could not start {program}: {source}")]
+    #[error("{source}")]
     Spawn {
-        /// The program that was run.
-        program: String,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// The command and what the operating system said.
+        source: autoscale_exec::Error,
     },
 
     /// A local file operation around the run failed (the extra-vars file, the callback plugin, a pipe).
@@ -70,22 +74,20 @@ pub enum AnsibleError {
         source: std::io::Error,
     },
 
-    /// The run did not finish in time; its whole process group was killed.
-    #[error("`{command}` did not finish within {after:?} and was killed; stderr: {stderr_tail:?}")]
+    /// The run did not finish in time; it, its workers and every process they started were killed.
+    #[error("{source}")]
     Timeout {
-        /// The command line.
-        command: String,
         /// The timeout.
         after: Duration,
-        /// The end of what the run printed on stderr before it was killed.
-        stderr_tail: String,
+        /// The command and the end of what it printed on stderr before it was killed.
+        source: autoscale_exec::Error,
     },
 
     /// At least one host failed a task.
     #[error("`{command}` failed: {}", Failures(failures))]
     TaskFailed {
         /// The command line.
-        command: String,
+        command: CommandLine,
         /// Each failed host with its task and message.
         failures: Vec<HostFailure>,
     },
@@ -94,28 +96,24 @@ pub enum AnsibleError {
     #[error("`{command}`: unreachable: {}", Failures(hosts))]
     Unreachable {
         /// The command line.
-        command: String,
+        command: CommandLine,
         /// Each unreachable host with the task that tried it and the connection's message.
         hosts: Vec<HostFailure>,
     },
 
     /// `ansible-playbook` exited with an error before it could report on hosts: a syntax error, a missing
     /// playbook or inventory, a bad option, a vault that could not be opened.
-    #[error("`{command}` exited with {status}; stderr: {stderr_tail:?}")]
+    #[error("{source}")]
     Exited {
-        /// The command line.
-        command: String,
-        /// The exit status, as the operating system describes it.
-        status: String,
-        /// The end of what the run printed on stderr.
-        stderr_tail: String,
+        /// The command, its exit status and the end of its stderr.
+        source: autoscale_exec::Error,
     },
 
     /// The run's output could not be understood.
     #[error("`{command}` printed no usable report ({reason}); stderr: {stderr_tail:?}")]
     BadOutput {
         /// The command line.
-        command: String,
+        command: CommandLine,
         /// What was wrong with the output.
         reason: String,
         /// The end of what the run printed on stderr.
@@ -123,10 +121,10 @@ pub enum AnsibleError {
     },
 
     /// The status playbook ran but did not report a usable replica count.
-    #[error("`{command}` reported no usable replica count: {reason}")]
+    #[error("`{}` reported no usable replica count: {reason}", playbook.display())]
     NoCount {
-        /// The command line.
-        command: String,
+        /// The status playbook.
+        playbook: PathBuf,
         /// What was missing or wrong.
         reason: String,
     },
@@ -139,33 +137,75 @@ pub enum AnsibleError {
     },
 }
 
-impl From<AnsibleError> for autoscale_core::Error {
-    fn from(error: AnsibleError) -> Self {
-        use autoscale_core::Error;
-        let backend = BACKEND;
-        match error {
-            AnsibleError::Busy { .. } => Error::Busy { backend },
-            AnsibleError::Timeout { after, .. } => Error::Timeout {
-                backend,
-                after,
-                source: error.into(),
-            },
+impl Error {
+    /// The kind of failure a caller acts on, as [`autoscale_core::Error::kind`] reports it.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Error::Timeout { .. } => FailureKind::Timeout,
             // A host that cannot be reached may be back on the next try; a failed task usually will not be.
-            AnsibleError::Unreachable { .. } | AnsibleError::Spawn { .. } => Error::Unavailable {
+            Error::Busy { .. } | Error::Unreachable { .. } | Error::Spawn { .. } => {
+                FailureKind::Unavailable
+            }
+            Error::InvalidConfig(_) => FailureKind::Rejected,
+            Error::BadOutput { .. } | Error::NoCount { .. } => FailureKind::BadResult,
+            Error::TaskFailed { .. } | Error::Exited { .. } | Error::Io { .. } => {
+                FailureKind::Other
+            }
+        }
+    }
+
+    /// The error for a run that could not give an output.
+    pub(crate) fn from_run(error: autoscale_exec::Error) -> Self {
+        use autoscale_exec::Error as Run;
+        match error {
+            Run::Spawn { .. } => Error::Spawn { source: error },
+            Run::Timeout { after, .. } => Error::Timeout {
+                after,
+                source: error,
+            },
+            Run::OutputTooLarge {
+                command,
+                limit,
+                stderr_tail,
+            } => Error::BadOutput {
+                command,
+                reason: format!("stdout exceeded {limit} bytes"),
+                stderr_tail,
+            },
+            Run::Io { command, source } => Error::Io {
+                what: format!("reading the output of `{command}`"),
+                source,
+            },
+            // A failed exit status, the only other way a run can end.
+            other => Error::Exited { source: other },
+        }
+    }
+}
+
+impl From<Error> for autoscale_core::Error {
+    fn from(error: Error) -> Self {
+        use autoscale_core::Error as Core;
+        let backend = BACKEND;
+        match (error.kind(), &error) {
+            (_, Error::Busy { .. }) => Core::Busy { backend },
+            (_, Error::Timeout { after, .. }) => Core::Timeout {
+                backend,
+                after: *after,
+                source: error.into(),
+            },
+            (FailureKind::Unavailable, _) => Core::Unavailable {
                 backend,
                 source: error.into(),
             },
-            AnsibleError::InvalidConfig(_) => Error::Rejected {
+            (FailureKind::Rejected, _) => Core::Rejected {
                 backend,
                 source: error.into(),
             },
-            AnsibleError::BadOutput { .. } | AnsibleError::NoCount { .. } => Error::BadResult {
+            (FailureKind::BadResult, _) => Core::BadResult {
                 backend,
                 source: error.into(),
             },
-            AnsibleError::TaskFailed { .. }
-            | AnsibleError::Exited { .. }
-            | AnsibleError::Io { .. } => Error::Other {
+            _ => Core::Other {
                 backend,
                 source: error.into(),
             },
@@ -176,7 +216,7 @@ impl From<AnsibleError> for autoscale_core::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoscale_core::FailureKind;
+    use std::ffi::OsStr;
 
     fn failure(host: &str) -> HostFailure {
         HostFailure {
@@ -188,8 +228,8 @@ mod tests {
 
     #[test]
     fn messages_name_the_host_task_and_message_and_cut_long_lists() {
-        let error = AnsibleError::TaskFailed {
-            command: "ansible-playbook scale.yml".to_owned(),
+        let error = Error::TaskFailed {
+            command: CommandLine::new(["ansible-playbook", "scale.yml"].map(OsStr::new)),
             failures: ["a", "b", "c", "d", "e"].map(failure).to_vec(),
         };
         assert_eq!(
@@ -201,26 +241,29 @@ mod tests {
 
     #[test]
     fn kinds_map_onto_the_core_kinds() {
-        let command = String::from("ansible-playbook x.yml");
+        let command = CommandLine::new(["ansible-playbook", "x.yml"].map(OsStr::new));
         let cases = [
             (
-                AnsibleError::Busy {
+                Error::Busy {
                     service: "web".into(),
                 },
                 FailureKind::Unavailable,
                 true,
             ),
             (
-                AnsibleError::Timeout {
-                    command: command.clone(),
+                Error::Timeout {
                     after: Duration::from_secs(1),
-                    stderr_tail: String::new(),
+                    source: autoscale_exec::Error::Timeout {
+                        command: command.clone(),
+                        after: Duration::from_secs(1),
+                        stderr_tail: String::new(),
+                    },
                 },
                 FailureKind::Timeout,
                 true,
             ),
             (
-                AnsibleError::Unreachable {
+                Error::Unreachable {
                     command: command.clone(),
                     hosts: vec![failure("a")],
                 },
@@ -228,7 +271,7 @@ mod tests {
                 true,
             ),
             (
-                AnsibleError::TaskFailed {
+                Error::TaskFailed {
                     command: command.clone(),
                     failures: vec![failure("a")],
                 },
@@ -236,13 +279,13 @@ mod tests {
                 false,
             ),
             (
-                AnsibleError::InvalidConfig("bad".into()),
+                Error::InvalidConfig("bad".into()),
                 FailureKind::Rejected,
                 false,
             ),
             (
-                AnsibleError::NoCount {
-                    command,
+                Error::NoCount {
+                    playbook: "x.yml".into(),
                     reason: "none".into(),
                 },
                 FailureKind::BadResult,
@@ -251,6 +294,7 @@ mod tests {
         ];
         for (error, kind, transient) in cases {
             let text = error.to_string();
+            assert_eq!(error.kind(), kind, "{text}");
             let core = autoscale_core::Error::from(error);
             assert_eq!(core.kind(), kind, "{text}");
             assert_eq!(core.is_transient(), transient, "{text}");

@@ -39,7 +39,7 @@
 //! ))
 //! .build();
 //! assert!(refused.is_err());
-//! # Ok::<(), autoscale_ansible::AnsibleError>(())
+//! # Ok::<(), autoscale_ansible::Error>(())
 //! ```
 //!
 //! Through the [`Scaler`](autoscale_core::Scaler) trait, `scaler.scale(3).await` reads the status, runs
@@ -56,5 +56,5 @@ pub use callback::{HostStats, PlaybookReport, READY_VAR, REPLICAS_VAR};
 pub use config::{
     AnsibleScalerBuilder, DEFAULT_TIMEOUT, RESERVED_VARS, StatusPlaybook, StatusSource,
 };
-pub use error::{AnsibleError, BACKEND, HostFailure};
+pub use error::{BACKEND, Error, HostFailure};
 pub use scaler::AnsibleScaler;

@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use crate::callback::{PlaybookReport, READY_VAR, REPLICAS_VAR, parse_report};
 use crate::config::{AnsibleScalerBuilder, RunKind, Settings, StatusSource};
-use crate::error::AnsibleError;
-use crate::runner::{self, RunError, display_command};
+use crate::error::Error;
 
 /// The bundled stdout callback, written next to the extra-vars file for each run.
 const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
@@ -30,7 +29,7 @@ const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
 ///
 /// At most one scale run per service goes on at a time in this process (scalers with the same service,
 /// inventory, limit, playbook and extra vars count as one): a second `scale` meanwhile fails with
-/// [`AnsibleError::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
+/// [`Error::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
 #[derive(Debug, Clone)]
 pub struct AnsibleScaler {
     settings: Arc<Settings>,
@@ -45,14 +44,14 @@ struct BusyGuard {
 }
 
 impl BusyGuard {
-    fn acquire(key: String, service: &str) -> Result<Self, AnsibleError> {
+    fn acquire(key: String, service: &str) -> Result<Self, Error> {
         let mut running = RUNNING
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if running.insert(key.clone()) {
             Ok(BusyGuard { key })
         } else {
-            Err(AnsibleError::Busy {
+            Err(Error::Busy {
                 service: service.to_owned(),
             })
         }
@@ -107,7 +106,7 @@ impl AnsibleScaler {
             Path::new("CALLBACK_DIR"),
             None,
         );
-        display_command(&spec)
+        spec.command_line().to_string()
     }
 
     /// What makes two scalers "the same service": the service, and where and how it is scaled (inventory,
@@ -125,12 +124,12 @@ impl AnsibleScaler {
     }
 
     /// Run the scale playbook for `replicas` unconditionally (no status read, no no-op check), and return
-    /// what Ansible reported. Fails with [`AnsibleError::Busy`] while another scale run of the service goes on.
+    /// what Ansible reported. Fails with [`Error::Busy`] while another scale run of the service goes on.
     pub async fn run_scale(
         &self,
         replicas: Replicas,
         previous_replicas: Replicas,
-    ) -> Result<PlaybookReport, AnsibleError> {
+    ) -> Result<PlaybookReport, Error> {
         let _busy = BusyGuard::acquire(self.busy_key(), &self.settings.service)?;
         self.run_scale_playbook(replicas, previous_replicas).await
     }
@@ -139,7 +138,7 @@ impl AnsibleScaler {
         &self,
         replicas: Replicas,
         previous: Replicas,
-    ) -> Result<PlaybookReport, AnsibleError> {
+    ) -> Result<PlaybookReport, Error> {
         let started = Instant::now();
         let report = self
             .run_playbook(RunKind::Scale { replicas, previous })
@@ -157,11 +156,11 @@ impl AnsibleScaler {
     }
 
     /// Run the status playbook and read the count it reports.
-    async fn playbook_status(&self) -> Result<ReplicaStatus, AnsibleError> {
+    async fn playbook_status(&self) -> Result<ReplicaStatus, Error> {
         let report = self.run_playbook(RunKind::Status).await?;
         let (playbook, _) = self.settings.target(RunKind::Status);
-        let no_count = |reason: String| AnsibleError::NoCount {
-            command: playbook.display().to_string(),
+        let no_count = |reason: String| Error::NoCount {
+            playbook: playbook.to_owned(),
             reason,
         };
         let as_replicas = |n: u64| {
@@ -186,11 +185,11 @@ impl AnsibleScaler {
 
     /// One playbook run: write the callback and the extra vars into a private directory, run, and read the
     /// report. The directory goes away when this returns.
-    async fn run_playbook(&self, kind: RunKind) -> Result<PlaybookReport, AnsibleError> {
+    async fn run_playbook(&self, kind: RunKind) -> Result<PlaybookReport, Error> {
         let dir = tempfile::Builder::new()
             .prefix("autoscale-ansible-")
             .tempdir()
-            .map_err(|source| AnsibleError::Io {
+            .map_err(|source| Error::Io {
                 what: "creating a private directory for the run".into(),
                 source,
             })?;
@@ -210,56 +209,31 @@ impl AnsibleScaler {
             dir.path(),
             std::env::var_os("ANSIBLE_CALLBACK_PLUGINS"),
         );
-        let command = display_command(&spec);
+        let command = spec.command_line();
         tracing::debug!(service = %self.settings.service, %command, "running ansible-playbook");
-        let output = runner::run(&spec).await.map_err(|e| match e {
-            RunError::Spawn(source) => AnsibleError::Spawn {
-                program: spec.program.to_string_lossy().into_owned(),
-                source,
-            },
-            RunError::Wait(source) => AnsibleError::Io {
-                what: format!("waiting for `{command}`"),
-                source,
-            },
-            RunError::Timeout { stderr_tail } => AnsibleError::Timeout {
-                command: command.clone(),
-                after: spec.timeout,
-                stderr_tail,
-            },
-        })?;
+        let output = spec.invocation().run().await.map_err(Error::from_run)?;
         drop(dir);
 
-        if output.stdout_truncated {
-            return Err(AnsibleError::BadOutput {
-                command,
-                reason: format!("stdout exceeded {} bytes", runner::STDOUT_LIMIT),
-                stderr_tail: output.stderr_tail,
-            });
-        }
         let stdout = String::from_utf8_lossy(&output.stdout);
         match parse_report(&stdout) {
-            Ok(report) if !report.failures.is_empty() => Err(AnsibleError::TaskFailed {
+            Ok(report) if !report.failures.is_empty() => Err(Error::TaskFailed {
                 command,
                 failures: report.failures,
             }),
-            Ok(report) if !report.unreachable.is_empty() => Err(AnsibleError::Unreachable {
+            Ok(report) if !report.unreachable.is_empty() => Err(Error::Unreachable {
                 command,
                 hosts: report.unreachable,
             }),
-            Ok(report) if output.status.success() => Ok(report),
             // A report without failed hosts but with a failed exit: the run stopped for another reason
             // (no hosts matched, an error between plays, an interrupt).
-            Ok(_) => Err(AnsibleError::Exited {
-                command,
-                status: output.status.to_string(),
-                stderr_tail: output.stderr_tail,
+            Ok(report) => match output.check() {
+                Ok(_) => Ok(report),
+                Err(source) => Err(Error::Exited { source }),
+            },
+            Err(_) if !output.status.success() => Err(Error::Exited {
+                source: output.check().expect_err("the run failed"),
             }),
-            Err(_) if !output.status.success() => Err(AnsibleError::Exited {
-                command,
-                status: output.status.to_string(),
-                stderr_tail: output.stderr_tail,
-            }),
-            Err(reason) => Err(AnsibleError::BadOutput {
+            Err(reason) => Err(Error::BadOutput {
                 command,
                 reason,
                 stderr_tail: output.stderr_tail,
@@ -269,8 +243,8 @@ impl AnsibleScaler {
 }
 
 /// Create `path` readable by this user only: the extra vars may hold secrets.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), AnsibleError> {
-    let io = |source| AnsibleError::Io {
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
         what: format!("writing {}", path.display()),
         source,
     };
@@ -372,7 +346,7 @@ mod tests {
         assert!(matches!(err, autoscale_core::Error::Busy { .. }), "{err}");
         assert!(matches!(
             s.run_scale(3, 1).await.unwrap_err(),
-            AnsibleError::Busy { .. }
+            Error::Busy { .. }
         ));
         // Another service is not held up.
         let other = scaler(
@@ -404,7 +378,7 @@ mod tests {
         // Released: the next call gets past the guard (and fails on the missing program instead).
         assert!(matches!(
             s.run_scale(3, 1).await.unwrap_err(),
-            AnsibleError::Spawn { .. }
+            Error::Spawn { .. }
         ));
     }
 

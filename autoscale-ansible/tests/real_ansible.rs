@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_ansible::{
-    AnsibleError, AnsibleScaler, AnsibleScalerBuilder, StatusPlaybook, StatusSource,
-};
+use autoscale_ansible::{AnsibleScaler, AnsibleScalerBuilder, Error, StatusPlaybook, StatusSource};
 use autoscale_core::testing::{RecordingScaler, require_service, scaler_conformance};
 use autoscale_core::{FailureKind, ReplicaStatus, ScaleOutcome, Scaler};
 
@@ -191,7 +189,7 @@ async fn a_failing_playbook_names_the_host_task_and_message() {
         .unwrap();
 
     match scaler.run_scale(3, 1).await.unwrap_err() {
-        AnsibleError::TaskFailed { failures, .. } => {
+        Error::TaskFailed { failures, .. } => {
             assert_eq!(failures.len(), 1, "{failures:?}");
             assert_eq!(failures[0].host, "localhost");
             assert_eq!(failures[0].task, "Refuse the new count");
@@ -222,7 +220,7 @@ async fn a_failed_compose_command_surfaces_its_stderr() {
         .build()
         .unwrap();
     match scaler.run_scale(2, 1).await.unwrap_err() {
-        AnsibleError::TaskFailed { failures, .. } => {
+        Error::TaskFailed { failures, .. } => {
             assert_eq!(failures[0].task, "Scale the service with compose");
             assert!(
                 failures[0].message.starts_with("non-zero return code"),
@@ -250,7 +248,7 @@ async fn an_unreachable_host_is_unavailable() {
         .build()
         .unwrap();
     match scaler.run_scale(2, 1).await.unwrap_err() {
-        AnsibleError::Unreachable { hosts, .. } => {
+        Error::Unreachable { hosts, .. } => {
             assert_eq!(hosts[0].host, "nowhere");
             assert!(hosts[0].message.contains("port 1"), "{hosts:?}");
         }
@@ -311,7 +309,7 @@ async fn a_hanging_playbook_is_killed_at_the_timeout_with_nothing_left_behind() 
     assert!(matches!(busy, autoscale_core::Error::Busy { .. }), "{busy}");
 
     match run.await.unwrap().unwrap_err() {
-        AnsibleError::Timeout { after, .. } => assert_eq!(after, Duration::from_secs(30)),
+        Error::Timeout { after, .. } => assert_eq!(after, Duration::from_secs(30)),
         other => panic!("expected a timeout, got {other}"),
     }
     assert!(

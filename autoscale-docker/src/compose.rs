@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+use autoscale_exec::{Invocation, Output};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::cli::{Invocation, RunError};
 use crate::docker::{DockerCli, run_checked, validate_command};
 use crate::error::Error;
 use crate::names::{self, Rule};
@@ -325,11 +325,14 @@ async fn detect(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
 }
 
 /// Whether `COMMAND version` works; a timeout is an error of its own, not a sign of absence.
-async fn version(docker: &DockerCli, command: &[OsString]) -> Result<Result<(), RunError>, Error> {
+async fn version(
+    docker: &DockerCli,
+    command: &[OsString],
+) -> Result<Result<(), autoscale_exec::Error>, Error> {
     let inv = docker.prefixed(command.to_vec(), ["version"]);
-    match inv.run().await.and_then(crate::cli::Output::check) {
+    match inv.run().await.and_then(Output::check) {
         Ok(_) => Ok(Ok(())),
-        Err(e @ RunError::Timeout { .. }) => Err(Error::Timeout { source: e }),
+        Err(e @ autoscale_exec::Error::Timeout { .. }) => Err(Error::Timeout { source: e }),
         Err(e) => Ok(Err(e)),
     }
 }
@@ -337,13 +340,13 @@ async fn version(docker: &DockerCli, command: &[OsString]) -> Result<Result<(), 
 #[async_trait]
 impl Scaler for ComposeScaler {
     async fn status(&self) -> autoscale_core::Result<ReplicaStatus> {
-        self.read_status().await.map_err(|e| e.into_core(BACKEND))
+        self.read_status().await.map_err(|e| e.attribute(BACKEND))
     }
 
     async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
         self.set_replicas(replicas)
             .await
-            .map_err(|e| e.into_core(BACKEND))
+            .map_err(|e| e.attribute(BACKEND))
     }
 }
 

@@ -4,9 +4,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Invocation, Output};
 use crate::error::Error;
 use crate::names::{self, Rule};
+use autoscale_exec::{Invocation, Output};
 
 /// The timeout of every docker call unless [`DockerCli::timeout`] sets another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,10 +1,16 @@
 //! The errors of the Docker scalers, and how they map onto [`autoscale_core::Error`].
 
-use crate::cli::{CommandLine, RunError};
+use autoscale_core::FailureKind;
+use autoscale_exec::{CommandLine, Error as RunError};
+
+/// The backend name in [`autoscale_core::Error`]s converted with `From`; the Compose and Swarm scalers name
+/// themselves instead ([`COMPOSE_BACKEND`](crate::COMPOSE_BACKEND), [`SWARM_BACKEND`](crate::SWARM_BACKEND)).
+pub const BACKEND: &str = "docker";
 
 /// What went wrong driving the Docker CLI.
 ///
-/// Every variant that ran a command carries it (as a [`RunError`] or a [`CommandLine`]), so messages show the
+/// Every variant that ran a command carries it (as an [`autoscale_exec::Error`] or a [`CommandLine`]), so
+/// messages show the
 /// command line, the exit status and the tail of stderr. None carries a secret: environment values are never
 /// shown.
 #[derive(Debug, thiserror::Error)]
@@ -97,39 +103,43 @@ pub enum Error {
 }
 
 impl Error {
-    /// The core error for this failure, attributed to `backend` (such as `docker compose`).
-    pub fn into_core(self, backend: &'static str) -> autoscale_core::Error {
-        use autoscale_core::Error as Core;
+    /// The kind of failure a caller acts on, as [`autoscale_core::Error::kind`] reports it.
+    pub fn kind(&self) -> FailureKind {
         match self {
             Error::InvalidName { .. }
             | Error::InvalidConfig { .. }
             | Error::ServiceNotFound { .. }
             | Error::NotSwarmManager { .. }
-            | Error::UnsupportedMode { .. } => Core::Rejected {
+            | Error::UnsupportedMode { .. } => FailureKind::Rejected,
+            Error::DaemonUnavailable { .. } | Error::Busy { .. } => FailureKind::Unavailable,
+            Error::Timeout { .. } => FailureKind::Timeout,
+            Error::UnexpectedOutput { .. } => FailureKind::BadResult,
+            Error::CommandFailed { .. } | Error::ComposeNotFound { .. } => FailureKind::Other,
+        }
+    }
+
+    /// The core error for this failure, attributed to `backend`: what `From` does with [`BACKEND`], and what
+    /// the scalers do with their own names.
+    pub(crate) fn attribute(self, backend: &'static str) -> autoscale_core::Error {
+        use autoscale_core::Error as Core;
+        if let Error::Busy { .. } = self {
+            return Core::Busy { backend };
+        }
+        if let Error::Timeout { source } = &self {
+            let after = source.timed_out_after().unwrap_or_default();
+            return Core::Timeout {
                 backend,
+                after,
                 source: Box::new(self),
-            },
-            Error::DaemonUnavailable { .. } => Core::Unavailable {
-                backend,
-                source: Box::new(self),
-            },
-            Error::Timeout { ref source } => Core::Timeout {
-                backend,
-                after: match source {
-                    RunError::Timeout { after, .. } => *after,
-                    _ => std::time::Duration::ZERO,
-                },
-                source: Box::new(self),
-            },
-            Error::UnexpectedOutput { .. } => Core::BadResult {
-                backend,
-                source: Box::new(self),
-            },
-            Error::Busy { .. } => Core::Busy { backend },
-            Error::CommandFailed { .. } | Error::ComposeNotFound { .. } => Core::Other {
-                backend,
-                source: Box::new(self),
-            },
+            };
+        }
+        let kind = self.kind();
+        let source = Box::new(self);
+        match kind {
+            FailureKind::Rejected => Core::Rejected { backend, source },
+            FailureKind::Unavailable => Core::Unavailable { backend, source },
+            FailureKind::BadResult => Core::BadResult { backend, source },
+            _ => Core::Other { backend, source },
         }
     }
 
@@ -150,7 +160,7 @@ impl Error {
 
 impl From<Error> for autoscale_core::Error {
     fn from(error: Error) -> Self {
-        error.into_core("docker")
+        error.attribute(BACKEND)
     }
 }
 
@@ -175,7 +185,6 @@ fn not_a_swarm_manager(stderr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoscale_core::FailureKind;
     use std::os::unix::process::ExitStatusExt;
 
     fn failed(stderr: &str) -> RunError {
@@ -204,7 +213,9 @@ mod tests {
             ("Error: something else\n", FailureKind::Other),
         ];
         for (stderr, kind) in cases {
-            let core: autoscale_core::Error = Error::from_run(failed(stderr)).into();
+            let error = Error::from_run(failed(stderr));
+            assert_eq!(error.kind(), kind, "{stderr}");
+            let core: autoscale_core::Error = error.into();
             assert_eq!(core.kind(), kind, "{stderr}");
         }
     }
@@ -214,7 +225,7 @@ mod tests {
         let err = Error::from_run(failed(
             "Cannot connect to the Docker daemon at unix:///x.sock.\n",
         ))
-        .into_core("docker swarm");
+        .attribute("docker swarm");
         assert_eq!(
             err.to_string(),
             "docker swarm is unavailable: the Docker daemon is not reachable: `docker ps` failed \
@@ -229,7 +240,7 @@ mod tests {
             after: std::time::Duration::from_secs(3),
             stderr_tail: String::new(),
         })
-        .into_core("docker compose");
+        .attribute("docker compose");
         assert!(matches!(
             err,
             autoscale_core::Error::Timeout { after, .. } if after.as_secs() == 3

@@ -12,7 +12,7 @@
 //!
 //! Every command is an argument vector, never a shell line; project, service, profile and context names are
 //! checked against Docker's rules before anything runs. Every call has a timeout that kills the command and
-//! every process it started ([`cli`]). The standard `DOCKER_HOST`, `DOCKER_CONTEXT`, `DOCKER_TLS_VERIFY` and
+//! every process it started ([`autoscale_exec`]). The standard `DOCKER_HOST`, `DOCKER_CONTEXT`, `DOCKER_TLS_VERIFY` and
 //! `DOCKER_CERT_PATH` are inherited, or set per scaler with [`DockerEnv`]. Setting the count a service already
 //! has runs nothing and returns [`ScaleOutcome::Unchanged`](autoscale_core::ScaleOutcome::Unchanged).
 //!
@@ -59,7 +59,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod cli;
 mod compose;
 mod discovery;
 mod docker;
@@ -77,5 +76,5 @@ pub use discovery::{
     discover_swarm_services,
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
-pub use error::Error;
+pub use error::{BACKEND, Error};
 pub use swarm::{BACKEND as SWARM_BACKEND, SwarmScaler};

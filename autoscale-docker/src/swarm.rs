@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+use autoscale_exec::{Invocation, Output};
 use tokio::sync::Mutex;
 
-use crate::cli::{Invocation, Output};
 use crate::docker::{DockerCli, run_checked};
 use crate::error::Error;
 use crate::names::{self, Rule};
@@ -177,13 +177,13 @@ fn unexpected(out: &Output, reason: String) -> Error {
 #[async_trait]
 impl Scaler for SwarmScaler {
     async fn status(&self) -> autoscale_core::Result<ReplicaStatus> {
-        self.read_status().await.map_err(|e| e.into_core(BACKEND))
+        self.read_status().await.map_err(|e| e.attribute(BACKEND))
     }
 
     async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
         self.set_replicas(replicas)
             .await
-            .map_err(|e| e.into_core(BACKEND))
+            .map_err(|e| e.attribute(BACKEND))
     }
 }
 

@@ -1,35 +1,5 @@
-//! Run a program as an argument vector, with a timeout that kills it and everything it started.
-//!
-//! This module is deliberately self-contained (std, tokio, thiserror and, on unix, rustix): nothing in it knows
-//! about Docker, so it can move to a shared crate for every backend that drives a command-line tool.
-//!
-//! - No shell is ever involved: the program and its arguments are passed to the OS as they are.
-//! - The child runs in its own process group. When the timeout expires, when stdout grows past its cap, or when
-//!   the future returned by [`Invocation::run`] is dropped before the child finished, the whole group is
-//!   killed with `SIGKILL`. A wrapper script that runs the real tool as its own child leaves nothing behind.
-//! - stdout is captured up to a cap; of stderr only the tail is kept, because that is where tools put the
-//!   reason they failed.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use std::time::Duration;
-//! use autoscale_docker::cli::{Invocation, RunError};
-//!
-//! let out = Invocation::new("sh")
-//!     .args(["-c", "echo hello; echo oops >&2; exit 3"])
-//!     .timeout(Duration::from_secs(10))
-//!     .run()
-//!     .await
-//!     .unwrap();
-//! assert_eq!(out.stdout, b"hello\n");
-//! assert_eq!(out.status.code(), Some(3));
-//! let err = out.check().unwrap_err();
-//! assert!(matches!(err, RunError::Failed { .. }));
-//! assert!(err.to_string().contains("oops"));
-//! # }
-//! ```
+//! One command to run, and what it produced.
 
-use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -37,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use crate::capture::{ReadFailure, TailBuffer, read_capped, read_tail};
+use crate::kill::GroupGuard;
+use crate::{CommandLine, Error};
 
 /// The timeout of an [`Invocation`] unless [`Invocation::timeout`] sets another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -127,7 +99,7 @@ impl Invocation {
         self
     }
 
-    /// How long the child may run, output included, before it and its process group are killed.
+    /// How long the child may run, output included, before it and everything it started are killed.
     /// Default: [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -135,7 +107,7 @@ impl Invocation {
     }
 
     /// The most bytes of stdout accepted; more kills the child and fails with
-    /// [`RunError::OutputTooLarge`]. Default: [`DEFAULT_MAX_STDOUT`].
+    /// [`Error::OutputTooLarge`]. Default: [`DEFAULT_MAX_STDOUT`].
     pub fn max_stdout(mut self, bytes: usize) -> Self {
         self.max_stdout = bytes;
         self
@@ -178,10 +150,10 @@ impl Invocation {
     ///
     /// Returns the [`Output`] whatever the exit status (use [`Output::check`] to turn a failure into an
     /// error); fails only when the command could not be started, timed out, wrote too much to stdout, or its
-    /// pipes could not be read. In the last three cases the child's process group has been killed.
+    /// pipes could not be read. In the last three cases the child and everything it started have been killed.
     ///
-    /// Dropping the returned future before it completes kills the process group too.
-    pub async fn run(&self) -> Result<Output, RunError> {
+    /// Dropping the returned future before it completes kills them too.
+    pub async fn run(&self) -> Result<Output, Error> {
         let command = self.command_line();
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(&self.args)
@@ -189,7 +161,7 @@ impl Invocation {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // If the future is dropped, tokio kills the direct child and reaps it in the background; the group
-            // guard below takes care of the rest of the group.
+            // guard below takes care of the rest of the tree.
             .kill_on_drop(true);
         for (key, value) in &self.env {
             match value {
@@ -207,7 +179,7 @@ impl Invocation {
         cmd.process_group(0);
 
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             command: command.clone(),
             source,
         })?;
@@ -215,7 +187,7 @@ impl Invocation {
         // reaped, which keeps its pid (the group id) from being reused by an unrelated process.
         let mut group = GroupGuard::new(child.id());
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(RunError::Io {
+            return Err(Error::Io {
                 command,
                 source: io::Error::other("the child's pipes were not set up"),
             });
@@ -245,12 +217,13 @@ impl Invocation {
                     elapsed: started.elapsed(),
                 });
             }
-            Ok(Err(ReadFailure::TooLarge)) => RunError::OutputTooLarge {
+            Ok(Err(ReadFailure::TooLarge)) => Error::OutputTooLarge {
                 command,
                 limit: self.max_stdout,
+                stderr_tail: tail.render(),
             },
-            Ok(Err(ReadFailure::Io(source))) => RunError::Io { command, source },
-            Err(_elapsed) => RunError::Timeout {
+            Ok(Err(ReadFailure::Io(source))) => Error::Io { command, source },
+            Err(_elapsed) => Error::Timeout {
                 command,
                 after: self.timeout,
                 stderr_tail: tail.render(),
@@ -306,12 +279,12 @@ impl Output {
         self.status.success()
     }
 
-    /// `self` if the command exited with status 0, else [`RunError::Failed`] with the status and stderr tail.
-    pub fn check(self) -> Result<Output, RunError> {
+    /// `self` if the command exited with status 0, else [`Error::Failed`] with the status and stderr tail.
+    pub fn check(self) -> Result<Output, Error> {
         if self.status.success() {
             Ok(self)
         } else {
-            Err(RunError::Failed {
+            Err(Error::Failed {
                 command: self.command,
                 status: self.status,
                 stderr_tail: self.stderr_tail,
@@ -320,318 +293,12 @@ impl Output {
     }
 }
 
-/// Why running a command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The program could not be started (not found, not executable).
-    #[error("could not start `{command}`: {source}")]
-    Spawn {
-        /// The command.
-        command: CommandLine,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The command did not finish in time; it and its process group were killed.
-    #[error(
-        "`{command}` did not finish within {after:?} and was killed{}",
-        StderrNote(stderr_tail)
-    )]
-    Timeout {
-        /// The command.
-        command: CommandLine,
-        /// The timeout that expired.
-        after: Duration,
-        /// What it had written to stderr by then.
-        stderr_tail: String,
-    },
-    /// The command exited with a non-zero status (see [`Output::check`]).
-    #[error("`{command}` failed ({status}){}", StderrNote(stderr_tail))]
-    Failed {
-        /// The command.
-        command: CommandLine,
-        /// Its exit status.
-        status: ExitStatus,
-        /// The end of its stderr.
-        stderr_tail: String,
-    },
-    /// The command wrote more than the cap to stdout; it and its process group were killed.
-    #[error("`{command}` wrote more than {limit} bytes to stdout and was killed")]
-    OutputTooLarge {
-        /// The command.
-        command: CommandLine,
-        /// The cap.
-        limit: usize,
-    },
-    /// Reading the command's output or waiting for it failed; it and its process group were killed.
-    #[error("reading the output of `{command}` failed: {source}")]
-    Io {
-        /// The command.
-        command: CommandLine,
-        /// The OS error.
-        source: io::Error,
-    },
-}
-
-impl RunError {
-    /// The command this error is about.
-    pub fn command(&self) -> &CommandLine {
-        match self {
-            RunError::Spawn { command, .. }
-            | RunError::Timeout { command, .. }
-            | RunError::Failed { command, .. }
-            | RunError::OutputTooLarge { command, .. }
-            | RunError::Io { command, .. } => command,
-        }
-    }
-
-    /// The end of the command's stderr, when it ran far enough to have one.
-    pub fn stderr_tail(&self) -> Option<&str> {
-        match self {
-            RunError::Timeout { stderr_tail, .. } | RunError::Failed { stderr_tail, .. } => {
-                Some(stderr_tail)
-            }
-            _ => None,
-        }
-    }
-
-    /// The exit status, for [`RunError::Failed`].
-    pub fn status(&self) -> Option<ExitStatus> {
-        match self {
-            RunError::Failed { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
-/// Renders a stderr tail into an error message: its last few non-empty lines on one line, so a log line stays
-/// one line.
-struct StderrNote<'a>(&'a str);
-
-impl fmt::Display for StderrNote<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const LINES: usize = 6;
-        let lines: Vec<&str> = self
-            .0
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        if lines.is_empty() {
-            return f.write_str("; stderr was empty");
-        }
-        let shown = &lines[lines.len().saturating_sub(LINES)..];
-        f.write_str("; stderr: ")?;
-        if shown.len() < lines.len() {
-            f.write_str("… | ")?;
-        }
-        f.write_str(&shown.join(" | "))
-    }
-}
-
-/// A command line for messages: the program and its arguments, quoted the way a POSIX shell would need them,
-/// so it can be copied into a terminal to reproduce a failure.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CommandLine(String);
-
-impl CommandLine {
-    /// A command line from an argument vector.
-    pub fn new<'a>(argv: impl IntoIterator<Item = &'a OsStr>) -> Self {
-        let words: Vec<String> = argv
-            .into_iter()
-            .map(|arg| quote(&arg.to_string_lossy()))
-            .collect();
-        CommandLine(words.join(" "))
-    }
-
-    /// The rendered command line.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CommandLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for CommandLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-fn quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-enum ReadFailure {
-    TooLarge,
-    Io(io::Error),
-}
-
-async fn read_capped(
-    mut pipe: impl AsyncRead + Unpin,
-    out: &mut Vec<u8>,
-    limit: usize,
-) -> Result<(), ReadFailure> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = pipe.read(&mut chunk).await.map_err(ReadFailure::Io)?;
-        if n == 0 {
-            return Ok(());
-        }
-        if out.len() + n > limit {
-            return Err(ReadFailure::TooLarge);
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn read_tail(
-    mut pipe: impl AsyncRead + Unpin,
-    tail: &mut TailBuffer,
-) -> Result<(), ReadFailure> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = pipe.read(&mut chunk).await.map_err(ReadFailure::Io)?;
-        if n == 0 {
-            return Ok(());
-        }
-        tail.push(&chunk[..n]);
-    }
-}
-
-/// The last `cap` bytes written to a stream.
-#[derive(Debug)]
-struct TailBuffer {
-    bytes: VecDeque<u8>,
-    cap: usize,
-    dropped: bool,
-}
-
-impl TailBuffer {
-    fn new(cap: usize) -> Self {
-        TailBuffer {
-            bytes: VecDeque::new(),
-            cap,
-            dropped: false,
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        let data = if data.len() > self.cap {
-            self.dropped = true;
-            self.bytes.clear();
-            &data[data.len() - self.cap..]
-        } else {
-            data
-        };
-        let overflow = (self.bytes.len() + data.len()).saturating_sub(self.cap);
-        if overflow > 0 {
-            self.dropped = true;
-            self.bytes.drain(..overflow);
-        }
-        self.bytes.extend(data);
-    }
-
-    /// The kept bytes as text; when the start was cut off, from the first whole line on.
-    fn render(&self) -> String {
-        let (a, b) = self.bytes.as_slices();
-        let mut bytes = Vec::with_capacity(a.len() + b.len());
-        bytes.extend_from_slice(a);
-        bytes.extend_from_slice(b);
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        if self.dropped {
-            if let Some(newline) = text.find('\n').filter(|&i| i + 1 < text.len()) {
-                text.drain(..=newline);
-            }
-            text.insert(0, '…');
-        }
-        text
-    }
-}
-
-/// Kills the child's process group when told to, or when dropped while still armed.
-struct GroupGuard {
-    pid: Option<u32>,
-}
-
-impl GroupGuard {
-    fn new(pid: Option<u32>) -> Self {
-        GroupGuard { pid }
-    }
-
-    /// The child was reaped: its pid may be reused from now on, so the group must never be signalled again.
-    fn disarm(&mut self) {
-        self.pid = None;
-    }
-
-    fn kill(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            kill_group(pid);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-#[cfg(unix)]
-fn kill_group(pid: u32) {
-    use rustix::process::{Pid, Signal, kill_process_group};
-    // Pid 1 would mean "every process we may signal": never. The child's pid is never 0 or 1 anyway.
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .filter(|&p| p > 1)
-        .and_then(Pid::from_raw)
-    else {
-        return;
-    };
-    // ESRCH (the group is already gone) is the expected outcome when everything exited on its own.
-    let _ = kill_process_group(pid, Signal::KILL);
-}
-
-#[cfg(not(unix))]
-fn kill_group(_pid: u32) {
-    // No process groups: the direct child is killed through tokio's handle instead.
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sh(script: &str) -> Invocation {
         Invocation::new("sh").arg("-c").arg(script)
-    }
-
-    #[test]
-    fn command_lines_quote_what_a_shell_would_need() {
-        let inv = Invocation::new("docker").args([
-            "ps",
-            "--filter",
-            "label=a.b=c",
-            "--format",
-            "{{json .}}",
-            "it's",
-            "",
-        ]);
-        assert_eq!(
-            inv.command_line().to_string(),
-            r#"docker ps --filter label=a.b=c --format '{{json .}}' 'it'\''s' ''"#
-        );
     }
 
     #[test]
@@ -652,30 +319,6 @@ mod tests {
         assert!(Invocation::from_argv(Vec::<String>::new()).is_none());
         let inv = Invocation::from_argv(["docker", "compose"]).unwrap();
         assert_eq!(inv.command_line().as_str(), "docker compose");
-    }
-
-    #[test]
-    fn tail_buffer_keeps_the_end_from_a_whole_line() {
-        let mut tail = TailBuffer::new(16);
-        tail.push(b"first line\nsecond\n");
-        tail.push(b"third\n");
-        assert_eq!(tail.render(), "…second\nthird\n");
-        let mut short = TailBuffer::new(100);
-        short.push(b"all of it\n");
-        assert_eq!(short.render(), "all of it\n");
-        let mut one_long_line = TailBuffer::new(4);
-        one_long_line.push(b"abcdefgh");
-        assert_eq!(one_long_line.render(), "…efgh");
-    }
-
-    #[test]
-    fn stderr_notes_keep_the_last_lines_on_one_line() {
-        let text = (1..=9).map(|i| format!("line {i}\n")).collect::<String>();
-        assert_eq!(
-            StderrNote(&text).to_string(),
-            "; stderr: … | line 4 | line 5 | line 6 | line 7 | line 8 | line 9"
-        );
-        assert_eq!(StderrNote(" \n").to_string(), "; stderr was empty");
     }
 
     #[tokio::test]
@@ -714,7 +357,7 @@ mod tests {
             .run()
             .await
             .unwrap_err();
-        assert!(matches!(err, RunError::Spawn { .. }), "{err:?}");
+        assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
         assert!(
             err.to_string().contains("`/nonexistent/docker ps`"),
             "{err}"
@@ -729,7 +372,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, RunError::OutputTooLarge { limit: 1000, .. }),
+            matches!(err, Error::OutputTooLarge { limit: 1000, .. }),
             "{err:?}"
         );
     }
@@ -783,7 +426,7 @@ mod tests {
         let timeout = Duration::from_secs(2);
         let err = sh(&script).timeout(timeout).run().await.unwrap_err();
         assert!(
-            matches!(err, RunError::Timeout { after, .. } if after == timeout),
+            matches!(err, Error::Timeout { after, .. } if after == timeout),
             "{err:?}"
         );
         assert!(err.to_string().contains("stderr: started"), "{err}");
@@ -814,5 +457,94 @@ mod tests {
                 "process {pid} outlived the drop"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn keeps_only_the_end_of_stderr() {
+        let out = sh("i=0; while [ $i -lt 2000 ]; do echo line$i >&2; i=$((i+1)); done")
+            .run()
+            .await
+            .unwrap();
+        // The kept bytes, from the first whole line on, after a one-character mark that the start was cut.
+        assert!(out.stderr_tail.len() <= DEFAULT_STDERR_TAIL + '…'.len_utf8());
+        assert!(out.stderr_tail.starts_with('…'), "{}", out.stderr_tail);
+        assert!(out.stderr_tail.ends_with("line1999\n"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_not_found() {
+        let err = Invocation::new("/nonexistent/ansible-playbook")
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+    }
+
+    /// Processes whose command line contains `marker`, from /proc.
+    fn processes_with(marker: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .filter(|cmdline| cmdline.contains(marker))
+            .collect()
+    }
+
+    /// Run `script` with a short timeout; check that a process with `marker` really started, that the run
+    /// timed out with `expected_tail` on stderr, and that no process with `marker` is left.
+    async fn times_out_leaving_nothing(script: String, marker: &str, expected_tail: &str) {
+        let run = tokio::spawn({
+            let inv = sh(&script).timeout(Duration::from_millis(1500));
+            async move { inv.run().await }
+        });
+        let mut seen = false;
+        for _ in 0..100 {
+            seen = !processes_with(marker).is_empty();
+            if seen || run.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match run.await.unwrap() {
+            Err(Error::Timeout { stderr_tail, .. }) => {
+                assert_eq!(stderr_tail.trim(), expected_tail);
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(seen, "the marked process never started");
+        // A SIGKILLed process may still be on its way out when kill(2) returns: look again, bounded.
+        for _ in 0..100 {
+            if processes_with(marker).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("left behind: {:?}", processes_with(marker));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_foreground_and_background_grandchildren() {
+        // The direct child is a shell; it starts two grandchildren, one in the background and one in the
+        // foreground, each with a unique marker in its command line (`sh -c 'sleep 600' MARKER`).
+        let marker = format!("autoscale-exec-marker-{}", std::process::id());
+        let script = format!(
+            "echo started >&2; sh -c 'sleep 600' {marker} & sh -c 'sleep 600' {marker}; echo never"
+        );
+        times_out_leaving_nothing(script, &marker, "started").await;
+    }
+
+    #[tokio::test]
+    async fn a_timeout_also_kills_groups_that_descendants_started() {
+        // `setsid` puts the sleeper in a session and group of its own, as ansible-playbook does with its
+        // workers; a signal to the child's group alone would miss it.
+        let marker = format!("autoscale-exec-setsid-marker-{}", std::process::id());
+        let script = format!("setsid sh -c 'sleep 600' {marker} & sleep 600");
+        times_out_leaving_nothing(script, &marker, "").await;
     }
 }
