@@ -1,4 +1,4 @@
-//! One test per pipeline rule of spec/engine.md, in pipeline order.
+//! One test per pipeline rule of docs/engine.md, in pipeline order.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The decision engine: `(state, status, observations, now) -> (decision, state)`, pure and deterministic.
 //!
-//! [`Engine::evaluate`] runs the pipeline of `spec/engine.md` top to bottom. Where the spec is silent it follows
+//! [`Engine::evaluate`] runs the pipeline of `docs/engine.md` top to bottom. Where the spec is silent it follows
 //! Kubernetes' `horizontal.go` and `replica_calculator.go`, including the order of float operations, `ceil`
 //! against truncation, and strict "newer than" cut-offs.
 //!

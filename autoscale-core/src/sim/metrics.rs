@@ -1,11 +1,11 @@
-//! The elasticity metrics of `spec/simulation.md` (SPEC Research Group; Herbst et al., BUNGEE), accumulated
+//! The elasticity metrics of `docs/simulation.md` (SPEC Research Group; Herbst et al., BUNGEE), accumulated
 //! tick by tick so a simulation never has to keep its rows.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Replicas;
 
-/// What a simulation measured. Field names and meanings are the JSON keys of `spec/simulation.md`.
+/// What a simulation measured. Field names and meanings are the JSON keys of `docs/simulation.md`.
 ///
 /// With `K` ticks of `dt` seconds, `T = K * dt`; `d` is demand, `s` ready supply after each tick's decision, `R`
 /// the requested count after it.

@@ -1,6 +1,6 @@
 //! The policy simulator: replay a load trace through a model of a service and the real [`Engine`](crate::Engine), and measure
 //! how well the replicas followed the load. This is the library behind `autoscale simulate`; the model is the
-//! normative one of `spec/simulation.md`.
+//! normative one of `docs/simulation.md`.
 //!
 //! - [`Trace`] reads the trace CSV (or takes points from memory); [`Pattern`] generates synthetic ones.
 //! - [`simulate`] runs the engine tick by tick; [`simulate_oracle`] runs the perfect-foresight reference.

@@ -1,4 +1,4 @@
-//! The tick model of `spec/simulation.md`: replicas with a startup delay, the real engine deciding at each
+//! The tick model of `docs/simulation.md`: replicas with a startup delay, the real engine deciding at each
 //! tick, and the perfect-foresight oracle.
 
 use std::collections::VecDeque;

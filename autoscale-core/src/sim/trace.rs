@@ -1,4 +1,4 @@
-//! Load traces: reading the CSV format of `spec/simulation.md`, and looking the load up as a step function.
+//! Load traces: reading the CSV format of `docs/simulation.md`, and looking the load up as a step function.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -182,7 +182,7 @@ fn quoted_list(columns: &[String]) -> String {
 }
 
 impl Trace {
-    /// Read a trace in the CSV format of `spec/simulation.md`.
+    /// Read a trace in the CSV format of `docs/simulation.md`.
     ///
     /// The first line that is neither blank nor a `#` comment is the header. Column 1 is the time (a number of
     /// seconds, or an RFC 3339 timestamp where a timestamp without an offset is UTC); the load is column 2, or
