@@ -184,6 +184,7 @@ async fn a_restart_in_the_middle_of_a_cooldown_still_honours_it() {
                 "lat",
                 Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
             ))
+            .default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN)
             .build()
             .unwrap()
     };
@@ -224,6 +225,7 @@ async fn scaling_done_outside_is_recorded_and_starts_the_cooldown() {
             "lat",
             Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
         ))
+        .default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN)
         .build()
         .unwrap();
     let source = ScriptedSource::constant("cpu", 0.45);
