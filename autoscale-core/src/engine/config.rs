@@ -383,6 +383,25 @@ impl EngineConfig {
         }
     }
 
+    /// A builder holding this configuration's bounds, behavior, cooldowns, fallback, `idle_after` and pause,
+    /// but none of its checks: to pair each check with something outside the engine, as
+    /// [`ServiceLoop::builder`](crate::controller::ServiceLoop::builder) pairs it with its source.
+    pub fn builder_without_checks(&self) -> EngineConfigBuilder {
+        EngineConfigBuilder {
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            checks: Vec::new(),
+            behavior: self.behavior.clone(),
+            cooldown_up: Some(self.cooldown_up),
+            cooldown_down: Some(self.cooldown_down),
+            default_cooldown: Duration::ZERO,
+            fallback: self.fallback,
+            // Set only where it is allowed, so that the builder accepts it again.
+            idle_after: (self.min_replicas == 0).then_some(self.idle_after),
+            pause: self.pause,
+        }
+    }
+
     /// The lower bound (0 allows scale to zero).
     pub fn min_replicas(&self) -> Replicas {
         self.min_replicas
