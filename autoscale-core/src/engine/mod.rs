@@ -124,7 +124,7 @@ impl Engine {
         // The memory of steps 4, 6 and 8 is brought up to date before step 1, because every round counts,
         // whichever step ends up deciding it: an out-of-range round still moves the failure counter (step 8)
         // and the idle clock (step 4), and events older than every rule period (step 6) are dropped.
-        self.count_failures(&mut state, readings);
+        count_failures(&mut state, reason.failed_checks == readings.len());
         self.update_idle_clock(&mut state, readings, now);
         self.prune_scale_events(&mut state, now);
 
@@ -422,16 +422,6 @@ impl Engine {
         }
     }
 
-    /// Step 8's counter: evaluations in a row in which every check failed.
-    fn count_failures(&self, state: &mut EngineState, readings: &[Reading]) {
-        let all_failed = readings.iter().all(|r| matches!(r, Reading::Failed));
-        state.consecutive_failures = if all_failed {
-            state.consecutive_failures.saturating_add(1)
-        } else {
-            0
-        };
-    }
-
     /// The idle clock starts at the first evaluation where every check succeeded at or below its activation
     /// threshold; any failure, or any value above activation, resets it.
     fn update_idle_clock(&self, state: &mut EngineState, readings: &[Reading], now: Timestamp) {
@@ -494,4 +484,13 @@ fn hold_on_partial_data(
 /// The change from `from` to `to`, if they differ.
 fn changed(from: Replicas, to: Replicas) -> Option<Change> {
     (from != to).then_some(Change { from, to })
+}
+
+/// Step 8's counter: evaluations in a row in which every check failed.
+fn count_failures(state: &mut EngineState, all_failed: bool) {
+    state.consecutive_failures = if all_failed {
+        state.consecutive_failures.saturating_add(1)
+    } else {
+        0
+    };
 }
