@@ -37,7 +37,7 @@ impl Backends for PromBackends {
                 let source = PrometheusSource::new(Arc::clone(&self.client), QueryOptions::new());
                 let mut builder = ServiceLoop::builder(
                     &service.name,
-                    service.engine.clone(),
+                    service.engine.builder_without_checks(),
                     Arc::new(RecordingScaler::new(2)),
                 )
                 .interval(service.interval)
@@ -46,9 +46,9 @@ impl Backends for PromBackends {
                     metric: Duration::from_secs(10),
                     ..Timeouts::default()
                 });
-                for check in &service.checks {
-                    builder = builder
-                        .check_source(CheckSource::new(Arc::new(source.clone()), &check.query));
+                for (engine_check, check) in service.engine.checks().iter().zip(&service.checks) {
+                    let source = CheckSource::new(Arc::new(source.clone()), &check.query);
+                    builder = builder.check(engine_check.clone(), source);
                 }
                 if let Some(s) = state(&service.name)? {
                     builder = builder.state(s);

@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use autoscale_core::policy::{Step, TargetForm, TargetPolicy, ThresholdPolicy};
 use autoscale_core::{
@@ -13,10 +14,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 const TICK_S: i64 = 10;
 
 /// An engine and the state it has after five minutes of 10 s ticks of a gently varying load.
-fn warmed_up(policy: Arc<dyn Policy>) -> (Engine, EngineState, ReplicaStatus, i64) {
+fn warmed_up(
+    policy: Arc<dyn Policy>,
+    cooldown: Duration,
+) -> (Engine, EngineState, ReplicaStatus, i64) {
     let engine = Engine::new(
         EngineConfig::builder(1, 50)
             .check(Check::new("m", policy))
+            .default_cooldown(cooldown)
             .build()
             .expect("valid config"),
     );
@@ -39,8 +44,8 @@ fn warmed_up(policy: Arc<dyn Policy>) -> (Engine, EngineState, ReplicaStatus, i6
     (engine, state, ReplicaStatus::all_ready(replicas), ticks)
 }
 
-fn bench(c: &mut Criterion, name: &str, policy: Arc<dyn Policy>, value: f64) {
-    let (engine, state, status, ticks) = warmed_up(policy);
+fn bench(c: &mut Criterion, name: &str, policy: Arc<dyn Policy>, cooldown: Duration, value: f64) {
+    let (engine, state, status, ticks) = warmed_up(policy, cooldown);
     let now = Timestamp::from_secs(ticks * TICK_S);
     let observations = [Observation::Value(value)];
     c.bench_function(name, |b| {
@@ -67,10 +72,12 @@ fn engine(c: &mut Criterion) {
         c,
         "evaluate/target_default_behavior_5min_history",
         Arc::new(target),
+        Duration::ZERO,
         0.95,
     );
     let threshold = ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).expect("valid threshold");
-    bench(c, "evaluate/threshold", Arc::new(threshold), 0.75);
+    let cooldown = ThresholdPolicy::DEFAULT_COOLDOWN;
+    bench(c, "evaluate/threshold", Arc::new(threshold), cooldown, 0.75);
 }
 
 criterion_group!(benches, engine);

@@ -88,19 +88,15 @@ async fn main() {
         )
         .unwrap(),
     };
-    let config = EngineConfig::builder(1, 12)
-        .check(Check::new("queue", Arc::new(JobsPerWorker(25.0))))
-        .behavior(behavior)
-        .build()
-        .expect("a valid engine config");
+    let config = EngineConfig::builder(1, 12).behavior(behavior);
     let mut service = ServiceLoop::builder("workers", config, Arc::new(Pool(Arc::clone(&queue))))
-        .check_source(CheckSource::new(
-            Arc::new(QueueDepth(Arc::clone(&queue))),
-            "queue_depth",
-        ))
+        .check(
+            Check::new("queue", Arc::new(JobsPerWorker(25.0))),
+            CheckSource::new(Arc::new(QueueDepth(Arc::clone(&queue))), "queue_depth"),
+        )
         .interval(Duration::from_millis(600))
         .build()
-        .expect("one source per check");
+        .expect("a valid engine config");
 
     // A burst of jobs arrives, then drains. Drive the loop round by round (`ServiceLoop::run` does the same
     // at its interval, until told to stop).

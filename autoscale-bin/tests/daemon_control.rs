@@ -34,17 +34,15 @@ impl Backends for Fakes {
             .iter()
             .map(|service| {
                 let scaler = self.scalers[&service.name].clone();
-                let mut builder =
-                    ServiceLoop::builder(&service.name, service.engine.clone(), Arc::new(scaler))
-                        .interval(service.interval)
-                        .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
-                            1_800_000_000,
-                        ))));
-                for check in &service.checks {
-                    builder = builder.check_source(CheckSource::new(
-                        Arc::new(self.source.clone()),
-                        &check.query,
-                    ));
+                let engine = service.engine.builder_without_checks();
+                let mut builder = ServiceLoop::builder(&service.name, engine, Arc::new(scaler))
+                    .interval(service.interval)
+                    .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
+                        1_800_000_000,
+                    ))));
+                for (engine_check, check) in service.engine.checks().iter().zip(&service.checks) {
+                    let source = CheckSource::new(Arc::new(self.source.clone()), &check.query);
+                    builder = builder.check(engine_check.clone(), source);
                 }
                 if let Some(s) = state(&service.name)? {
                     builder = builder.state(s);

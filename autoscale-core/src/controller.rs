@@ -17,12 +17,9 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let source = ScriptedSource::constant("cpu", 1.2);
 //! let scaler = RecordingScaler::new(2);
-//! let config = EngineConfig::builder(1, 10)
-//!     .check(Check::new("cpu", Arc::new(TargetPolicy::new(0.6, TargetForm::PerReplica).unwrap())))
-//!     .build()
-//!     .unwrap();
-//! let mut service = ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
-//!     .check_source(CheckSource::new(Arc::new(source), "cpu"))
+//! let cpu = Check::new("cpu", Arc::new(TargetPolicy::new(0.6, TargetForm::PerReplica).unwrap()));
+//! let mut service = ServiceLoop::builder("web", EngineConfig::builder(1, 10), Arc::new(scaler.clone()))
+//!     .check(cpu, CheckSource::new(Arc::new(source), "cpu"))
 //!     .interval(Duration::from_secs(10))
 //!     .build()
 //!     .unwrap();
@@ -40,7 +37,9 @@ use futures_util::future::join_all;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use crate::engine::{Decision, Engine, EngineConfig, EngineState, Token};
+use crate::engine::{
+    Check, ConfigError, Decision, Engine, EngineConfigBuilder, EngineState, Token,
+};
 use crate::error::Error;
 use crate::traits::{MetricSource, ScaleOutcome, Scaler};
 use crate::types::{FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
@@ -135,7 +134,8 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoopError {
-    /// The number of check sources differs from the number of checks.
+    /// The engine builder came with checks of its own, which have no source: add every check with
+    /// [`ServiceLoopBuilder::check`], together with its source.
     #[error("service {service}: {checks} checks but {sources} check sources")]
     SourceCount {
         /// The service.
@@ -148,6 +148,14 @@ pub enum LoopError {
     /// The interval is zero.
     #[error("service {0}: the interval must be above 0")]
     ZeroInterval(String),
+    /// The engine configuration was refused.
+    #[error("service {service}: {source}")]
+    Config {
+        /// The service.
+        service: String,
+        /// Why.
+        source: ConfigError,
+    },
 }
 
 /// One check's reading in a round.
@@ -240,100 +248,135 @@ impl Round {
 pub struct ServiceLoop {
     name: String,
     engine: Engine,
+    /// One per check of the engine's configuration, in its order: the builder adds them together.
     sources: Vec<CheckSource>,
+    state: EngineState,
+    options: LoopOptions,
+}
+
+/// How a loop runs, apart from its engine and checks: the same in the builder and in the loop.
+#[derive(Debug)]
+struct LoopOptions {
     scaler: Arc<dyn Scaler>,
     interval: Duration,
     timeouts: Timeouts,
     dry_run: bool,
-    state: EngineState,
     clock: Arc<dyn Clock>,
     metric_permits: Option<Arc<Semaphore>>,
 }
 
-/// Builds a [`ServiceLoop`].
+/// Builds a [`ServiceLoop`]: the engine's settings, then each check together with its source.
 #[derive(Debug)]
 pub struct ServiceLoopBuilder {
-    inner: ServiceLoop,
+    name: String,
+    engine: EngineConfigBuilder,
+    checks: Vec<(Check, CheckSource)>,
+    state: EngineState,
+    options: LoopOptions,
 }
 
 impl ServiceLoopBuilder {
-    /// Add the source of the next check (in the order of the engine config's checks).
-    pub fn check_source(mut self, source: CheckSource) -> Self {
-        self.inner.sources.push(source);
+    /// Add a check and the source of its value. Checks are evaluated in the order they are added.
+    pub fn check(mut self, check: Check, source: CheckSource) -> Self {
+        self.checks.push((check, source));
         self
     }
 
     /// The evaluation interval (default 10 s).
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.inner.interval = interval;
+        self.options.interval = interval;
         self
     }
 
     /// The backend call timeouts.
     pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.inner.timeouts = timeouts;
+        self.options.timeouts = timeouts;
         self
     }
 
     /// Decide and log, but never call the scaler's `scale`.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
-        self.inner.dry_run = dry_run;
+        self.options.dry_run = dry_run;
         self
     }
 
     /// Start from a persisted state.
     pub fn state(mut self, state: EngineState) -> Self {
-        self.inner.state = state;
+        self.state = state;
         self
     }
 
     /// Read time from `clock` (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.inner.clock = clock;
+        self.options.clock = clock;
         self
     }
 
     /// Share `permits` with other services to bound concurrent metric queries.
     pub fn metric_permits(mut self, permits: Arc<Semaphore>) -> Self {
-        self.inner.metric_permits = Some(permits);
+        self.options.metric_permits = Some(permits);
         self
     }
 
-    /// Validate and build.
+    /// Build the engine configuration from the settings and the checks, and validate the whole.
     pub fn build(self) -> Result<ServiceLoop, LoopError> {
-        let inner = self.inner;
-        let checks = inner.engine.config().checks().len();
-        if inner.sources.len() != checks {
+        let name = self.name;
+        let mut engine = self.engine;
+        let mut sources = Vec::with_capacity(self.checks.len());
+        for (check, source) in self.checks {
+            engine = engine.check(check);
+            sources.push(source);
+        }
+        let config = match engine.build() {
+            Ok(config) => config,
+            Err(source) => {
+                return Err(LoopError::Config {
+                    service: name,
+                    source,
+                });
+            }
+        };
+        // Only checks that came inside the engine builder can lack a source.
+        if config.checks().len() != sources.len() {
             return Err(LoopError::SourceCount {
-                service: inner.name,
-                checks,
-                sources: inner.sources.len(),
+                service: name,
+                checks: config.checks().len(),
+                sources: sources.len(),
             });
         }
-        if inner.interval.is_zero() {
-            return Err(LoopError::ZeroInterval(inner.name));
+        if self.options.interval.is_zero() {
+            return Err(LoopError::ZeroInterval(name));
         }
-        Ok(inner)
+        Ok(ServiceLoop {
+            name,
+            engine: Engine::new(config),
+            sources,
+            state: self.state,
+            options: self.options,
+        })
     }
 }
 
 impl ServiceLoop {
-    /// Start building the loop of service `name`.
+    /// Start building the loop of service `name`. `engine` holds the engine's bounds, behavior, cooldowns,
+    /// fallback and pause; the checks come with their sources through [`ServiceLoopBuilder::check`]. (From a
+    /// built configuration, [`EngineConfig::builder_without_checks`](crate::EngineConfig::builder_without_checks)
+    /// gives such a builder.)
     pub fn builder(
         name: impl Into<String>,
-        config: EngineConfig,
+        engine: EngineConfigBuilder,
         scaler: Arc<dyn Scaler>,
     ) -> ServiceLoopBuilder {
         ServiceLoopBuilder {
-            inner: ServiceLoop {
-                name: name.into(),
-                engine: Engine::new(config),
-                sources: Vec::new(),
+            name: name.into(),
+            engine,
+            checks: Vec::new(),
+            state: EngineState::default(),
+            options: LoopOptions {
                 scaler,
                 interval: Duration::from_secs(10),
                 timeouts: Timeouts::default(),
                 dry_run: false,
-                state: EngineState::default(),
                 clock: Arc::new(SystemClock),
                 metric_permits: None,
             },
@@ -352,7 +395,7 @@ impl ServiceLoop {
 
     /// The evaluation interval.
     pub fn interval(&self) -> Duration {
-        self.interval
+        self.options.interval
     }
 
     /// The engine state as of the last round.
@@ -368,7 +411,7 @@ impl ServiceLoop {
     /// One round: read the status, fetch every check, evaluate, scale if needed, and record.
     pub async fn evaluate_once(&mut self) -> Round {
         let started = Instant::now();
-        let at = self.clock.now();
+        let at = self.options.clock.now();
         let mut round = Round {
             service: self.name.clone(),
             at,
@@ -380,7 +423,13 @@ impl ServiceLoop {
             duration: Duration::ZERO,
         };
 
-        let status = match call(self.timeouts.status, "status read", self.scaler.status()).await {
+        let status = match call(
+            self.options.timeouts.status,
+            "status read",
+            self.options.scaler.status(),
+        )
+        .await
+        {
             Ok(status) => status,
             Err(e) => {
                 tracing::warn!(service = %self.name, error = %e, "status read failed; skipping this round");
@@ -407,7 +456,7 @@ impl ServiceLoop {
         self.log_decision(&round, &decision);
 
         if decision.is_change() {
-            round.scale = if self.dry_run {
+            round.scale = if self.options.dry_run {
                 tracing::info!(
                     service = %self.name, from = decision.current, to = decision.desired,
                     reason = %decision.reason, "would scale (dry run)"
@@ -434,8 +483,8 @@ impl ServiceLoop {
         F: FnMut(&Round, &EngineState) + Send,
     {
         // A stable per-service phase offset (up to a tenth of the interval) spreads services' rounds apart.
-        let start = Instant::now() + phase_offset(&self.name, self.interval);
-        let mut ticker = tokio::time::interval_at(start, self.interval);
+        let start = Instant::now() + phase_offset(&self.name, self.options.interval);
+        let mut ticker = tokio::time::interval_at(start, self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             if *shutdown.borrow() {
@@ -460,18 +509,18 @@ impl ServiceLoop {
     async fn fetch_all(&self, at: Timestamp) -> Vec<Observation> {
         let fetches = self.sources.iter().map(|check| async move {
             let fetch = async {
-                let _permit = match &self.metric_permits {
+                let _permit = match &self.options.metric_permits {
                     Some(permits) => Some(permits.acquire().await),
                     None => None,
                 };
                 check.source.fetch(&check.query, at).await
             };
-            match timeout(self.timeouts.metric, fetch).await {
+            match timeout(self.options.timeouts.metric, fetch).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(Error::Timeout {
                     backend: "metric source",
-                    after: self.timeouts.metric,
+                    after: self.options.timeouts.metric,
                     source: format!("query {:?}", check.query).into(),
                 }),
             }
@@ -550,9 +599,9 @@ impl ServiceLoop {
 
     async fn apply(&mut self, decision: &Decision, at: Timestamp) -> ScaleResult {
         match call(
-            self.timeouts.scale,
+            self.options.timeouts.scale,
             "scale",
-            self.scaler.scale(decision.desired),
+            self.options.scaler.scale(decision.desired),
         )
         .await
         {

@@ -6,26 +6,36 @@ use std::time::Duration;
 use autoscale_core::controller::{
     CheckSource, Round, ScaleResult, ServiceLoop, Timeouts, TokioClock,
 };
-use autoscale_core::engine::{Fallback, FallbackMode};
+use autoscale_core::engine::{EngineConfigBuilder, Fallback, FallbackMode};
 use autoscale_core::policy::{Step, TargetForm, TargetPolicy, ThresholdPolicy};
 use autoscale_core::testing::{RecordingScaler, ScriptedSource};
 use autoscale_core::{Check, EngineConfig, EngineState, FailureKind, ReplicaStatus, Timestamp};
-use tokio::sync::watch;
 
-fn target_config(fallback: Option<Fallback>) -> EngineConfig {
-    let mut b = EngineConfig::builder(1, 10).check(Check::new(
+fn cpu() -> Check {
+    Check::new(
         "cpu",
         Arc::new(TargetPolicy::new(0.5, TargetForm::PerReplica).unwrap()),
-    ));
+    )
+}
+use tokio::sync::watch;
+
+/// The engine's settings; the check comes with its source.
+fn target_config(fallback: Option<Fallback>) -> EngineConfigBuilder {
+    let mut b = EngineConfig::builder(1, 10);
     if let Some(fb) = fallback {
         b = b.fallback(fb);
     }
-    b.build().unwrap()
+    b
 }
 
-fn service(config: EngineConfig, source: &ScriptedSource, scaler: &RecordingScaler) -> ServiceLoop {
+fn service(
+    config: EngineConfigBuilder,
+    check: Check,
+    source: &ScriptedSource,
+    scaler: &RecordingScaler,
+) -> ServiceLoop {
     ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
-        .check_source(CheckSource::new(Arc::new(source.clone()), "cpu"))
+        .check(check, CheckSource::new(Arc::new(source.clone()), "cpu"))
         .interval(Duration::from_secs(10))
         .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
             1_000_000,
@@ -54,7 +64,7 @@ async fn rounds_follow_the_interval_and_never_overlap() {
     let source = ScriptedSource::constant("cpu", 0.5);
     let scaler = RecordingScaler::new(2);
     let (rounds, _) = run_for(
-        service(target_config(None), &source, &scaler),
+        service(target_config(None), cpu(), &source, &scaler),
         Duration::from_secs(95),
     )
     .await;
@@ -70,7 +80,7 @@ async fn rounds_follow_the_interval_and_never_overlap() {
     let source = ScriptedSource::constant("cpu", 2.0);
     let slow = RecordingScaler::new(1).with_scale_delay(Duration::from_secs(25));
     let (rounds, _) = run_for(
-        service(target_config(None), &source, &slow),
+        service(target_config(None), cpu(), &source, &slow),
         Duration::from_secs(100),
     )
     .await;
@@ -94,7 +104,7 @@ async fn a_metric_outage_never_scales_down_and_falls_back_after_n() {
     let scaler = RecordingScaler::new(4);
     let fallback = Fallback::new(3, 6, FallbackMode::IfHigher).unwrap();
     let (rounds, state) = run_for(
-        service(target_config(Some(fallback)), &source, &scaler),
+        service(target_config(Some(fallback)), cpu(), &source, &scaler),
         Duration::from_secs(55),
     )
     .await;
@@ -124,7 +134,7 @@ async fn a_failed_scale_is_retried_at_the_next_round_and_records_nothing() {
     let scaler = RecordingScaler::new(2);
     scaler.fail_next_scale(FailureKind::Unavailable);
     scaler.fail_next_scale(FailureKind::Timeout);
-    let mut svc = service(target_config(None), &source, &scaler);
+    let mut svc = service(target_config(None), cpu(), &source, &scaler);
     let first = svc.evaluate_once().await;
     assert!(matches!(
         first.scale,
@@ -155,7 +165,7 @@ async fn a_hung_scale_call_times_out() {
     let source = ScriptedSource::constant("cpu", 1.0);
     let scaler = RecordingScaler::new(2).with_scale_delay(Duration::from_secs(3600));
     let mut svc = ServiceLoop::builder("web", target_config(None), Arc::new(scaler.clone()))
-        .check_source(CheckSource::new(Arc::new(source), "cpu"))
+        .check(cpu(), CheckSource::new(Arc::new(source), "cpu"))
         .timeouts(Timeouts {
             scale: Duration::from_secs(30),
             ..Timeouts::default()
@@ -179,20 +189,22 @@ async fn a_hung_scale_call_times_out() {
 #[tokio::test(start_paused = true)]
 async fn a_restart_in_the_middle_of_a_cooldown_still_honours_it() {
     let threshold = || {
-        EngineConfig::builder(1, 10)
-            .check(Check::new(
-                "lat",
-                Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
-            ))
-            .build()
-            .unwrap()
+        Check::new(
+            "lat",
+            Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+        )
     };
     let source = ScriptedSource::constant("cpu", 0.9);
     let scaler = RecordingScaler::new(1);
     let clock = Arc::new(TokioClock::starting_at(Timestamp::from_secs(5_000)));
     let build = |state: EngineState| {
-        ServiceLoop::builder("web", threshold(), Arc::new(scaler.clone()))
-            .check_source(CheckSource::new(Arc::new(source.clone()), "cpu"))
+        let config =
+            EngineConfig::builder(1, 10).default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
+        ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
+            .check(
+                threshold(),
+                CheckSource::new(Arc::new(source.clone()), "cpu"),
+            )
             .clock(clock.clone())
             .state(state)
             .build()
@@ -219,16 +231,14 @@ async fn a_restart_in_the_middle_of_a_cooldown_still_honours_it() {
 
 #[tokio::test(start_paused = true)]
 async fn scaling_done_outside_is_recorded_and_starts_the_cooldown() {
-    let config = EngineConfig::builder(1, 10)
-        .check(Check::new(
-            "lat",
-            Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
-        ))
-        .build()
-        .unwrap();
+    let config = EngineConfig::builder(1, 10).default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
+    let lat = Check::new(
+        "lat",
+        Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+    );
     let source = ScriptedSource::constant("cpu", 0.45);
     let scaler = RecordingScaler::new(3);
-    let mut svc = service(config, &source, &scaler);
+    let mut svc = service(config, lat, &source, &scaler);
     assert_eq!(svc.evaluate_once().await.outside_change, None);
     scaler.set_outside(ReplicaStatus::all_ready(6));
     tokio::time::advance(Duration::from_secs(10)).await;
@@ -243,7 +253,7 @@ async fn scaling_done_outside_is_recorded_and_starts_the_cooldown() {
 async fn shutdown_lets_a_slow_scale_call_finish() {
     let source = ScriptedSource::constant("cpu", 2.0);
     let scaler = RecordingScaler::new(1).with_scale_delay(Duration::from_secs(20));
-    let svc = service(target_config(None), &source, &scaler);
+    let svc = service(target_config(None), cpu(), &source, &scaler);
     let rounds = Arc::new(Mutex::new(Vec::new()));
     let sink = rounds.clone();
     let (stop, shutdown) = watch::channel(false);
@@ -266,7 +276,7 @@ async fn dry_run_decides_but_never_scales() {
     let source = ScriptedSource::constant("cpu", 2.0);
     let scaler = RecordingScaler::new(1);
     let mut svc = ServiceLoop::builder("web", target_config(None), Arc::new(scaler.clone()))
-        .check_source(CheckSource::new(Arc::new(source), "cpu"))
+        .check(cpu(), CheckSource::new(Arc::new(source), "cpu"))
         .dry_run(true)
         .build()
         .unwrap();
@@ -278,9 +288,66 @@ async fn dry_run_decides_but_never_scales() {
 
 #[test]
 fn the_source_count_must_match_the_checks() {
+    // Only a check slipped into the engine builder can come without a source.
     let scaler = RecordingScaler::new(1);
-    let err = ServiceLoop::builder("web", target_config(None), Arc::new(scaler))
+    let err = ServiceLoop::builder("web", target_config(None).check(cpu()), Arc::new(scaler))
         .build()
         .unwrap_err();
     assert_eq!(err.to_string(), "service web: 1 checks but 0 check sources");
+}
+
+#[test]
+fn the_engine_config_is_validated_with_the_checks() {
+    let scaler = RecordingScaler::new(1);
+    let source = ScriptedSource::constant("cpu", 0.5);
+    let pair = || CheckSource::new(Arc::new(source.clone()), "cpu");
+    let err = ServiceLoop::builder("web", target_config(None), Arc::new(scaler.clone()))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service web: a service needs at least one check"
+    );
+    let err = ServiceLoop::builder("web", target_config(None), Arc::new(scaler))
+        .check(cpu(), pair())
+        .check(cpu(), pair())
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service web: check name \"cpu\" is used twice"
+    );
+}
+
+#[test]
+fn a_built_config_without_its_checks_rebuilds_the_same_engine() {
+    let built = EngineConfig::builder(0, 10)
+        .check(cpu())
+        .cooldown_up(Duration::from_secs(7))
+        .idle_after(Duration::from_secs(90))
+        .fallback(Fallback::new(2, 3, FallbackMode::Static).unwrap())
+        .build()
+        .unwrap();
+    let source = ScriptedSource::constant("cpu", 0.5);
+    let svc = service(
+        built.builder_without_checks(),
+        built.checks()[0].clone(),
+        &source,
+        &RecordingScaler::new(1),
+    );
+    let rebuilt = svc.engine().config();
+    assert_eq!(format!("{rebuilt:?}"), format!("{built:?}"));
+    // A service with a minimum has the default idle_after, which its builder must not be given again.
+    let bounded = target_config(None).check(cpu()).build().unwrap();
+    assert!(
+        bounded.builder_without_checks().build().is_err(),
+        "no checks"
+    );
+    let svc = service(
+        bounded.builder_without_checks(),
+        cpu(),
+        &source,
+        &RecordingScaler::new(1),
+    );
+    assert_eq!(svc.engine().config().idle_after(), bounded.idle_after());
 }

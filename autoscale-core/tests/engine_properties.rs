@@ -1,4 +1,4 @@
-//! The properties of spec/engine.md, over random configs and random metric sequences.
+//! The properties of docs/engine.md, over random configs and random metric sequences.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,11 +1,11 @@
-//! One test per pipeline rule of spec/engine.md, in pipeline order.
+//! One test per pipeline rule of docs/engine.md, in pipeline order.
 
 mod common;
 
 use std::sync::Arc;
 
 use autoscale_core::engine::{Fallback, FallbackMode, Limit, Pause, Rule, ScalingRules, Select};
-use autoscale_core::policy::Step;
+use autoscale_core::policy::{Step, ThresholdPolicy};
 use autoscale_core::{
     Behavior, Check, Direction, Engine, EngineConfig, EngineState, FailureKind, MockPolicy,
     Observation, ReplicaStatus, Token,
@@ -382,8 +382,10 @@ fn cooldowns_are_per_direction_from_the_last_action_in_either() {
 
 #[test]
 fn a_threshold_check_defaults_to_a_60s_cooldown() {
+    // The config loader asks for the threshold default; the engine infers nothing from a policy's kind.
     let t = EngineConfig::builder(1, 10)
         .check(threshold(0.6, 0.3, Step::Count(1)))
+        .default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN)
         .build()
         .unwrap();
     assert_eq!((t.cooldown_up(), t.cooldown_down()), (secs(60), secs(60)));
@@ -392,6 +394,34 @@ fn a_threshold_check_defaults_to_a_60s_cooldown() {
         .build()
         .unwrap();
     assert_eq!((h.cooldown_up(), h.cooldown_down()), (secs(0), secs(0)));
+}
+
+#[test]
+fn a_set_cooldown_wins_over_the_default_in_either_order() {
+    let config = EngineConfig::builder(1, 10)
+        .check(threshold(0.6, 0.3, Step::Count(1)))
+        .cooldown_up(secs(5))
+        .default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN)
+        .build()
+        .unwrap();
+    assert_eq!(
+        (config.cooldown_up(), config.cooldown_down()),
+        (secs(5), secs(60))
+    );
+}
+
+#[test]
+fn a_policy_kind_changes_no_default() {
+    let mut policy = MockPolicy::new();
+    policy.expect_kind().return_const("threshold".to_owned());
+    let config = EngineConfig::builder(1, 10)
+        .check(Check::new("custom", Arc::new(policy)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        (config.cooldown_up(), config.cooldown_down()),
+        (secs(0), secs(0))
+    );
 }
 
 // 8. Failure and fallback.

@@ -4,7 +4,7 @@
 mod common;
 
 use autoscale_core::engine::{Fallback, FallbackMode, Rule, ScalingRules, Select};
-use autoscale_core::policy::Step;
+use autoscale_core::policy::{Step, ThresholdPolicy};
 use autoscale_core::{Behavior, EngineConfig};
 use common::*;
 
@@ -118,6 +118,7 @@ fn a_burst_is_rate_limited() {
 fn threshold_steps_honour_the_cooldown() {
     let config = EngineConfig::builder(1, 10)
         .check(threshold(0.6, 0.3, Step::Count(1)))
+        .default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN)
         .behavior(Behavior {
             scale_up: ScalingRules::default_up(),
             scale_down: ScalingRules::new(

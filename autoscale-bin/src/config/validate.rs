@@ -779,6 +779,9 @@ fn service_config(
             ));
         }
         builder = builder.check(engine_check);
+        if matches!(settings.policy, PolicySettings::Threshold { .. }) {
+            builder = builder.default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
+        }
         checks.push(settings);
     }
 

@@ -362,12 +362,13 @@ pub fn service_loop(
     state: Option<autoscale_core::EngineState>,
 ) -> Result<ServiceLoop, WiringError> {
     let (scaler, scaler_timeout) = scaler(service)?;
-    let mut builder = ServiceLoop::builder(&service.name, service.engine.clone(), scaler)
+    let engine = service.engine.builder_without_checks();
+    let mut builder = ServiceLoop::builder(&service.name, engine, scaler)
         .interval(service.interval)
         .dry_run(parts.dry_run || service.dry_run)
         .metric_permits(Arc::clone(&parts.metric_permits));
     let mut metric_timeout = Duration::ZERO;
-    for check in &service.checks {
+    for (engine_check, check) in service.engine.checks().iter().zip(&service.checks) {
         let client =
             match &check.prometheus {
                 None => &parts.clients.default,
@@ -382,7 +383,8 @@ pub fn service_loop(
         metric_timeout = metric_timeout.max(client.timeout);
         let source =
             PrometheusSource::new(Arc::clone(&client.client), query_options(service, check)?);
-        builder = builder.check_source(CheckSource::new(Arc::new(source), &check.query));
+        let source = CheckSource::new(Arc::new(source), &check.query);
+        builder = builder.check(engine_check.clone(), source);
     }
     // The client enforces its own per-query timeout; this outer one also covers waiting for a permit.
     builder = builder.timeouts(Timeouts {

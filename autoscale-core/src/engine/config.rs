@@ -363,8 +363,9 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// The default `idle_after` of a service that may scale to zero.
     pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(300);
-    /// The default cooldown of a service with a threshold check (the original scaler's).
-    pub const THRESHOLD_COOLDOWN: Duration = Duration::from_secs(60);
+    /// The same as [`ThresholdPolicy::DEFAULT_COOLDOWN`](crate::policy::ThresholdPolicy::DEFAULT_COOLDOWN),
+    /// kept for existing callers.
+    pub const THRESHOLD_COOLDOWN: Duration = crate::policy::ThresholdPolicy::DEFAULT_COOLDOWN;
 
     /// Start a configuration with its bounds.
     pub fn builder(min_replicas: Replicas, max_replicas: Replicas) -> EngineConfigBuilder {
@@ -375,9 +376,29 @@ impl EngineConfig {
             behavior: Behavior::default(),
             cooldown_up: None,
             cooldown_down: None,
+            default_cooldown: Duration::ZERO,
             fallback: None,
             idle_after: None,
             pause: Pause::None,
+        }
+    }
+
+    /// A builder holding this configuration's bounds, behavior, cooldowns, fallback, `idle_after` and pause,
+    /// but none of its checks: to pair each check with something outside the engine, as
+    /// [`ServiceLoop::builder`](crate::controller::ServiceLoop::builder) pairs it with its source.
+    pub fn builder_without_checks(&self) -> EngineConfigBuilder {
+        EngineConfigBuilder {
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            checks: Vec::new(),
+            behavior: self.behavior.clone(),
+            cooldown_up: Some(self.cooldown_up),
+            cooldown_down: Some(self.cooldown_down),
+            default_cooldown: Duration::ZERO,
+            fallback: self.fallback,
+            // Set only where it is allowed, so that the builder accepts it again.
+            idle_after: (self.min_replicas == 0).then_some(self.idle_after),
+            pause: self.pause,
         }
     }
 
@@ -448,6 +469,7 @@ pub struct EngineConfigBuilder {
     behavior: Behavior,
     cooldown_up: Option<Duration>,
     cooldown_down: Option<Duration>,
+    default_cooldown: Duration,
     fallback: Option<Fallback>,
     idle_after: Option<Duration>,
     pause: Pause,
@@ -466,15 +488,26 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// Set the scale-up cooldown (default: 60 s if any check is a threshold check, else 0).
+    /// Set the scale-up cooldown (default: the [`default_cooldown`](Self::default_cooldown)).
     pub fn cooldown_up(mut self, cooldown: Duration) -> Self {
         self.cooldown_up = Some(cooldown);
         self
     }
 
-    /// Set the scale-down cooldown (default: 60 s if any check is a threshold check, else 0).
+    /// Set the scale-down cooldown (default: the [`default_cooldown`](Self::default_cooldown)).
     pub fn cooldown_down(mut self, cooldown: Duration) -> Self {
         self.cooldown_down = Some(cooldown);
+        self
+    }
+
+    /// Set the cooldown of each direction that [`cooldown_up`](Self::cooldown_up) or
+    /// [`cooldown_down`](Self::cooldown_down) does not set (default 0), in whichever order they are called.
+    ///
+    /// The engine never infers it from the checks' policies. `docs/engine.md` gives a service with a threshold
+    /// check [`ThresholdPolicy::DEFAULT_COOLDOWN`](crate::policy::ThresholdPolicy::DEFAULT_COOLDOWN), and the
+    /// config loader passes it here.
+    pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
+        self.default_cooldown = cooldown;
         self
     }
 
@@ -518,19 +551,13 @@ impl EngineConfigBuilder {
         if self.idle_after.is_some() && self.min_replicas > 0 {
             return Err(ConfigError::IdleAfterWithMin);
         }
-        let has_threshold = self.checks.iter().any(|c| c.policy.kind() == "threshold");
-        let default_cooldown = if has_threshold {
-            EngineConfig::THRESHOLD_COOLDOWN
-        } else {
-            Duration::ZERO
-        };
         Ok(EngineConfig {
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
             checks: self.checks,
             behavior: self.behavior,
-            cooldown_up: self.cooldown_up.unwrap_or(default_cooldown),
-            cooldown_down: self.cooldown_down.unwrap_or(default_cooldown),
+            cooldown_up: self.cooldown_up.unwrap_or(self.default_cooldown),
+            cooldown_down: self.cooldown_down.unwrap_or(self.default_cooldown),
             fallback: self.fallback,
             idle_after: self.idle_after.unwrap_or(EngineConfig::DEFAULT_IDLE_AFTER),
             pause: self.pause,

@@ -1,6 +1,6 @@
 //! The decision engine: `(state, status, observations, now) -> (decision, state)`, pure and deterministic.
 //!
-//! [`Engine::evaluate`] runs the pipeline of `spec/engine.md` top to bottom. Where the spec is silent it follows
+//! [`Engine::evaluate`] runs the pipeline of `docs/engine.md` top to bottom. Where the spec is silent it follows
 //! Kubernetes' `horizontal.go` and `replica_calculator.go`, including the order of float operations, `ceil`
 //! against truncation, and strict "newer than" cut-offs.
 //!
@@ -95,6 +95,10 @@ impl Engine {
     /// `observations` holds one entry per check, in the order of [`EngineConfig::checks`]. The returned state
     /// holds the new recommendation, the failure counter and the idle clock. Scale events are recorded by the
     /// caller, with [`EngineState::record_scale`], once the scaler has applied the decision.
+    ///
+    /// The body is the pipeline of `docs/engine.md`, one step function per step. Each step returns the change
+    /// it made, if any; that change goes into the [`Reason`], and its `to` is the number the next step starts
+    /// from.
     pub fn evaluate(
         &self,
         mut state: EngineState,
@@ -102,130 +106,197 @@ impl Engine {
         observations: &[Observation],
         now: Timestamp,
     ) -> (Decision, EngineState) {
-        let cfg = &self.config;
         let current = status.current;
         // A backend may briefly report more ready than desired replicas (a scale-down in progress).
         let status = ReplicaStatus {
             current,
             ready: status.ready.min(current),
         };
-        let mut reason = Reason::empty();
-
-        let read = |i: usize| match self.classify(i, observations.get(i).copied()) {
-            Ok(v) => Reading::Value(v),
-            Err(_) => Reading::Failed,
-        };
-        // Services have a handful of checks: keep their readings off the heap (an allocation per evaluation
-        // is a measurable share of a simulated year).
         let mut inline = [Reading::Failed; INLINE_CHECKS];
-        let spilled: Vec<Reading>;
-        let readings: &[Reading] = if cfg.checks.len() <= INLINE_CHECKS {
-            for (i, slot) in inline.iter_mut().enumerate().take(cfg.checks.len()) {
-                *slot = read(i);
-            }
-            &inline[..cfg.checks.len()]
-        } else {
-            spilled = (0..cfg.checks.len()).map(read).collect();
-            &spilled
-        };
+        let mut spilled = Vec::new();
+        let readings = self.read(observations, &mut inline, &mut spilled);
+        let mut reason = Reason::empty();
         reason.failed_checks = readings
             .iter()
             .filter(|r| matches!(r, Reading::Failed))
             .count();
-        let all_failed = reason.failed_checks == readings.len();
-        let any_failed = reason.failed_checks > 0;
 
-        state.consecutive_failures = if all_failed {
-            state.consecutive_failures.saturating_add(1)
-        } else {
-            0
-        };
+        // The memory of steps 4, 6 and 8 is brought up to date before step 1, because every round counts,
+        // whichever step ends up deciding it: an out-of-range round still moves the failure counter (step 8)
+        // and the idle clock (step 4), and events older than every rule period (step 6) are dropped.
+        count_failures(&mut state, reason.failed_checks == readings.len());
         self.update_idle_clock(&mut state, readings, now);
-        self.prune(&mut state, now);
+        self.prune_scale_events(&mut state, now);
 
-        // 1. Out-of-range current: no metric needed.
-        let out_of_range = if current > cfg.max_replicas {
-            Some(cfg.max_replicas)
-        } else if current < cfg.min_replicas && cfg.min_replicas > 0 {
-            Some(cfg.min_replicas)
-        } else {
-            None
-        };
-        if let Some(bound) = out_of_range {
-            reason.out_of_range = Some(Change {
-                from: current,
-                to: bound,
-            });
-            return self.finish(state, current, bound, reason);
-        }
-
-        // 8 (first half). Every check failed: hold, or fall back once the failures have lasted.
-        if all_failed {
-            let desired = match cfg.fallback {
-                Some(fb) if state.consecutive_failures >= fb.after() => {
-                    let target = match fb.mode() {
-                        config::FallbackMode::Static => fb.replicas(),
-                        config::FallbackMode::IfHigher => fb.replicas().max(current),
-                    };
-                    let desired = target.clamp(cfg.min_replicas, cfg.max_replicas);
-                    if desired != current {
-                        reason.fallback = Some((
-                            state.consecutive_failures,
-                            Change {
-                                from: current,
-                                to: desired,
-                            },
-                        ));
-                    }
-                    desired
+        // 1. Out-of-range current: no metric needed, so it decides alone.
+        let decided = match self.out_of_range(current) {
+            Some(change) => {
+                reason.out_of_range = Some(change);
+                change.to
+            }
+            // 2 to 7, when some check succeeded; otherwise 8.
+            None => match self.scale_on_metrics(&mut state, readings, status, now, &mut reason) {
+                Some(desired) => desired,
+                None => {
+                    reason.fallback = self.fallback(&state, current);
+                    reason.fallback.map_or(current, |(_, change)| change.to)
                 }
-                _ => current,
-            };
-            return self.finish(state, current, desired, reason);
-        }
+            },
+        };
+        // 9. Pause, over whichever step decided.
+        reason.paused = self.pause(current, decided);
+        let desired = reason.paused.map_or(decided, |change| change.to);
 
-        // 2 and 3. One recommendation per successful check; the largest wins.
+        reason.token = self.token(&reason, current, desired);
+        let decision = Decision {
+            current,
+            desired,
+            direction: Direction::of(current, desired),
+            reason,
+        };
+        (decision, state)
+    }
+
+    /// Classify every check's observation, keeping the readings off the heap for a handful of checks (an
+    /// allocation per evaluation is a measurable share of a simulated year).
+    fn read<'a>(
+        &self,
+        observations: &[Observation],
+        inline: &'a mut [Reading; INLINE_CHECKS],
+        spilled: &'a mut Vec<Reading>,
+    ) -> &'a [Reading] {
+        let read = |i: usize| match self.classify(i, observations.get(i).copied()) {
+            Ok(v) => Reading::Value(v),
+            Err(_) => Reading::Failed,
+        };
+        let checks = self.config.checks.len();
+        if checks <= INLINE_CHECKS {
+            for (i, slot) in inline.iter_mut().enumerate().take(checks) {
+                *slot = read(i);
+            }
+            &inline[..checks]
+        } else {
+            spilled.extend((0..checks).map(read));
+            spilled
+        }
+    }
+
+    /// Step 1: a current count outside `[min, max]` is brought to the bound it crossed.
+    fn out_of_range(&self, current: Replicas) -> Option<Change> {
+        let cfg = &self.config;
+        let bound = if current > cfg.max_replicas {
+            cfg.max_replicas
+        } else if current < cfg.min_replicas && cfg.min_replicas > 0 {
+            cfg.min_replicas
+        } else {
+            return None;
+        };
+        Some(Change {
+            from: current,
+            to: bound,
+        })
+    }
+
+    /// Steps 2 to 7, recording each change in `reason`. `None` when every check failed: then there is nothing
+    /// to recommend, and step 8 decides.
+    fn scale_on_metrics(
+        &self,
+        state: &mut EngineState,
+        readings: &[Reading],
+        status: ReplicaStatus,
+        now: Timestamp,
+        reason: &mut Reason,
+    ) -> Option<Replicas> {
+        let current = status.current;
+        // 2 and 3.
+        let (check, mut n) = self.recommend(readings, status)?;
+        reason.check = Some(check);
+        reason.partial_data =
+            hold_on_partial_data(current, n, reason.failed_checks).inspect(|c| n = c.to);
+        reason.recommended = Some(n);
+        // 4.
+        reason.activation = self
+            .activation(state, readings, current, n, now)
+            .inspect(|c| n = c.to);
+        // 5.
+        reason.stabilized = self.stabilize(state, current, n, now).inspect(|c| n = c.to);
+        // 6.
+        reason.limited = self
+            .limit(state, current, n, now)
+            .inspect(|(_, c)| n = c.to);
+        // 7.
+        reason.cooldown = self
+            .cooldown(state, current, n, now)
+            .inspect(|_| n = current);
+        Some(n)
+    }
+
+    /// Steps 2 and 3: one recommendation per successful check, and the largest wins (the first check at a
+    /// tie). `None` when every check failed.
+    fn recommend(&self, readings: &[Reading], status: ReplicaStatus) -> Option<(usize, Replicas)> {
         let mut best: Option<(usize, Replicas)> = None;
         for (i, reading) in readings.iter().enumerate() {
             if let Reading::Value(value) = *reading {
-                let rec = cfg.checks[i].policy().recommend(value, status);
+                let rec = self.config.checks[i].policy().recommend(value, status);
                 if best.is_none_or(|(_, b)| rec > b) {
                     best = Some((i, rec));
                 }
             }
         }
-        let (winner, mut recommendation) = best.expect("at least one check succeeded");
-        reason.check = Some(winner);
-        if any_failed && recommendation < current {
-            // Partial data may scale up, never down.
-            reason.partial_data = Some(Change {
-                from: recommendation,
-                to: current,
+        best
+    }
+
+    /// Step 4: leave zero only when some value is strictly above its activation threshold, and reach zero only
+    /// after `idle_after` of idleness. Only for services that may scale to zero.
+    fn activation(
+        &self,
+        state: &EngineState,
+        readings: &[Reading],
+        current: Replicas,
+        recommendation: Replicas,
+        now: Timestamp,
+    ) -> Option<Change> {
+        if self.config.min_replicas > 0 {
+            return None;
+        }
+        let active = readings
+            .iter()
+            .zip(&self.config.checks)
+            .any(|(r, c)| match *r {
+                Reading::Value(v) => v > c.activation(),
+                Reading::Failed => false,
             });
-            recommendation = current;
-        }
-        reason.recommended = Some(recommendation);
+        let activated = if current == 0 {
+            if active { recommendation.max(1) } else { 0 }
+        } else if state
+            .idle_since
+            .is_some_and(|since| now.saturating_since(since) >= self.config.idle_after)
+        {
+            0
+        } else if recommendation == 0 {
+            1
+        } else {
+            recommendation
+        };
+        changed(recommendation, activated)
+    }
 
-        // 4. Activation and idle, for services that may scale to zero.
-        if cfg.min_replicas == 0 {
-            let activated = self.activate(&state, readings, current, recommendation, now);
-            if activated != recommendation {
-                reason.activation = Some(Change {
-                    from: recommendation,
-                    to: activated,
-                });
-                recommendation = activated;
-            }
-        }
-
-        // 5. Stabilization.
+    /// Step 5: clamp `current` between the stabilization windows' bounds, then record the recommendation in
+    /// the history (which starts with `(now, current)` the first time a service is seen).
+    fn stabilize(
+        &self,
+        state: &mut EngineState,
+        current: Replicas,
+        recommendation: Replicas,
+        now: Timestamp,
+    ) -> Option<Change> {
         if state.recommendations.is_empty() {
             state.recommendations.push_back(Recommendation {
                 at: now,
                 replicas: current,
             });
         }
-        let behavior = &cfg.behavior;
+        let behavior = &self.config.behavior;
         let stabilized = rules::stabilize(
             &state.recommendations,
             &behavior.scale_up,
@@ -238,18 +309,22 @@ impl Engine {
             at: now,
             replicas: recommendation,
         });
-        self.prune_recommendations(&mut state, now);
-        if stabilized != recommendation {
-            reason.stabilized = Some(Change {
-                from: recommendation,
-                to: stabilized,
-            });
-        }
+        self.prune_recommendations(state, now);
+        changed(recommendation, stabilized)
+    }
 
-        // 6. Rate rules and bounds.
-        let mut desired = stabilized;
-        if desired > current {
-            let mut up_limit = rules::scale_up_limit(&state, &behavior.scale_up, current, now);
+    /// Step 6: the rate rules of the direction, and the bound on that side, whichever is tighter.
+    fn limit(
+        &self,
+        state: &EngineState,
+        current: Replicas,
+        desired: Replicas,
+        now: Timestamp,
+    ) -> Option<(Limit, Change)> {
+        let cfg = &self.config;
+        let behavior = &cfg.behavior;
+        let (bound, limit) = if desired > current {
+            let mut up_limit = rules::scale_up_limit(state, &behavior.scale_up, current, now);
             if current == 0 {
                 // A percent rule allows nothing from zero; activation must still be able to reach one.
                 up_limit = up_limit.max(1);
@@ -260,64 +335,83 @@ impl Engine {
             } else {
                 (max, Limit::MaxReplicas)
             };
-            if i64::from(desired) > bound {
-                let to = bound as Replicas;
-                reason.limited = Some((limit, Change { from: desired, to }));
-                desired = to;
+            if i64::from(desired) <= bound {
+                return None;
             }
+            (bound, limit)
         } else if desired < current {
-            let down_limit = rules::scale_down_limit(&state, &behavior.scale_down, current, now);
+            let down_limit = rules::scale_down_limit(state, &behavior.scale_down, current, now);
             let min = i64::from(cfg.min_replicas);
             let (bound, limit) = if min < down_limit {
                 (down_limit, Limit::RateLimited)
             } else {
                 (min, Limit::MinReplicas)
             };
-            if i64::from(desired) < bound {
-                let to = bound as Replicas;
-                reason.limited = Some((limit, Change { from: desired, to }));
-                desired = to;
+            if i64::from(desired) >= bound {
+                return None;
             }
-        }
-
-        // 7. Cooldown, measured from the last scaling action in either direction.
-        let cooldown = match desired.cmp(&current) {
-            std::cmp::Ordering::Greater => cfg.cooldown_up,
-            std::cmp::Ordering::Less => cfg.cooldown_down,
-            std::cmp::Ordering::Equal => std::time::Duration::ZERO,
+            (bound, limit)
+        } else {
+            return None;
         };
-        if let Some(last) = state.last_scale_at {
-            let elapsed = now.saturating_since(last);
-            if elapsed < cooldown {
-                reason.cooldown = Some(Cooldown {
-                    blocked: desired,
-                    remaining: cooldown - elapsed,
-                });
-                desired = current;
-            }
-        }
-
-        self.finish(state, current, desired, reason)
+        // The bound lies between `current` and `desired`, so it fits in `Replicas`.
+        let to = bound as Replicas;
+        Some((limit, Change { from: desired, to }))
     }
 
-    /// Step 9 (pause) and the reason's token.
-    fn finish(
+    /// Step 7: a change is blocked until its direction's cooldown has passed since the last scaling action in
+    /// either direction.
+    fn cooldown(
         &self,
-        state: EngineState,
+        state: &EngineState,
         current: Replicas,
-        mut desired: Replicas,
-        mut reason: Reason,
-    ) -> (Decision, EngineState) {
-        let pause = self.config.pause;
-        if (desired > current && pause.blocks_up()) || (desired < current && pause.blocks_down()) {
-            reason.paused = Some(Change {
-                from: desired,
-                to: current,
-            });
-            desired = current;
+        desired: Replicas,
+        now: Timestamp,
+    ) -> Option<Cooldown> {
+        let cooldown = match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => self.config.cooldown_up,
+            std::cmp::Ordering::Less => self.config.cooldown_down,
+            std::cmp::Ordering::Equal => std::time::Duration::ZERO,
+        };
+        let elapsed = now.saturating_since(state.last_scale_at?);
+        (elapsed < cooldown).then(|| Cooldown {
+            blocked: desired,
+            remaining: cooldown - elapsed,
+        })
+    }
+
+    /// Step 8, once every check failed: hold, or run the fallback count (within the bounds) once the failures
+    /// have lasted `fallback.after` evaluations. Returns the failure count with the change.
+    fn fallback(&self, state: &EngineState, current: Replicas) -> Option<(u32, Change)> {
+        let cfg = &self.config;
+        let fallback = cfg.fallback?;
+        let failures = state.consecutive_failures;
+        if failures < fallback.after() {
+            return None;
         }
+        let target = match fallback.mode() {
+            FallbackMode::Static => fallback.replicas(),
+            FallbackMode::IfHigher => fallback.replicas().max(current),
+        };
+        let desired = target.clamp(cfg.min_replicas, cfg.max_replicas);
+        changed(current, desired).map(|change| (failures, change))
+    }
+
+    /// Step 9: a paused direction stays at `current`.
+    fn pause(&self, current: Replicas, desired: Replicas) -> Option<Change> {
+        let pause = self.config.pause;
+        let blocked =
+            (desired > current && pause.blocks_up()) || (desired < current && pause.blocks_down());
+        blocked.then_some(Change {
+            from: desired,
+            to: current,
+        })
+    }
+
+    /// The reason's token: the last rule that changed the number, or what the round amounted to.
+    fn token(&self, reason: &Reason, current: Replicas, desired: Replicas) -> Token {
         let all_failed = reason.failed_checks == self.config.checks.len();
-        reason.token = match reason.last_rule() {
+        match reason.last_rule() {
             Some(token) => token,
             None if all_failed => Token::NoData,
             None => match Direction::of(current, desired) {
@@ -325,14 +419,7 @@ impl Engine {
                 Direction::Down => Token::ScaleDown,
                 Direction::None => Token::WithinTolerance,
             },
-        };
-        let decision = Decision {
-            current,
-            desired,
-            direction: Direction::of(current, desired),
-            reason,
-        };
-        (decision, state)
+        }
     }
 
     /// The idle clock starts at the first evaluation where every check succeeded at or below its activation
@@ -356,40 +443,8 @@ impl Engine {
         }
     }
 
-    /// Step 4: leave zero only when some value is strictly above its activation threshold, and reach zero only
-    /// after `idle_after` of idleness.
-    fn activate(
-        &self,
-        state: &EngineState,
-        readings: &[Reading],
-        current: Replicas,
-        recommendation: Replicas,
-        now: Timestamp,
-    ) -> Replicas {
-        let active = readings
-            .iter()
-            .zip(&self.config.checks)
-            .any(|(r, c)| match *r {
-                Reading::Value(v) => v > c.activation(),
-                Reading::Failed => false,
-            });
-        if current == 0 {
-            return if active { recommendation.max(1) } else { 0 };
-        }
-        let idle_long_enough = state
-            .idle_since
-            .is_some_and(|since| now.saturating_since(since) >= self.config.idle_after);
-        if idle_long_enough {
-            0
-        } else if recommendation == 0 {
-            1
-        } else {
-            recommendation
-        }
-    }
-
     /// Drop scale events that no rule period can count again.
-    fn prune(&self, state: &mut EngineState, now: Timestamp) {
+    fn prune_scale_events(&self, state: &mut EngineState, now: Timestamp) {
         let cutoff = now - self.config.behavior.longest_period();
         // Oldest first, so stop at the first one still in use: a full `retain` scan on every evaluation was
         // half of the simulator's time. (After a wall clock steps back, an older entry may sit behind a newer
@@ -411,4 +466,31 @@ impl Engine {
             state.recommendations.pop_front();
         }
     }
+}
+
+/// Step 3's second half: partial data may scale up, never down, so a recommendation below `current` is held
+/// at `current` while any check failed.
+fn hold_on_partial_data(
+    current: Replicas,
+    recommendation: Replicas,
+    failed_checks: usize,
+) -> Option<Change> {
+    (failed_checks > 0 && recommendation < current).then_some(Change {
+        from: recommendation,
+        to: current,
+    })
+}
+
+/// The change from `from` to `to`, if they differ.
+fn changed(from: Replicas, to: Replicas) -> Option<Change> {
+    (from != to).then_some(Change { from, to })
+}
+
+/// Step 8's counter: evaluations in a row in which every check failed.
+fn count_failures(state: &mut EngineState, all_failed: bool) {
+    state.consecutive_failures = if all_failed {
+        state.consecutive_failures.saturating_add(1)
+    } else {
+        0
+    };
 }

@@ -1,5 +1,7 @@
 //! The original scaler's policy: step up above one threshold, step down below another.
 
+use std::time::Duration;
+
 use crate::policy::{PolicyError, ceil_replicas};
 use crate::{Policy, ReplicaStatus, Replicas};
 
@@ -31,6 +33,11 @@ pub struct ThresholdPolicy {
 }
 
 impl ThresholdPolicy {
+    /// The cooldown of a service with a threshold check when it sets none (the original scaler's). The engine
+    /// does not apply it by itself: whoever builds the service's configuration passes it to
+    /// [`EngineConfigBuilder::default_cooldown`](crate::engine::EngineConfigBuilder::default_cooldown).
+    pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+
     /// A threshold policy. `scale_down_below` must not be above `scale_up_above`, and the step must move at
     /// least one replica.
     pub fn new(

@@ -134,6 +134,9 @@ mod tests {
             if self.min == 0 {
                 builder = builder.idle_after(Duration::from_secs(40));
             }
+            if matches!(self.policy, PolicyChoice::Threshold(..)) {
+                builder = builder.default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
+            }
             Engine::new(builder.build().unwrap())
         }
     }
