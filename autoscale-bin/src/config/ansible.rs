@@ -1,96 +1,10 @@
 //! `[service.scaler]` of kind ansible, and its `status` table.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
+use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
+use autoscale_docker::NameRule;
 
 use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
 use super::raw::{RawScaler, RawStatus, S};
-
-/// The program of an ansible scaler that names none, looked up in `PATH`.
-const ANSIBLE_PLAYBOOK: &str = "ansible-playbook";
-
-/// Which `ansible-playbook` to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnsibleProgram {
-    /// This binary (a bare name is looked up in `PATH`).
-    Binary(PathBuf),
-    /// `VIRTUALENV/bin/ansible-playbook`.
-    Virtualenv(PathBuf),
-}
-
-/// How the ansible scaler reads the current count.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnsibleStatus {
-    /// From a compose project.
-    Compose {
-        /// The compose project.
-        project: String,
-        /// The compose file, if any.
-        file: Option<PathBuf>,
-        /// The compose service.
-        service: String,
-    },
-    /// From a Swarm service.
-    Swarm {
-        /// The Swarm service.
-        service: String,
-    },
-    /// From a playbook that reports the count.
-    Playbook {
-        /// The status playbook.
-        playbook: PathBuf,
-        /// Its inventory (the scaler's inventory if `None`).
-        inventory: Option<PathBuf>,
-    },
-}
-
-/// `kind = "ansible"`.
-#[derive(Clone, PartialEq)]
-pub struct AnsibleSettings {
-    /// The playbook that applies a count.
-    pub playbook: PathBuf,
-    /// The inventory.
-    pub inventory: Option<PathBuf>,
-    /// Extra variables, passed as JSON (`service` and `replicas` are always passed too).
-    pub extra_vars: serde_json::Map<String, serde_json::Value>,
-    /// How the current count is read; `None` leaves it to the scaler's default.
-    pub status: Option<AnsibleStatus>,
-    /// The timeout of one playbook run.
-    pub timeout: Duration,
-    /// `--limit`.
-    pub limit: Option<String>,
-    /// `--tags`.
-    pub tags: Vec<String>,
-    /// `--check`.
-    pub check_mode: bool,
-    /// `--vault-password-file`.
-    pub vault_password_file: Option<PathBuf>,
-    /// Extra environment variables of the playbook process.
-    pub env: BTreeMap<String, String>,
-    /// The program to run.
-    pub program: AnsibleProgram,
-}
-
-impl fmt::Debug for AnsibleSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Variables and environment may carry credentials: show their names, not their values.
-        f.debug_struct("AnsibleSettings")
-            .field("playbook", &self.playbook)
-            .field("inventory", &self.inventory)
-            .field("extra_vars", &self.extra_vars.keys().collect::<Vec<_>>())
-            .field("status", &self.status)
-            .field("timeout", &self.timeout)
-            .field("limit", &self.limit)
-            .field("tags", &self.tags)
-            .field("check_mode", &self.check_mode)
-            .field("vault_password_file", &self.vault_password_file)
-            .field("env", &self.env.keys().collect::<Vec<_>>())
-            .field("program", &self.program)
-            .finish()
-    }
-}
 
 /// `[service.scaler]` with `kind = "ansible"`, once the keys are known to fit the kind.
 pub(crate) fn section(
@@ -111,7 +25,7 @@ pub(crate) fn section(
             ));
         }
     };
-    let mut extra_vars = serde_json::Map::new();
+    let mut settings = AnsibleSettings::new(playbook);
     if let Some(vars) = &raw.extra_vars {
         for (name, value) in vars.get_ref() {
             if matches!(name.as_str(), "service" | "replicas") {
@@ -123,19 +37,15 @@ pub(crate) fn section(
             }
             let value = toml_to_json(value)
                 .map_err(|m| ctx.err(vars.span(), format!("{}.{name}", k("extra_vars")), m))?;
-            extra_vars.insert(name.clone(), value);
+            settings.extra_vars.insert(name.clone(), value);
         }
     }
-    let status = raw
-        .status
-        .as_ref()
-        .map(|s| ansible_status(ctx, s, &k("status"), service_name))
-        .transpose()?;
-    let tags = match &raw.tags {
-        Some(t) => ctx.arguments(t, &k("tags"))?,
-        None => Vec::new(),
-    };
-    let mut env = BTreeMap::new();
+    if let Some(s) = &raw.status {
+        settings.status = Some(status(ctx, s, &k("status"), service_name)?);
+    }
+    if let Some(t) = &raw.tags {
+        settings.tags = ctx.arguments(t, &k("tags"))?;
+    }
     if let Some(vars) = &raw.env {
         for (name, value) in vars.get_ref() {
             check_name(name, NameKind::EnvVar)
@@ -147,10 +57,10 @@ pub(crate) fn section(
                     "must not contain a NUL character",
                 ));
             }
-            env.insert(name.clone(), value.clone());
+            settings.env.insert(name.clone(), value.clone());
         }
     }
-    let program = match (&raw.ansible_playbook, &raw.virtualenv) {
+    match (&raw.ansible_playbook, &raw.virtualenv) {
         (Some(_), Some(v)) => {
             return Err(ctx.err(
                 v.span(),
@@ -158,39 +68,27 @@ pub(crate) fn section(
                 "ansible_playbook and virtualenv cannot both be set; choose one",
             ));
         }
-        (Some(p), None) => AnsibleProgram::Binary(ctx.path(p, &k("ansible_playbook"))?),
-        (None, Some(v)) => AnsibleProgram::Virtualenv(ctx.path(v, &k("virtualenv"))?),
-        (None, None) => AnsibleProgram::Binary(PathBuf::from(ANSIBLE_PLAYBOOK)),
-    };
-    Ok(AnsibleSettings {
-        playbook,
-        inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,
-        extra_vars,
-        status,
-        timeout: ctx.opt_duration(
-            &raw.timeout,
-            &k("timeout"),
-            autoscale_ansible::DEFAULT_TIMEOUT,
-        )?,
-        limit: raw
-            .limit
-            .as_ref()
-            .map(|l| ctx.argument(l, &k("limit")))
-            .transpose()?,
-        tags,
-        check_mode: raw.check_mode.as_ref().is_some_and(|c| *c.get_ref()),
-        vault_password_file: ctx.opt_path(&raw.vault_password_file, &k("vault_password_file"))?,
-        env,
-        program,
-    })
+        (Some(p), None) => settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?),
+        (None, Some(v)) => settings.program = Program::Virtualenv(ctx.path(v, &k("virtualenv"))?),
+        (None, None) => {}
+    }
+    settings.inventory = ctx.opt_path(&raw.inventory, &k("inventory"))?;
+    settings.timeout = ctx.opt_duration(&raw.timeout, &k("timeout"), settings.timeout)?;
+    if let Some(l) = &raw.limit {
+        settings.limit = Some(ctx.argument(l, &k("limit"))?);
+    }
+    settings.check_mode = raw.check_mode.as_ref().is_some_and(|c| *c.get_ref());
+    settings.vault_password_file =
+        ctx.opt_path(&raw.vault_password_file, &k("vault_password_file"))?;
+    Ok(settings)
 }
 
-fn ansible_status(
+fn status(
     ctx: &Ctx<'_>,
     status: &S<RawStatus>,
     key: &str,
     service_name: &str,
-) -> Result<AnsibleStatus> {
+) -> Result<StatusSettings> {
     let raw = status.get_ref();
     let k = |name: &str| join_key(key, name);
     let kind = ctx.one_of(
@@ -206,10 +104,12 @@ fn ansible_status(
         ("playbook", raw.playbook.as_ref().map(S::span)),
         ("inventory", raw.inventory.as_ref().map(S::span)),
     ];
-    let service = |v: &Option<S<String>>| -> Result<String> {
-        match v {
-            Some(s) => ctx.name(s, &k("service"), NameKind::Service),
-            None => Ok(service_name.to_owned()),
+    // As for the scaler's own target, Swarm's rule applies when the status scaler is built.
+    let service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {
+        match (v, rule) {
+            (Some(s), Some(rule)) => ctx.docker_name(s, &k("service"), rule),
+            (Some(s), None) => ctx.name(s, &k("service"), NameKind::Service),
+            (None, _) => Ok(service_name.to_owned()),
         }
     };
     match kind {
@@ -221,19 +121,19 @@ fn ansible_status(
                 &present,
                 &["kind", "project", "file", "service"],
             )?;
-            Ok(AnsibleStatus::Compose {
+            Ok(StatusSettings::Compose {
                 project: match &raw.project {
-                    Some(p) => ctx.name(p, &k("project"), NameKind::Project)?,
-                    None => super::scaler::COMPOSE_PROJECT.to_owned(),
+                    Some(p) => ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?,
+                    None => autoscale_docker::DEFAULT_PROJECT.to_owned(),
                 },
                 file: ctx.opt_path(&raw.file, &k("file"))?,
-                service: service(&raw.service)?,
+                service: service(&raw.service, Some(NameRule::ComposeService))?,
             })
         }
         1 => {
             only_keys(ctx, key, "swarm", &present, &["kind", "service"])?;
-            Ok(AnsibleStatus::Swarm {
-                service: service(&raw.service)?,
+            Ok(StatusSettings::Swarm {
+                service: service(&raw.service, None)?,
             })
         }
         _ => {
@@ -254,7 +154,7 @@ fn ansible_status(
                     ));
                 }
             };
-            Ok(AnsibleStatus::Playbook {
+            Ok(StatusSettings::Playbook {
                 playbook,
                 inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,
             })

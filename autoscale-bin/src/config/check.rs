@@ -7,47 +7,13 @@ use std::time::Duration;
 use autoscale_core::policy::{PolicyError, Step, TargetForm, TargetPolicy, ThresholdPolicy};
 use autoscale_core::{Check, Policy};
 
-use super::diagnostics::{Ctx, NameKind, Result, join_key, only_keys, quoted_list};
-use super::prometheus::{ON_EMPTY, OnEmpty, PrometheusSettings};
+use autoscale_prom::{
+    MAX_RANGE_POINTS, NonFinite, OnEmpty, QueryOptions, RangeReduce, RangeWindow, Reduce,
+};
+
+use super::diagnostics::{Ctx, NameKind, Result, join_key, keywords, only_keys, quoted_list};
+use super::prometheus::PrometheusSettings;
 use super::raw::{RawCheck, RawPolicy, S};
-use autoscale_prom::MAX_RANGE_POINTS;
-
-/// How a check treats ±Inf (NaN is always a failure).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NonFinite {
-    /// A failed check.
-    #[default]
-    Error,
-    /// Passed to the policy.
-    Accept,
-}
-
-/// How a range query's samples become one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RangeReduce {
-    /// The mean.
-    #[default]
-    Avg,
-    /// The largest.
-    Max,
-    /// The smallest.
-    Min,
-    /// The newest.
-    Last,
-}
-
-/// How several series become one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeriesReduce {
-    /// Their sum.
-    Sum,
-    /// The largest.
-    Max,
-    /// The smallest.
-    Min,
-    /// The mean.
-    Avg,
-}
 
 /// A check's range query: `query_range` over `[at - range, at]` every `step`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +61,7 @@ pub struct CheckSettings {
     /// A range query instead of an instant query.
     pub range: Option<RangeQuery>,
     /// How several series combine; `None` makes several series an error.
-    pub reduce: Option<SeriesReduce>,
+    pub reduce: Option<Reduce>,
     /// What an empty result means (the instance's setting unless the check overrides it).
     pub on_empty: OnEmpty,
     /// How ±Inf is treated.
@@ -104,6 +70,23 @@ pub struct CheckSettings {
     pub policy: PolicySettings,
     /// The activation threshold.
     pub activation: f64,
+}
+
+impl CheckSettings {
+    /// How the Prometheus source asks and reads this check's query.
+    pub fn query_options(&self) -> std::result::Result<QueryOptions, autoscale_prom::Error> {
+        let mut options = QueryOptions::new()
+            .on_empty(self.on_empty)
+            .non_finite(self.non_finite);
+        if let Some(range) = &self.range {
+            options =
+                options.range(RangeWindow::new(range.range, range.step)?.reduce(range.reduce));
+        }
+        if let Some(reduce) = self.reduce {
+            options = options.reduce(reduce);
+        }
+        Ok(options)
+    }
 }
 
 /// One `[[service.check]]`: its query settings and the engine's check.
@@ -151,13 +134,8 @@ pub(crate) fn section(
                 &raw.range_reduce,
                 &k("range_reduce"),
                 "range reduction",
-                &[
-                    ("avg", RangeReduce::Avg),
-                    ("max", RangeReduce::Max),
-                    ("min", RangeReduce::Min),
-                    ("last", RangeReduce::Last),
-                ],
-                RangeReduce::Avg,
+                &keywords(RangeReduce::ALL, RangeReduce::as_str),
+                RangeReduce::default(),
             )?;
             if range.as_millis() / step.as_millis().max(1) > u128::from(MAX_RANGE_POINTS) {
                 return Err(ctx.err(
@@ -189,12 +167,7 @@ pub(crate) fn section(
                 r,
                 &k("reduce"),
                 "reduction",
-                &[
-                    ("sum", SeriesReduce::Sum),
-                    ("max", SeriesReduce::Max),
-                    ("min", SeriesReduce::Min),
-                    ("avg", SeriesReduce::Avg),
-                ],
+                &keywords(Reduce::ALL, Reduce::as_str),
             )
         })
         .transpose()?;
@@ -202,15 +175,15 @@ pub(crate) fn section(
         &raw.on_empty,
         &k("on_empty"),
         "value",
-        ON_EMPTY,
+        &keywords(OnEmpty::ALL, OnEmpty::as_str),
         on_empty_default,
     )?;
     let non_finite = ctx.opt_one_of(
         &raw.non_finite,
         &k("non_finite"),
         "value",
-        &[("error", NonFinite::Error), ("accept", NonFinite::Accept)],
-        NonFinite::Error,
+        &keywords(NonFinite::ALL, NonFinite::as_str),
+        NonFinite::default(),
     )?;
     let (policy_settings, policy) = policy_settings(ctx, raw.policy.get_ref(), &k("policy"))?;
     let mut check =

@@ -225,6 +225,18 @@ impl<'a> Ctx<'a> {
         Ok(v.get_ref().clone())
     }
 
+    /// A name that Docker's `rule` governs.
+    pub(crate) fn docker_name(
+        &self,
+        v: &S<String>,
+        key: &str,
+        rule: autoscale_docker::NameRule,
+    ) -> Result<String> {
+        autoscale_docker::check_name(rule, v.get_ref())
+            .map_err(|e| self.err(v.span(), key, e.to_string()))?;
+        Ok(v.get_ref().clone())
+    }
+
     pub(crate) fn path(&self, v: &S<String>, key: &str) -> Result<PathBuf> {
         check_path(v.get_ref()).map_err(|m| self.err(v.span(), key, m))?;
         Ok(PathBuf::from(v.get_ref()))
@@ -260,6 +272,14 @@ pub(crate) fn join_key(prefix: &str, key: &str) -> String {
     } else {
         format!("{prefix}.{key}")
     }
+}
+
+/// The `(keyword, value)` table of [`Ctx::one_of`] for a type that names its own keywords.
+pub(crate) fn keywords<T: Copy>(
+    all: &[T],
+    keyword: fn(T) -> &'static str,
+) -> Vec<(&'static str, T)> {
+    all.iter().map(|&v| (keyword(v), v)).collect()
 }
 
 /// `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
@@ -394,11 +414,10 @@ pub(crate) fn only_keys(
 /// What a name names decides which characters it may hold.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameKind {
-    /// Service, check and instance names, and compose/Swarm service names: they appear in metric labels, file
-    /// names and command arguments.
+    /// autoscale's own names (services, checks, Prometheus instances), and the Swarm service a scaler targets
+    /// until Swarm's own rule checks it: they appear in metric labels, file names and command arguments.
+    /// Names that Docker governs are checked with [`autoscale_docker::NameRule`] instead.
     Service,
-    /// Compose project names (lower case, as `docker compose` requires).
-    Project,
     /// Environment variable names.
     EnvVar,
 }
@@ -411,12 +430,6 @@ pub(crate) fn check_name(name: &str, kind: NameKind) -> std::result::Result<(), 
             |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
             63,
             "1 to 63 characters: letters, digits, '_', '.' and '-', starting with a letter or digit",
-        ),
-        NameKind::Project => (
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'),
-            63,
-            "1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit",
         ),
         NameKind::EnvVar => (
             |c| c.is_ascii_alphabetic() || c == '_',

@@ -14,13 +14,15 @@ use autoscale_core::engine::{Behavior, ScalingRules};
 use autoscale_core::policy::{Step, ThresholdPolicy};
 use autoscale_core::{Check, EngineConfig};
 
+use autoscale_docker::NameRule;
+
 use super::daemon::parse_listen;
 use super::diagnostics::{NameKind, check_name, parse_duration};
 use super::prometheus::{DEFAULT_PROMETHEUS_URL, parse_url};
 use super::{
-    CheckSettings, ComposeSettings, Config, ConfigError, DaemonSettings, DockerSettings, LogLevel,
-    NonFinite, OnEmpty, PolicySettings, PromUrl, PrometheusSettings, ScalerSettings, ServiceConfig,
-    Source, scaler, service,
+    CheckSettings, ComposeSettings, Config, ConfigError, DaemonSettings, LogLevel, NonFinite,
+    OnEmpty, PolicySettings, PromUrl, PrometheusSettings, ScalerSettings, ServiceConfig, Source,
+    service,
 };
 
 /// The check query of the environment-only configuration: the demo webapp's utilization, requests served per
@@ -234,13 +236,14 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
     let cooldown =
         parse_var(env, "COOLDOWN", duration)?.unwrap_or(EngineConfig::THRESHOLD_COOLDOWN);
     let window = parse_var(env, "STABILIZATION_WINDOW", duration)?.unwrap_or(Duration::ZERO);
-    let project = env
-        .get("COMPOSE_PROJECT_NAME")
-        .unwrap_or(scaler::COMPOSE_PROJECT)
-        .to_owned();
-    check_name(&project, NameKind::Project)
-        .map_err(|m| ConfigError::env("COMPOSE_PROJECT_NAME", m))?;
-    let file = PathBuf::from(env.get("COMPOSE_FILE").unwrap_or("/docker-compose.yml"));
+    let mut compose = ComposeSettings::new(&name);
+    if let Some(project) = env.get("COMPOSE_PROJECT_NAME") {
+        autoscale_docker::check_name(NameRule::ComposeProject, project)
+            .map_err(|e| ConfigError::env("COMPOSE_PROJECT_NAME", e.to_string()))?;
+        project.clone_into(&mut compose.project);
+    }
+    // The original scaler ran in a container with the compose file mounted at the root.
+    compose.file = PathBuf::from(env.get("COMPOSE_FILE").unwrap_or("/docker-compose.yml"));
 
     if max == 0 {
         return Err(ConfigError::env("MAX_REPLICAS", "must be at least 1"));
@@ -283,21 +286,12 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         activation: 0.0,
     };
     let service = ServiceConfig {
-        name: name.clone(),
+        name,
         interval,
         dry_run: daemon.dry_run,
         engine,
         checks: vec![check],
-        scaler: ScalerSettings::Compose(ComposeSettings {
-            project,
-            file,
-            service: name,
-            command: None,
-            env_file: None,
-            profiles: Vec::new(),
-            timeout: autoscale_docker::DEFAULT_TIMEOUT,
-            docker: DockerSettings::default(),
-        }),
+        scaler: ScalerSettings::Compose(compose),
     };
     Ok(Config {
         source: Source::Environment,

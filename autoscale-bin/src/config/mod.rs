@@ -43,19 +43,25 @@ mod service;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use ansible::{AnsibleProgram, AnsibleSettings, AnsibleStatus};
-pub use check::{CheckSettings, NonFinite, PolicySettings, RangeQuery, RangeReduce, SeriesReduce};
+/// The scalers' settings are their backend crates' own types.
+pub use autoscale_ansible::{
+    AnsibleSettings, Program as AnsibleProgram, StatusSettings as AnsibleStatus,
+};
+pub use autoscale_docker::{ComposeSettings, DockerEnv, SwarmSettings};
+/// The query settings' keywords are the Prometheus source's own types.
+pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
+pub use check::{CheckSettings, PolicySettings, RangeQuery};
 pub use daemon::{DaemonSettings, LogFormat, LogLevel};
 pub use diagnostics::ConfigError;
 pub(crate) use diagnostics::parse_duration;
 pub(crate) use env::seed_engine;
 pub use env::{DEFAULT_METRIC_QUERY, Env};
 pub use prometheus::{
-    ClientIdentity, DEFAULT_PROMETHEUS_URL, Header, OnEmpty, PromAuth, PromUrl, PrometheusSettings,
+    ClientIdentity, DEFAULT_PROMETHEUS_URL, Header, PromAuth, PromUrl, PrometheusSettings,
 };
 pub(crate) use render::duration as format_duration;
 pub use render::is_sensitive_name;
-pub use scaler::{ComposeSettings, DockerSettings, ScalerSettings, SwarmSettings};
+pub use scaler::ScalerSettings;
 pub use service::ServiceConfig;
 
 /// Where a configuration came from.

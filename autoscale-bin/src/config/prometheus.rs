@@ -5,7 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::diagnostics::{Ctx, NameKind, Result, join_key};
+use autoscale_prom::{OnEmpty, PrometheusConfig};
+
+use super::diagnostics::{Ctx, NameKind, Result, join_key, keywords};
 use super::is_sensitive_name;
 use super::raw::{RawBasicAuth, RawPrometheus, S};
 
@@ -145,10 +147,43 @@ impl PrometheusSettings {
             ca_file: None,
             client_identity: None,
             insecure_skip_verify: false,
-            on_empty: OnEmpty::Error,
+            on_empty: OnEmpty::default(),
             max_response_bytes: autoscale_prom::DEFAULT_MAX_RESPONSE_BYTES,
             ready_timeout: autoscale_prom::DEFAULT_READY_TIMEOUT,
         }
+    }
+}
+
+impl PrometheusSettings {
+    /// The client's configuration. The client checks some things the file format leaves open (such as headers
+    /// it sets itself), so this can fail for a file that loads.
+    pub fn client_config(&self) -> std::result::Result<PrometheusConfig, autoscale_prom::Error> {
+        let mut config = PrometheusConfig::new(self.url.expose().as_str())?
+            .timeout(self.timeout)
+            .insecure_skip_verify(self.insecure_skip_verify)
+            .on_empty(self.on_empty)
+            .max_response_bytes(self.max_response_bytes)
+            .ready_timeout(self.ready_timeout);
+        match &self.auth {
+            Some(PromAuth::Bearer { token_file }) => config = config.bearer_token_file(token_file),
+            Some(PromAuth::Basic {
+                username,
+                password_file,
+            }) => config = config.basic_auth(username, password_file),
+            None => {}
+        }
+        for header in &self.headers {
+            config = config.header(&header.name, &header.value)?;
+        }
+        if let Some(ca) = &self.ca_file {
+            config = config.ca_file(ca);
+        }
+        if let Some(identity) = &self.client_identity {
+            config = config
+                .client_cert_file(&identity.cert_file)
+                .client_key_file(&identity.key_file);
+        }
+        Ok(config)
     }
 }
 
@@ -202,16 +237,6 @@ impl fmt::Debug for Header {
     }
 }
 
-/// What an empty query result means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnEmpty {
-    /// A failed check (the safe default: no sample is no information).
-    #[default]
-    Error,
-    /// The value 0 (for queries such as a request rate that vanish when idle).
-    Zero,
-}
-
 pub(crate) fn parse_url(s: &str) -> std::result::Result<PromUrl, String> {
     // The message never repeats the value: it may hold a password.
     let url = url::Url::parse(s.trim()).map_err(|e| format!("invalid URL: {e}"))?;
@@ -261,9 +286,6 @@ fn inherit(inst: &RawPrometheus, base: &RawPrometheus) -> RawPrometheus {
         instances: None,
     }
 }
-
-pub(crate) const ON_EMPTY: &[(&str, OnEmpty)] =
-    &[("error", OnEmpty::Error), ("zero", OnEmpty::Zero)];
 
 fn prometheus_settings(
     ctx: &Ctx<'_>,
@@ -381,8 +403,8 @@ fn prometheus_settings(
             &raw.on_empty,
             &k("on_empty"),
             "value",
-            ON_EMPTY,
-            OnEmpty::Error,
+            &keywords(OnEmpty::ALL, OnEmpty::as_str),
+            OnEmpty::default(),
         )?,
         max_response_bytes,
         ready_timeout: ctx.opt_duration(

@@ -8,9 +8,8 @@ use autoscale_core::policy::{Step, TargetForm};
 use toml::{Table, Value};
 
 use super::{
-    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerSettings, LogFormat, NonFinite,
-    OnEmpty, PolicySettings, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings,
-    SeriesReduce, ServiceConfig, Source,
+    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerEnv, LogFormat, PolicySettings,
+    PromAuth, PrometheusSettings, ScalerSettings, ServiceConfig, Source,
 };
 
 /// What replaces a secret in the output.
@@ -158,20 +157,13 @@ fn prometheus_table(p: &PrometheusSettings) -> Table {
         "insecure_skip_verify".into(),
         Value::Boolean(p.insecure_skip_verify),
     );
-    t.insert("on_empty".into(), s(on_empty(p.on_empty)));
+    t.insert("on_empty".into(), s(p.on_empty.as_str()));
     t.insert(
         "max_response_bytes".into(),
         int(i64::try_from(p.max_response_bytes).unwrap_or(i64::MAX)),
     );
     t.insert("ready_timeout".into(), d(p.ready_timeout));
     t
-}
-
-fn on_empty(o: OnEmpty) -> &'static str {
-    match o {
-        OnEmpty::Error => "error",
-        OnEmpty::Zero => "zero",
-    }
 }
 
 fn service_table(svc: &ServiceConfig) -> Table {
@@ -267,29 +259,13 @@ fn check_table(c: &CheckSettings) -> Table {
     if let Some(r) = c.range {
         t.insert("range".into(), d(r.range));
         t.insert("step".into(), d(r.step));
-        let reduce = match r.reduce {
-            RangeReduce::Avg => "avg",
-            RangeReduce::Max => "max",
-            RangeReduce::Min => "min",
-            RangeReduce::Last => "last",
-        };
-        t.insert("range_reduce".into(), s(reduce));
+        t.insert("range_reduce".into(), s(r.reduce.as_str()));
     }
     if let Some(r) = c.reduce {
-        let reduce = match r {
-            SeriesReduce::Sum => "sum",
-            SeriesReduce::Max => "max",
-            SeriesReduce::Min => "min",
-            SeriesReduce::Avg => "avg",
-        };
-        t.insert("reduce".into(), s(reduce));
+        t.insert("reduce".into(), s(r.as_str()));
     }
-    t.insert("on_empty".into(), s(on_empty(c.on_empty)));
-    let non_finite = match c.non_finite {
-        NonFinite::Error => "error",
-        NonFinite::Accept => "accept",
-    };
-    t.insert("non_finite".into(), s(non_finite));
+    t.insert("on_empty".into(), s(c.on_empty.as_str()));
+    t.insert("non_finite".into(), s(c.non_finite.as_str()));
     t
 }
 
@@ -319,7 +295,7 @@ fn direction_table(r: &ScalingRules) -> Table {
     t
 }
 
-fn docker_keys(t: &mut Table, docker: &DockerSettings) {
+fn docker_keys(t: &mut Table, docker: &DockerEnv) {
     if let Some(h) = &docker.host {
         t.insert("docker_host".into(), s(h.clone()));
     }
@@ -451,7 +427,7 @@ fn scaler_table(scaler: &ScalerSettings) -> Table {
                 t.insert("env".into(), Value::Table(env));
             }
             match &a.program {
-                AnsibleProgram::Binary(p) => t.insert("ansible_playbook".into(), path(p)),
+                AnsibleProgram::Path(p) => t.insert("ansible_playbook".into(), path(p)),
                 AnsibleProgram::Virtualenv(p) => t.insert("virtualenv".into(), path(p)),
             };
         }

@@ -1,63 +1,11 @@
 //! `[service.scaler]` of kind compose and swarm, and the dispatch on `kind`.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use autoscale_ansible::AnsibleSettings;
+use autoscale_docker::{ComposeSettings, DockerEnv, NameRule, SwarmSettings};
 
-use super::ansible::{self, AnsibleSettings};
-use super::diagnostics::{Ctx, NameKind, Result, check_name, check_path, join_key, only_keys};
+use super::ansible;
+use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, only_keys};
 use super::raw::{RawScaler, S};
-
-/// The compose project of the original scaler.
-pub(crate) const COMPOSE_PROJECT: &str = "prometheus-autoscale-sim";
-/// The compose file of a compose scaler that names none.
-pub(crate) const COMPOSE_FILE: &str = "docker-compose.yml";
-
-/// Where the docker CLI connects; unset values come from the process environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DockerSettings {
-    /// `DOCKER_HOST`.
-    pub host: Option<String>,
-    /// `DOCKER_CONTEXT`.
-    pub context: Option<String>,
-    /// `DOCKER_TLS_VERIFY`.
-    pub tls_verify: Option<bool>,
-    /// `DOCKER_CERT_PATH`.
-    pub cert_path: Option<PathBuf>,
-}
-
-/// `kind = "compose"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComposeSettings {
-    /// The compose project name.
-    pub project: String,
-    /// The compose file.
-    pub file: PathBuf,
-    /// The compose service.
-    pub service: String,
-    /// The compose command; `None` lets the scaler find one (`docker compose`, else `docker-compose`).
-    pub command: Option<Vec<String>>,
-    /// An env file for compose.
-    pub env_file: Option<PathBuf>,
-    /// Compose profiles to enable.
-    pub profiles: Vec<String>,
-    /// The timeout of one compose command.
-    pub timeout: Duration,
-    /// Docker connection settings.
-    pub docker: DockerSettings,
-}
-
-/// `kind = "swarm"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SwarmSettings {
-    /// The Swarm service.
-    pub service: String,
-    /// The docker command.
-    pub command: Vec<String>,
-    /// The timeout of one docker command.
-    pub timeout: Duration,
-    /// Docker connection settings.
-    pub docker: DockerSettings,
-}
 
 /// A service's scaler.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +42,7 @@ pub(crate) fn same_target(a: &ScalerSettings, b: &ScalerSettings) -> bool {
     }
 }
 
-fn docker_settings(ctx: &Ctx<'_>, raw: &RawScaler, key: &str) -> Result<DockerSettings> {
+fn docker_env(ctx: &Ctx<'_>, raw: &RawScaler, key: &str) -> Result<DockerEnv> {
     let k = |name: &str| join_key(key, name);
     let text = |v: &Option<S<String>>, name: &str| -> Result<Option<String>> {
         v.as_ref()
@@ -104,7 +52,7 @@ fn docker_settings(ctx: &Ctx<'_>, raw: &RawScaler, key: &str) -> Result<DockerSe
             })
             .transpose()
     };
-    Ok(DockerSettings {
+    Ok(DockerEnv {
         host: text(&raw.docker_host, "docker_host")?,
         context: text(&raw.docker_context, "docker_context")?,
         tls_verify: raw.docker_tls_verify.as_ref().map(|v| *v.get_ref()),
@@ -170,12 +118,16 @@ pub(crate) fn section(
         ),
         ("virtualenv", raw.virtualenv.as_ref().map(S::span)),
     ];
-    let target_service = |v: &Option<S<String>>, name: &str| -> Result<String> {
-        match v {
-            Some(s) => ctx.name(s, &k(name), NameKind::Service),
-            None => Ok(service_name.to_owned()),
+    // The target defaults to the service's own name. A Swarm service name is checked against Swarm's stricter
+    // rule (no '.') when the scaler is built: `autoscale check` has always accepted any service name here.
+    let target_service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {
+        match (v, rule) {
+            (Some(s), Some(rule)) => ctx.docker_name(s, &k("service"), rule),
+            (Some(s), None) => ctx.name(s, &k("service"), NameKind::Service),
+            (None, _) => Ok(service_name.to_owned()),
         }
     };
+    let timeout = |default| ctx.opt_duration(&raw.timeout, &k("timeout"), default);
     match kind {
         0 => {
             let mut allowed = vec![
@@ -183,58 +135,42 @@ pub(crate) fn section(
             ];
             allowed.extend(DOCKER_KEYS);
             only_keys(ctx, key, "compose", &present, &allowed)?;
-            let profiles = match &raw.profiles {
-                Some(p) => {
-                    for profile in p.get_ref() {
-                        check_name(profile, NameKind::Service)
-                            .map_err(|m| ctx.err(p.span(), k("profiles"), m))?;
-                    }
-                    p.get_ref().clone()
+            let mut compose = ComposeSettings::new(target_service(
+                &raw.service,
+                Some(NameRule::ComposeService),
+            )?);
+            if let Some(p) = &raw.project {
+                compose.project = ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?;
+            }
+            if let Some(f) = &raw.file {
+                compose.file = ctx.path(f, &k("file"))?;
+            }
+            if let Some(c) = &raw.command {
+                compose.command = Some(ctx.command(c, &k("command"))?);
+            }
+            compose.env_file = ctx.opt_path(&raw.env_file, &k("env_file"))?;
+            if let Some(p) = &raw.profiles {
+                for profile in p.get_ref() {
+                    autoscale_docker::check_name(NameRule::Profile, profile)
+                        .map_err(|e| ctx.err(p.span(), k("profiles"), e.to_string()))?;
                 }
-                None => Vec::new(),
-            };
-            Ok(ScalerSettings::Compose(ComposeSettings {
-                project: match &raw.project {
-                    Some(p) => ctx.name(p, &k("project"), NameKind::Project)?,
-                    None => COMPOSE_PROJECT.to_owned(),
-                },
-                file: match &raw.file {
-                    Some(f) => ctx.path(f, &k("file"))?,
-                    None => PathBuf::from(COMPOSE_FILE),
-                },
-                service: target_service(&raw.service, "service")?,
-                command: raw
-                    .command
-                    .as_ref()
-                    .map(|c| ctx.command(c, &k("command")))
-                    .transpose()?,
-                env_file: ctx.opt_path(&raw.env_file, &k("env_file"))?,
-                profiles,
-                timeout: ctx.opt_duration(
-                    &raw.timeout,
-                    &k("timeout"),
-                    autoscale_docker::DEFAULT_TIMEOUT,
-                )?,
-                docker: docker_settings(ctx, raw, key)?,
-            }))
+                compose.profiles.clone_from(p.get_ref());
+            }
+            compose.timeout = timeout(compose.timeout)?;
+            compose.docker = docker_env(ctx, raw, key)?;
+            Ok(ScalerSettings::Compose(compose))
         }
         1 => {
             let mut allowed = vec!["kind", "service", "command", "timeout"];
             allowed.extend(DOCKER_KEYS);
             only_keys(ctx, key, "swarm", &present, &allowed)?;
-            Ok(ScalerSettings::Swarm(SwarmSettings {
-                service: target_service(&raw.service, "service")?,
-                command: match &raw.command {
-                    Some(c) => ctx.command(c, &k("command"))?,
-                    None => vec!["docker".to_owned()],
-                },
-                timeout: ctx.opt_duration(
-                    &raw.timeout,
-                    &k("timeout"),
-                    autoscale_docker::DEFAULT_TIMEOUT,
-                )?,
-                docker: docker_settings(ctx, raw, key)?,
-            }))
+            let mut swarm = SwarmSettings::new(target_service(&raw.service, None)?);
+            if let Some(c) = &raw.command {
+                swarm.command = ctx.command(c, &k("command"))?;
+            }
+            swarm.timeout = timeout(swarm.timeout)?;
+            swarm.docker = docker_env(ctx, raw, key)?;
+            Ok(ScalerSettings::Swarm(swarm))
         }
         _ => {
             only_keys(
