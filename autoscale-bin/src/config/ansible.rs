@@ -97,13 +97,7 @@ fn status(
         "status kind",
         &[("compose", 0), ("swarm", 1), ("playbook", 2)],
     )?;
-    let present = [
-        ("project", raw.project.as_ref().map(S::span)),
-        ("file", raw.file.as_ref().map(S::span)),
-        ("service", raw.service.as_ref().map(S::span)),
-        ("playbook", raw.playbook.as_ref().map(S::span)),
-        ("inventory", raw.inventory.as_ref().map(S::span)),
-    ];
+    let present = raw.present();
     // As for the scaler's own target, Swarm's rule applies when the status scaler is built.
     let service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {
         match (v, rule) {

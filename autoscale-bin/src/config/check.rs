@@ -11,9 +11,15 @@ use autoscale_prom::{
     MAX_RANGE_POINTS, NonFinite, OnEmpty, QueryOptions, RangeReduce, RangeWindow, Reduce,
 };
 
-use super::diagnostics::{Ctx, NameKind, Result, join_key, keywords, only_keys, quoted_list};
+use super::diagnostics::{Ctx, NameKind, Result, join_key, keyword, only_keys, quoted_list};
 use super::prometheus::PrometheusSettings;
 use super::raw::{RawCheck, RawPolicy, S};
+
+keyword!(RangeReduce, "range reduction", own);
+keyword!(Reduce, "reduction", own);
+keyword!(OnEmpty, "value", own);
+keyword!(NonFinite, "value", own);
+keyword!(TargetForm, "value", "replica" => TargetForm::PerReplica, "total" => TargetForm::Total);
 
 /// A check's range query: `query_range` over `[at - range, at]` every `step`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +136,9 @@ pub(crate) fn section(
         Some(r) => {
             let range = ctx.positive_duration(r, &k("range"))?;
             let step = ctx.opt_duration(&raw.step, &k("step"), interval)?;
-            let reduce = ctx.opt_one_of(
+            let reduce = ctx.opt_keyword(
                 &raw.range_reduce,
                 &k("range_reduce"),
-                "range reduction",
-                &keywords(RangeReduce::ALL, RangeReduce::as_str),
                 RangeReduce::default(),
             )?;
             if range.as_millis() / step.as_millis().max(1) > u128::from(MAX_RANGE_POINTS) {
@@ -162,29 +166,10 @@ pub(crate) fn section(
     let reduce = raw
         .reduce
         .as_ref()
-        .map(|r| {
-            ctx.one_of(
-                r,
-                &k("reduce"),
-                "reduction",
-                &keywords(Reduce::ALL, Reduce::as_str),
-            )
-        })
+        .map(|r| ctx.keyword(r, &k("reduce")))
         .transpose()?;
-    let on_empty = ctx.opt_one_of(
-        &raw.on_empty,
-        &k("on_empty"),
-        "value",
-        &keywords(OnEmpty::ALL, OnEmpty::as_str),
-        on_empty_default,
-    )?;
-    let non_finite = ctx.opt_one_of(
-        &raw.non_finite,
-        &k("non_finite"),
-        "value",
-        &keywords(NonFinite::ALL, NonFinite::as_str),
-        NonFinite::default(),
-    )?;
+    let on_empty = ctx.opt_keyword(&raw.on_empty, &k("on_empty"), on_empty_default)?;
+    let non_finite = ctx.opt_keyword(&raw.non_finite, &k("non_finite"), NonFinite::default())?;
     let (policy_settings, policy) = policy_settings(ctx, raw.policy.get_ref(), &k("policy"))?;
     let mut check =
         Check::new(name.clone(), policy).accepting_non_finite(non_finite == NonFinite::Accept);
@@ -221,18 +206,7 @@ fn policy_settings<'r>(
         "policy",
         &[("target", true), ("threshold", false)],
     )?;
-    let present = [
-        ("target", raw.target.as_ref().map(S::span)),
-        ("per", raw.per.as_ref().map(S::span)),
-        ("tolerance", raw.tolerance.as_ref().map(S::span)),
-        ("scale_up_above", raw.scale_up_above.as_ref().map(S::span)),
-        (
-            "scale_down_below",
-            raw.scale_down_below.as_ref().map(S::span),
-        ),
-        ("step", raw.step.as_ref().map(S::span)),
-        ("step_percent", raw.step_percent.as_ref().map(S::span)),
-    ];
+    let present = raw.present();
     let required = |v: &'r Option<S<f64>>, name: &str| -> Result<&'r S<f64>> {
         v.as_ref().ok_or_else(|| {
             ctx.err(
@@ -251,16 +225,7 @@ fn policy_settings<'r>(
             &["kind", "target", "per", "tolerance"],
         )?;
         let target = required(&raw.target, "target")?;
-        let per = ctx.opt_one_of(
-            &raw.per,
-            &k("per"),
-            "value",
-            &[
-                ("replica", TargetForm::PerReplica),
-                ("total", TargetForm::Total),
-            ],
-            TargetForm::PerReplica,
-        )?;
+        let per = ctx.opt_keyword(&raw.per, &k("per"), TargetForm::PerReplica)?;
         let tolerance = raw
             .tolerance
             .as_ref()

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::diagnostics::{Ctx, Result};
+use super::diagnostics::{Ctx, Result, keyword};
 use super::raw::RawDaemon;
 
 const LISTEN: &str = "127.0.0.1:9464";
@@ -76,6 +76,8 @@ pub struct DaemonSettings {
     pub shutdown_timeout: Duration,
 }
 
+keyword!(LogFormat, "log format", "text" => LogFormat::Text, "json" => LogFormat::Json);
+
 impl Default for DaemonSettings {
     fn default() -> Self {
         DaemonSettings {
@@ -108,13 +110,7 @@ pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon) -> Result<DaemonSettings> {
         Some(d) => ctx.path(d, "daemon.state_dir")?,
         None => default.state_dir,
     };
-    let log_format = ctx.opt_one_of(
-        &raw.log_format,
-        "daemon.log_format",
-        "log format",
-        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-        LogFormat::Text,
-    )?;
+    let log_format = ctx.opt_keyword(&raw.log_format, "daemon.log_format", default.log_format)?;
     let history_max_bytes = match &raw.history_max_bytes {
         Some(v) if *v.get_ref() == 0 => {
             return Err(ctx.err(v.span(), "daemon.history_max_bytes", "must be above 0"));

@@ -208,16 +208,19 @@ impl<'a> Ctx<'a> {
             })
     }
 
-    pub(crate) fn opt_one_of<T: Copy>(
+    /// A keyword of `T`.
+    pub(crate) fn keyword<T: Keyword>(&self, v: &S<String>, key: &str) -> Result<T> {
+        self.one_of(v, key, T::WHAT, &T::keywords())
+    }
+
+    /// A keyword of `T`, or `default` when the key is not set.
+    pub(crate) fn opt_keyword<T: Keyword>(
         &self,
         v: &Option<S<String>>,
         key: &str,
-        what: &str,
-        options: &[(&str, T)],
         default: T,
     ) -> Result<T> {
-        v.as_ref()
-            .map_or(Ok(default), |v| self.one_of(v, key, what, options))
+        v.as_ref().map_or(Ok(default), |v| self.keyword(v, key))
     }
 
     pub(crate) fn name(&self, v: &S<String>, key: &str, kind: NameKind) -> Result<String> {
@@ -274,13 +277,47 @@ pub(crate) fn join_key(prefix: &str, key: &str) -> String {
     }
 }
 
-/// The `(keyword, value)` table of [`Ctx::one_of`] for a type that names its own keywords.
-pub(crate) fn keywords<T: Copy>(
-    all: &[T],
-    keyword: fn(T) -> &'static str,
-) -> Vec<(&'static str, T)> {
-    all.iter().map(|&v| (keyword(v), v)).collect()
+/// A value the file spells as one of a fixed set of keywords. Reading ([`Ctx::keyword`]) and writing
+/// ([`Keyword::keyword`]) use the same table.
+pub(crate) trait Keyword: Copy + PartialEq + 'static {
+    /// What messages call it: "unknown WHAT ...; expected ...".
+    const WHAT: &'static str;
+
+    /// Every value with its keyword, in the order messages list them.
+    fn keywords() -> Vec<(&'static str, Self)>;
+
+    /// This value's keyword.
+    fn keyword(self) -> &'static str {
+        Self::keywords()
+            .into_iter()
+            .find_map(|(name, v)| (v == self).then_some(name))
+            .expect("every value has a keyword")
+    }
 }
+
+/// Implements [`Keyword`]: `keyword!(Type, "what", "keyword" => Type::Value, ...)`, or, for a type that lists
+/// its own values and keywords (`ALL` and `as_str`), `keyword!(Type, "what", own)`.
+macro_rules! keyword {
+    ($ty:ty, $what:literal, own) => {
+        impl $crate::config::diagnostics::Keyword for $ty {
+            const WHAT: &'static str = $what;
+
+            fn keywords() -> Vec<(&'static str, Self)> {
+                <$ty>::ALL.iter().map(|&v| (v.as_str(), v)).collect()
+            }
+        }
+    };
+    ($ty:ty, $what:literal, $($name:literal => $value:expr),+ $(,)?) => {
+        impl $crate::config::diagnostics::Keyword for $ty {
+            const WHAT: &'static str = $what;
+
+            fn keywords() -> Vec<(&'static str, Self)> {
+                vec![$(($name, $value)),+]
+            }
+        }
+    };
+}
+pub(crate) use keyword;
 
 /// `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
 pub(crate) fn quoted_list(names: &[&str]) -> String {
@@ -391,13 +428,11 @@ pub(crate) fn only_keys(
     ctx: &Ctx<'_>,
     key: &str,
     kind: &str,
-    present: &[(&str, Option<Range<usize>>)],
+    present: &[(&str, Range<usize>)],
     allowed: &[&str],
 ) -> Result<()> {
     for (name, span) in present {
-        if let Some(span) = span
-            && !allowed.contains(name)
-        {
+        if !allowed.contains(name) {
             return Err(ctx.err(
                 span.clone(),
                 join_key(key, name),

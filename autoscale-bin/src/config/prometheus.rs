@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use autoscale_prom::{OnEmpty, PrometheusConfig};
 
-use super::diagnostics::{Ctx, NameKind, Result, join_key, keywords};
+use super::diagnostics::{Ctx, NameKind, Result, join_key};
 use super::is_sensitive_name;
 use super::raw::{RawBasicAuth, RawPrometheus, S};
 
@@ -399,13 +399,7 @@ fn prometheus_settings(
         ca_file: ctx.opt_path(&raw.ca_file, &k("ca_file"))?,
         client_identity,
         insecure_skip_verify: raw.insecure_skip_verify.unwrap_or(false),
-        on_empty: ctx.opt_one_of(
-            &raw.on_empty,
-            &k("on_empty"),
-            "value",
-            &keywords(OnEmpty::ALL, OnEmpty::as_str),
-            OnEmpty::default(),
-        )?,
+        on_empty: ctx.opt_keyword(&raw.on_empty, &k("on_empty"), OnEmpty::default())?,
         max_response_bytes,
         ready_timeout: ctx.opt_duration(
             &raw.ready_timeout,

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use autoscale_core::engine::{FallbackMode, Pause, RuleAmount, ScalingRules, Select};
-use autoscale_core::policy::{Step, TargetForm};
+use autoscale_core::engine::{RuleAmount, ScalingRules};
+use autoscale_core::policy::Step;
 use toml::{Table, Value};
 
+use super::diagnostics::Keyword;
 use super::{
-    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerEnv, LogFormat, PolicySettings,
-    PromAuth, PrometheusSettings, ScalerSettings, ServiceConfig, Source,
+    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerEnv, PolicySettings, PromAuth,
+    PrometheusSettings, ScalerSettings, ServiceConfig, Source,
 };
 
 /// What replaces a secret in the output.
@@ -77,11 +78,7 @@ pub(crate) fn render(config: &Config) -> String {
     let mut t = Table::new();
     t.insert("listen".into(), s(daemon.listen.to_string()));
     t.insert("state_dir".into(), path(&daemon.state_dir));
-    let format = match daemon.log_format {
-        LogFormat::Text => "text",
-        LogFormat::Json => "json",
-    };
-    t.insert("log_format".into(), s(format));
+    t.insert("log_format".into(), s(daemon.log_format.keyword()));
     t.insert("dry_run".into(), Value::Boolean(daemon.dry_run));
     t.insert(
         "history_max_bytes".into(),
@@ -180,23 +177,13 @@ fn service_table(svc: &ServiceConfig) -> Table {
         let mut f = Table::new();
         f.insert("after".into(), int(fb.after()));
         f.insert("replicas".into(), int(fb.replicas()));
-        let mode = match fb.mode() {
-            FallbackMode::Static => "static",
-            FallbackMode::IfHigher => "if_higher",
-        };
-        f.insert("mode".into(), s(mode));
+        f.insert("mode".into(), s(fb.mode().keyword()));
         t.insert("fallback".into(), Value::Table(f));
     }
     if e.min_replicas() == 0 {
         t.insert("idle_after".into(), d(e.idle_after()));
     }
-    let paused = match e.pause() {
-        Pause::None => "none",
-        Pause::All => "all",
-        Pause::Up => "up",
-        Pause::Down => "down",
-    };
-    t.insert("paused".into(), s(paused));
+    t.insert("paused".into(), s(e.pause().keyword()));
     t.insert("scaler".into(), Value::Table(scaler_table(&svc.scaler)));
     let checks = svc
         .checks
@@ -230,11 +217,7 @@ fn check_table(c: &CheckSettings) -> Table {
         } => {
             p.insert("kind".into(), s("target"));
             p.insert("target".into(), Value::Float(target));
-            let per = match per {
-                TargetForm::PerReplica => "replica",
-                TargetForm::Total => "total",
-            };
-            p.insert("per".into(), s(per));
+            p.insert("per".into(), s(per.keyword()));
             p.insert("tolerance".into(), Value::Float(tolerance));
         }
         PolicySettings::Threshold {
@@ -272,12 +255,7 @@ fn check_table(c: &CheckSettings) -> Table {
 fn direction_table(r: &ScalingRules) -> Table {
     let mut t = Table::new();
     t.insert("stabilization_window".into(), d(r.stabilization_window()));
-    let select = match r.select() {
-        Select::Max => "max",
-        Select::Min => "min",
-        Select::Disabled => "disabled",
-    };
-    t.insert("select".into(), s(select));
+    t.insert("select".into(), s(r.select().keyword()));
     let rules = r
         .rules()
         .iter()

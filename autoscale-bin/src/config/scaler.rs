@@ -82,42 +82,7 @@ pub(crate) fn section(
         "scaler",
         &[("compose", 0), ("swarm", 1), ("ansible", 2)],
     )?;
-    let present = [
-        ("project", raw.project.as_ref().map(S::span)),
-        ("file", raw.file.as_ref().map(S::span)),
-        ("service", raw.service.as_ref().map(S::span)),
-        ("command", raw.command.as_ref().map(S::span)),
-        ("env_file", raw.env_file.as_ref().map(S::span)),
-        ("profiles", raw.profiles.as_ref().map(S::span)),
-        ("timeout", raw.timeout.as_ref().map(S::span)),
-        ("docker_host", raw.docker_host.as_ref().map(S::span)),
-        ("docker_context", raw.docker_context.as_ref().map(S::span)),
-        (
-            "docker_tls_verify",
-            raw.docker_tls_verify.as_ref().map(S::span),
-        ),
-        (
-            "docker_cert_path",
-            raw.docker_cert_path.as_ref().map(S::span),
-        ),
-        ("playbook", raw.playbook.as_ref().map(S::span)),
-        ("inventory", raw.inventory.as_ref().map(S::span)),
-        ("extra_vars", raw.extra_vars.as_ref().map(S::span)),
-        ("status", raw.status.as_ref().map(S::span)),
-        ("limit", raw.limit.as_ref().map(S::span)),
-        ("tags", raw.tags.as_ref().map(S::span)),
-        ("check_mode", raw.check_mode.as_ref().map(S::span)),
-        (
-            "vault_password_file",
-            raw.vault_password_file.as_ref().map(S::span),
-        ),
-        ("env", raw.env.as_ref().map(S::span)),
-        (
-            "ansible_playbook",
-            raw.ansible_playbook.as_ref().map(S::span),
-        ),
-        ("virtualenv", raw.virtualenv.as_ref().map(S::span)),
-    ];
+    let present = raw.present();
     // The target defaults to the service's own name. A Swarm service name is checked against Swarm's stricter
     // rule (no '.') when the scaler is built: `autoscale check` has always accepted any service name here.
     let target_service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {

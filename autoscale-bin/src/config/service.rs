@@ -8,10 +8,14 @@ use autoscale_core::EngineConfig;
 use autoscale_core::engine::{Behavior, Fallback, FallbackMode, Pause, Rule, ScalingRules, Select};
 
 use super::check::{self, CheckSettings};
-use super::diagnostics::{Ctx, NameKind, Result, join_key};
+use super::diagnostics::{Ctx, NameKind, Result, join_key, keyword};
 use super::prometheus::PrometheusSettings;
 use super::raw::{RawBehavior, RawDirection, RawService, S};
 use super::scaler::{self, ScalerSettings};
+
+keyword!(FallbackMode, "fallback mode", "static" => FallbackMode::Static, "if_higher" => FallbackMode::IfHigher);
+keyword!(Pause, "pause setting", "none" => Pause::None, "all" => Pause::All, "up" => Pause::Up, "down" => Pause::Down);
+keyword!(Select, "select", "max" => Select::Max, "min" => Select::Min, "disabled" => Select::Disabled);
 
 /// The bounds of a service that sets none.
 pub(crate) const MIN_REPLICAS: u32 = 1;
@@ -113,16 +117,7 @@ pub(crate) fn section(
     }
     if let Some(fb) = &raw.fallback {
         let f = fb.get_ref();
-        let mode = ctx.opt_one_of(
-            &f.mode,
-            &k("fallback.mode"),
-            "fallback mode",
-            &[
-                ("static", FallbackMode::Static),
-                ("if_higher", FallbackMode::IfHigher),
-            ],
-            FallbackMode::Static,
-        )?;
+        let mode = ctx.opt_keyword(&f.mode, &k("fallback.mode"), FallbackMode::Static)?;
         let fallback = Fallback::new(*f.after.get_ref(), *f.replicas.get_ref(), mode)
             .map_err(|_| ctx.err(f.after.span(), k("fallback.after"), "must be at least 1"))?;
         builder = builder.fallback(fallback);
@@ -138,18 +133,7 @@ pub(crate) fn section(
         builder = builder.idle_after(ctx.positive_duration(idle, &k("idle_after"))?);
     }
     if let Some(p) = &raw.paused {
-        let pause = ctx.one_of(
-            p,
-            &k("paused"),
-            "pause setting",
-            &[
-                ("none", Pause::None),
-                ("all", Pause::All),
-                ("up", Pause::Up),
-                ("down", Pause::Down),
-            ],
-        )?;
-        builder = builder.pause(pause);
+        builder = builder.pause(ctx.keyword(p, &k("paused"))?);
     }
     // Everything the builder checks was checked above with a position; this is the backstop.
     let engine = builder
@@ -200,17 +184,7 @@ fn direction(
         Some(w) => ctx.duration(w, &k("stabilization_window"))?,
         None => default.stabilization_window(),
     };
-    let select = ctx.opt_one_of(
-        &raw.select,
-        &k("select"),
-        "select",
-        &[
-            ("max", Select::Max),
-            ("min", Select::Min),
-            ("disabled", Select::Disabled),
-        ],
-        default.select(),
-    )?;
+    let select = ctx.opt_keyword(&raw.select, &k("select"), default.select())?;
     let rules = match &raw.rules {
         None => default.rules().to_vec(),
         Some(rules) if rules.get_ref().is_empty() => {
