@@ -4,27 +4,24 @@ use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
 use autoscale_docker::NameRule;
 
 use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
-use super::raw::{RawScaler, RawStatus, S};
+use super::raw::{RawScaler, RawStatus};
+use super::scaler::target_service;
 
 /// `[service.scaler]` with `kind = "ansible"`, once the keys are known to fit the kind.
 pub(crate) fn section(
     ctx: &Ctx<'_>,
-    scaler: &S<RawScaler>,
+    raw: &RawScaler,
     key: &str,
-    service_name: &str,
+    service: &str,
 ) -> Result<AnsibleSettings> {
-    let raw = scaler.get_ref();
     let k = |name: &str| join_key(key, name);
-    let playbook = match &raw.playbook {
-        Some(p) => ctx.path(p, &k("playbook"))?,
-        None => {
-            return Err(ctx.err(
-                raw.kind.span(),
-                k("playbook"),
-                "missing; an ansible scaler needs a playbook",
-            ));
-        }
-    };
+    let playbook = ctx.required(
+        &raw.playbook,
+        &raw.kind,
+        &k("playbook"),
+        "an ansible scaler needs a playbook",
+    )?;
+    let playbook = ctx.path(playbook, &k("playbook"))?;
     let mut settings = AnsibleSettings::new(playbook);
     if let Some(vars) = &raw.extra_vars {
         for (name, value) in vars.get_ref() {
@@ -41,7 +38,7 @@ pub(crate) fn section(
         }
     }
     if let Some(s) = &raw.status {
-        settings.status = Some(status(ctx, s, &k("status"), service_name)?);
+        settings.status = Some(status(ctx, s.get_ref(), &k("status"), service)?);
     }
     if let Some(t) = &raw.tags {
         settings.tags = ctx.arguments(t, &k("tags"))?;
@@ -83,13 +80,7 @@ pub(crate) fn section(
     Ok(settings)
 }
 
-fn status(
-    ctx: &Ctx<'_>,
-    status: &S<RawStatus>,
-    key: &str,
-    service_name: &str,
-) -> Result<StatusSettings> {
-    let raw = status.get_ref();
+fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<StatusSettings> {
     let k = |name: &str| join_key(key, name);
     let kind = ctx.one_of(
         &raw.kind,
@@ -98,14 +89,7 @@ fn status(
         &[("compose", 0), ("swarm", 1), ("playbook", 2)],
     )?;
     let present = raw.present();
-    // As for the scaler's own target, Swarm's rule applies when the status scaler is built.
-    let service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {
-        match (v, rule) {
-            (Some(s), Some(rule)) => ctx.docker_name(s, &k("service"), rule),
-            (Some(s), None) => ctx.name(s, &k("service"), NameKind::Service),
-            (None, _) => Ok(service_name.to_owned()),
-        }
-    };
+    let target = |rule| target_service(ctx, &raw.service, &k("service"), rule, service);
     match kind {
         0 => {
             only_keys(
@@ -121,13 +105,13 @@ fn status(
                     None => autoscale_docker::DEFAULT_PROJECT.to_owned(),
                 },
                 file: ctx.opt_path(&raw.file, &k("file"))?,
-                service: service(&raw.service, Some(NameRule::ComposeService))?,
+                service: target(Some(NameRule::ComposeService))?,
             })
         }
         1 => {
             only_keys(ctx, key, "swarm", &present, &["kind", "service"])?;
             Ok(StatusSettings::Swarm {
-                service: service(&raw.service, None)?,
+                service: target(None)?,
             })
         }
         _ => {
@@ -138,16 +122,13 @@ fn status(
                 &present,
                 &["kind", "playbook", "inventory"],
             )?;
-            let playbook = match &raw.playbook {
-                Some(p) => ctx.path(p, &k("playbook"))?,
-                None => {
-                    return Err(ctx.err(
-                        raw.kind.span(),
-                        k("playbook"),
-                        "missing; a playbook status needs a playbook",
-                    ));
-                }
-            };
+            let playbook = ctx.required(
+                &raw.playbook,
+                &raw.kind,
+                &k("playbook"),
+                "a playbook status needs a playbook",
+            )?;
+            let playbook = ctx.path(playbook, &k("playbook"))?;
             Ok(StatusSettings::Playbook {
                 playbook,
                 inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,

@@ -207,14 +207,9 @@ fn policy_settings<'r>(
         &[("target", true), ("threshold", false)],
     )?;
     let present = raw.present();
-    let required = |v: &'r Option<S<f64>>, name: &str| -> Result<&'r S<f64>> {
-        v.as_ref().ok_or_else(|| {
-            ctx.err(
-                raw.kind.span(),
-                k(name),
-                format!("missing; a {} policy needs {name}", raw.kind.get_ref()),
-            )
-        })
+    let required = |v: &'r Option<S<f64>>, name: &str| {
+        let why = format!("a {} policy needs {name}", raw.kind.get_ref());
+        ctx.required(v, &raw.kind, &k(name), &why)
     };
     if kind {
         only_keys(

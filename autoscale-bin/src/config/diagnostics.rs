@@ -208,6 +208,18 @@ impl<'a> Ctx<'a> {
             })
     }
 
+    /// A key that the table's `kind` makes necessary; a missing one is reported at `kind`, saying `why`.
+    pub(crate) fn required<'v, T>(
+        &self,
+        v: &'v Option<S<T>>,
+        kind: &S<String>,
+        key: &str,
+        why: &str,
+    ) -> Result<&'v S<T>> {
+        v.as_ref()
+            .ok_or_else(|| self.err(kind.span(), key, format!("missing; {why}")))
+    }
+
     /// A keyword of `T`.
     pub(crate) fn keyword<T: Keyword>(&self, v: &S<String>, key: &str) -> Result<T> {
         self.one_of(v, key, T::WHAT, &T::keywords())

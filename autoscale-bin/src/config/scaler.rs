@@ -67,6 +67,23 @@ const DOCKER_KEYS: [&str; 4] = [
     "docker_cert_path",
 ];
 
+/// The compose or Swarm service a scaler targets: the `service` key checked against `rule`, or the autoscale
+/// service's own name. Swarm's stricter rule (no '.') is applied when its scaler is built, not here:
+/// `autoscale check` has always accepted any autoscale name for it.
+pub(crate) fn target_service(
+    ctx: &Ctx<'_>,
+    v: &Option<S<String>>,
+    key: &str,
+    rule: Option<NameRule>,
+    default: &str,
+) -> Result<String> {
+    match (v, rule) {
+        (Some(s), Some(rule)) => ctx.docker_name(s, key, rule),
+        (Some(s), None) => ctx.name(s, key, NameKind::Service),
+        (None, _) => Ok(default.to_owned()),
+    }
+}
+
 /// One `[service.scaler]`: the table's `kind` decides which keys it takes.
 pub(crate) fn section(
     ctx: &Ctx<'_>,
@@ -83,15 +100,7 @@ pub(crate) fn section(
         &[("compose", 0), ("swarm", 1), ("ansible", 2)],
     )?;
     let present = raw.present();
-    // The target defaults to the service's own name. A Swarm service name is checked against Swarm's stricter
-    // rule (no '.') when the scaler is built: `autoscale check` has always accepted any service name here.
-    let target_service = |v: &Option<S<String>>, rule: Option<NameRule>| -> Result<String> {
-        match (v, rule) {
-            (Some(s), Some(rule)) => ctx.docker_name(s, &k("service"), rule),
-            (Some(s), None) => ctx.name(s, &k("service"), NameKind::Service),
-            (None, _) => Ok(service_name.to_owned()),
-        }
-    };
+    let target = |rule| target_service(ctx, &raw.service, &k("service"), rule, service_name);
     let timeout = |default| ctx.opt_duration(&raw.timeout, &k("timeout"), default);
     match kind {
         0 => {
@@ -100,10 +109,7 @@ pub(crate) fn section(
             ];
             allowed.extend(DOCKER_KEYS);
             only_keys(ctx, key, "compose", &present, &allowed)?;
-            let mut compose = ComposeSettings::new(target_service(
-                &raw.service,
-                Some(NameRule::ComposeService),
-            )?);
+            let mut compose = ComposeSettings::new(target(Some(NameRule::ComposeService))?);
             if let Some(p) = &raw.project {
                 compose.project = ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?;
             }
@@ -129,7 +135,7 @@ pub(crate) fn section(
             let mut allowed = vec!["kind", "service", "command", "timeout"];
             allowed.extend(DOCKER_KEYS);
             only_keys(ctx, key, "swarm", &present, &allowed)?;
-            let mut swarm = SwarmSettings::new(target_service(&raw.service, None)?);
+            let mut swarm = SwarmSettings::new(target(None)?);
             if let Some(c) = &raw.command {
                 swarm.command = ctx.command(c, &k("command"))?;
             }
@@ -159,7 +165,7 @@ pub(crate) fn section(
                     "virtualenv",
                 ],
             )?;
-            ansible::section(ctx, scaler, key, service_name).map(ScalerSettings::Ansible)
+            ansible::section(ctx, raw, key, service_name).map(ScalerSettings::Ansible)
         }
     }
 }
