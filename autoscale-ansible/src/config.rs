@@ -72,12 +72,14 @@ impl StatusPlaybook {
 /// The `ansible-playbook` of a scaler that names none, looked up in `PATH`.
 pub const DEFAULT_PROGRAM: &str = "ansible-playbook";
 
-/// Which `ansible-playbook` to run (`ansible_playbook` or `virtualenv`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which `ansible-playbook` to run (`ansible_playbook` or `virtualenv`, the keys it serializes under).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Program {
     /// A path, or a bare name looked up in `PATH`.
+    #[serde(rename = "ansible_playbook")]
     Path(PathBuf),
     /// `VIRTUALENV/bin/ansible-playbook`.
+    #[serde(rename = "virtualenv")]
     Virtualenv(PathBuf),
 }
 

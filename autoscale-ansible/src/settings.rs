@@ -1,12 +1,17 @@
 //! The scaler's settings as plain values: what a configuration file holds for an Ansible scaler, with the
 //! defaults of the keys it may leave out. [`AnsibleSettings::builder`] turns them into an
 //! [`AnsibleScalerBuilder`], which checks them.
+//!
+//! They serialize with the configuration file's key names (durations as serde writes a `Duration`), so a
+//! configuration can be written back out without listing the keys again. Serializing writes the values of
+//! `extra_vars` and `env`: redact them first where the output is shown.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{AnsibleScalerBuilder, DEFAULT_TIMEOUT, Program, StatusPlaybook, StatusSource};
@@ -15,13 +20,15 @@ use crate::config::{AnsibleScalerBuilder, DEFAULT_TIMEOUT, Program, StatusPlaybo
 ///
 /// A Compose or Swarm status is read by another backend's scaler, which the embedder builds and passes as a
 /// [`StatusSource::Scaler`]: this crate does not depend on Docker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StatusSettings {
     /// From a Compose project.
     Compose {
         /// The Compose project.
         project: String,
         /// The Compose file, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
         file: Option<PathBuf>,
         /// The Compose service.
         service: String,
@@ -36,6 +43,7 @@ pub enum StatusSettings {
         /// The status playbook.
         playbook: PathBuf,
         /// Its inventory (the scaler's inventory if `None`).
+        #[serde(skip_serializing_if = "Option::is_none")]
         inventory: Option<PathBuf>,
     },
 }
@@ -52,29 +60,37 @@ pub enum StatusSettings {
 /// assert_eq!(scaler.service(), "webapp");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct AnsibleSettings {
     /// The playbook that applies a count.
     pub playbook: PathBuf,
     /// The inventory.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory: Option<PathBuf>,
     /// Extra variables (`service`, `replicas` and `previous_replicas` are always passed too).
+    #[serde(skip_serializing_if = "Map::is_empty")]
     pub extra_vars: Map<String, Value>,
     /// How the current count is read; `None` leaves it to the embedder's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusSettings>,
     /// The timeout of one playbook run.
     pub timeout: Duration,
     /// `--limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
     /// `--tags`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// `--check`.
     pub check_mode: bool,
     /// `--vault-password-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vault_password_file: Option<PathBuf>,
     /// Extra environment variables of the playbook process.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// The program to run.
+    /// The program to run: `ansible_playbook = PATH` or `virtualenv = DIR`.
+    #[serde(flatten)]
     pub program: Program,
 }
 

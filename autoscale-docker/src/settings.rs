@@ -2,9 +2,14 @@
 //! the defaults of the keys it may leave out. A settings value becomes a scaler with
 //! [`ComposeSettings::scaler`] or [`SwarmSettings::scaler`], which check every name against Docker's rules
 //! ([`NameRule`](crate::NameRule)).
+//!
+//! They serialize with the configuration file's key names (durations as serde writes a `Duration`), so a
+//! configuration can be written back out without listing the keys again.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::compose::{ComposeCommand, ComposeScaler};
 use crate::docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
@@ -28,7 +33,7 @@ pub const DEFAULT_DOCKER_COMMAND: &str = "docker";
 /// assert_eq!(settings.scaler()?.service(), "webapp");
 /// # Ok::<(), autoscale_docker::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ComposeSettings {
     /// The Compose project.
     pub project: String,
@@ -37,14 +42,18 @@ pub struct ComposeSettings {
     /// The Compose service.
     pub service: String,
     /// The Compose command; `None` detects one (`docker compose`, else `docker-compose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// An env file for Compose.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<PathBuf>,
     /// Compose profiles to enable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     /// The timeout of one command.
     pub timeout: Duration,
     /// Which Docker daemon to talk to.
+    #[serde(flatten)]
     pub docker: DockerEnv,
 }
 
@@ -93,7 +102,7 @@ impl ComposeSettings {
 /// assert!(SwarmSettings::new("shop.webapp").scaler().is_err());
 /// # Ok::<(), autoscale_docker::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SwarmSettings {
     /// The Swarm service.
     pub service: String,
@@ -102,6 +111,7 @@ pub struct SwarmSettings {
     /// The timeout of one command.
     pub timeout: Duration,
     /// Which Docker daemon to talk to.
+    #[serde(flatten)]
     pub docker: DockerEnv,
 }
 

@@ -9,8 +9,8 @@ use toml::{Table, Value};
 
 use super::diagnostics::Keyword;
 use super::{
-    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerEnv, PolicySettings, PromAuth,
-    PrometheusSettings, ScalerSettings, ServiceConfig, Source,
+    CheckSettings, Config, PolicySettings, PromAuth, PrometheusSettings, ScalerSettings,
+    ServiceConfig, Source,
 };
 
 /// What replaces a secret in the output.
@@ -55,10 +55,6 @@ fn path(p: &std::path::Path) -> Value {
 
 fn int(v: impl Into<i64>) -> Value {
     Value::Integer(v.into())
-}
-
-fn strings(v: &[String]) -> Value {
-    Value::Array(v.iter().cloned().map(Value::String).collect())
 }
 
 pub(crate) fn render(config: &Config) -> String {
@@ -273,142 +269,53 @@ fn direction_table(r: &ScalingRules) -> Table {
     t
 }
 
-fn docker_keys(t: &mut Table, docker: &DockerEnv) {
-    if let Some(h) = &docker.host {
-        t.insert("docker_host".into(), s(h.clone()));
-    }
-    if let Some(c) = &docker.context {
-        t.insert("docker_context".into(), s(c.clone()));
-    }
-    if let Some(v) = docker.tls_verify {
-        t.insert("docker_tls_verify".into(), Value::Boolean(v));
-    }
-    if let Some(p) = &docker.cert_path {
-        t.insert("docker_cert_path".into(), path(p));
-    }
-}
-
-/// Values under a sensitive key are replaced, at any depth.
-fn redact_json(key: &str, value: &serde_json::Value) -> Value {
+/// Values under a sensitive key are replaced, at any depth; JSON's null, which TOML cannot hold, becomes "".
+fn redact_json(key: &str, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as Json;
     if is_sensitive_name(key) {
-        return s(REDACTED);
+        return Json::from(REDACTED);
     }
     match value {
-        serde_json::Value::Null => s(""),
-        serde_json::Value::Bool(b) => Value::Boolean(*b),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map(Value::Integer)
-            .or_else(|| n.as_f64().map(Value::Float))
-            .unwrap_or_else(|| s(n.to_string())),
-        serde_json::Value::String(v) => s(v.clone()),
-        serde_json::Value::Array(a) => Value::Array(a.iter().map(|v| redact_json("", v)).collect()),
-        serde_json::Value::Object(o) => Value::Table(
+        Json::Null => Json::from(""),
+        // TOML integers are i64: a larger one is written as a float.
+        Json::Number(n) if n.as_i64().is_none() => n
+            .as_f64()
+            .map_or_else(|| Json::from(n.to_string()), Json::from),
+        Json::Array(a) => Json::Array(a.iter().map(|v| redact_json("", v)).collect()),
+        Json::Object(o) => Json::Object(
             o.iter()
                 .map(|(k, v)| (k.clone(), redact_json(k, v)))
                 .collect(),
         ),
+        other => other.clone(),
     }
 }
 
+/// The scaler's settings as serde writes them under the file's keys, with secrets redacted and the timeout
+/// written as the file writes durations.
 fn scaler_table(scaler: &ScalerSettings) -> Table {
-    let mut t = Table::new();
-    t.insert("kind".into(), s(scaler.kind()));
-    match scaler {
-        ScalerSettings::Compose(c) => {
-            t.insert("project".into(), s(c.project.clone()));
-            t.insert("file".into(), path(&c.file));
-            t.insert("service".into(), s(c.service.clone()));
-            if let Some(cmd) = &c.command {
-                t.insert("command".into(), strings(cmd));
-            }
-            if let Some(f) = &c.env_file {
-                t.insert("env_file".into(), path(f));
-            }
-            if !c.profiles.is_empty() {
-                t.insert("profiles".into(), strings(&c.profiles));
-            }
-            t.insert("timeout".into(), d(c.timeout));
-            docker_keys(&mut t, &c.docker);
-        }
-        ScalerSettings::Swarm(sw) => {
-            t.insert("service".into(), s(sw.service.clone()));
-            t.insert("command".into(), strings(&sw.command));
-            t.insert("timeout".into(), d(sw.timeout));
-            docker_keys(&mut t, &sw.docker);
-        }
+    let redacted;
+    let scaler = match scaler {
         ScalerSettings::Ansible(a) => {
-            t.insert("playbook".into(), path(&a.playbook));
-            if let Some(i) = &a.inventory {
-                t.insert("inventory".into(), path(i));
-            }
-            if !a.extra_vars.is_empty() {
-                let vars: Table = a
-                    .extra_vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), redact_json(k, v)))
-                    .collect();
-                t.insert("extra_vars".into(), Value::Table(vars));
-            }
-            if let Some(status) = &a.status {
-                let mut st = Table::new();
-                match status {
-                    AnsibleStatus::Compose {
-                        project,
-                        file,
-                        service,
-                    } => {
-                        st.insert("kind".into(), s("compose"));
-                        st.insert("project".into(), s(project.clone()));
-                        if let Some(f) = file {
-                            st.insert("file".into(), path(f));
-                        }
-                        st.insert("service".into(), s(service.clone()));
-                    }
-                    AnsibleStatus::Swarm { service } => {
-                        st.insert("kind".into(), s("swarm"));
-                        st.insert("service".into(), s(service.clone()));
-                    }
-                    AnsibleStatus::Playbook {
-                        playbook,
-                        inventory,
-                    } => {
-                        st.insert("kind".into(), s("playbook"));
-                        st.insert("playbook".into(), path(playbook));
-                        if let Some(i) = inventory {
-                            st.insert("inventory".into(), path(i));
-                        }
-                    }
+            let mut a = a.clone();
+            a.extra_vars = a
+                .extra_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), redact_json(k, v)))
+                .collect();
+            for (k, v) in &mut a.env {
+                if is_sensitive_name(k) {
+                    REDACTED.clone_into(v);
                 }
-                t.insert("status".into(), Value::Table(st));
             }
-            t.insert("timeout".into(), d(a.timeout));
-            if let Some(l) = &a.limit {
-                t.insert("limit".into(), s(l.clone()));
-            }
-            if !a.tags.is_empty() {
-                t.insert("tags".into(), strings(&a.tags));
-            }
-            t.insert("check_mode".into(), Value::Boolean(a.check_mode));
-            if let Some(v) = &a.vault_password_file {
-                t.insert("vault_password_file".into(), path(v));
-            }
-            if !a.env.is_empty() {
-                let env: Table = a
-                    .env
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = if is_sensitive_name(k) { REDACTED } else { v };
-                        (k.clone(), s(v))
-                    })
-                    .collect();
-                t.insert("env".into(), Value::Table(env));
-            }
-            match &a.program {
-                AnsibleProgram::Path(p) => t.insert("ansible_playbook".into(), path(p)),
-                AnsibleProgram::Virtualenv(p) => t.insert("virtualenv".into(), path(p)),
-            };
+            redacted = ScalerSettings::Ansible(a);
+            &redacted
         }
-    }
+        other => other,
+    };
+    let Ok(Value::Table(mut t)) = Value::try_from(scaler) else {
+        unreachable!("scaler settings serialize to a table");
+    };
+    t.insert("timeout".into(), d(scaler.timeout()));
     t
 }

@@ -1,5 +1,7 @@
 //! `[service.scaler]` of kind compose and swarm, and the dispatch on `kind`.
 
+use std::time::Duration;
+
 use autoscale_ansible::AnsibleSettings;
 use autoscale_docker::{ComposeSettings, DockerEnv, NameRule, SwarmSettings};
 
@@ -7,8 +9,9 @@ use super::ansible;
 use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, only_keys};
 use super::raw::{RawScaler, S};
 
-/// A service's scaler.
-#[derive(Debug, Clone, PartialEq)]
+/// A service's scaler. It serializes as the `[service.scaler]` table (durations as serde writes them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ScalerSettings {
     /// Docker Compose.
     Compose(ComposeSettings),
@@ -25,6 +28,15 @@ impl ScalerSettings {
             ScalerSettings::Compose(_) => "compose",
             ScalerSettings::Swarm(_) => "swarm",
             ScalerSettings::Ansible(_) => "ansible",
+        }
+    }
+
+    /// The timeout of one call of the scaler.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            ScalerSettings::Compose(s) => s.timeout,
+            ScalerSettings::Swarm(s) => s.timeout,
+            ScalerSettings::Ansible(s) => s.timeout,
         }
     }
 }

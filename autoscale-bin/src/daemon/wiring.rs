@@ -172,23 +172,16 @@ fn ansible_scaler(
 
 /// The scaler of a service, and the timeout of its calls.
 pub fn scaler(service: &ServiceConfig) -> Result<(Arc<dyn Scaler>, Duration), WiringError> {
-    let built: Result<(Arc<dyn Scaler>, Duration), BoxError> = match &service.scaler {
-        ScalerSettings::Compose(s) => s
-            .scaler()
-            .map(|c| (Arc::new(c) as Arc<dyn Scaler>, s.timeout))
-            .map_err(Into::into),
-        ScalerSettings::Swarm(s) => s
-            .scaler()
-            .map(|c| (Arc::new(c) as Arc<dyn Scaler>, s.timeout))
-            .map_err(Into::into),
-        ScalerSettings::Ansible(s) => {
-            ansible_scaler(&service.name, s).map(|c| (Arc::new(c) as Arc<dyn Scaler>, s.timeout))
-        }
+    let built: Result<Arc<dyn Scaler>, BoxError> = match &service.scaler {
+        ScalerSettings::Compose(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
+        ScalerSettings::Swarm(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
+        ScalerSettings::Ansible(s) => ansible_scaler(&service.name, s).map(|c| Arc::new(c) as _),
     };
-    built.map_err(|source| WiringError::Scaler {
+    let scaler = built.map_err(|source| WiringError::Scaler {
         service: service.name.clone(),
         source,
-    })
+    })?;
+    Ok((scaler, service.scaler.timeout()))
 }
 
 /// What every loop of one daemon shares.
