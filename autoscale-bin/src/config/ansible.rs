@@ -3,7 +3,7 @@
 use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
 use autoscale_docker::NameRule;
 
-use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
+use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, keyword, only_keys};
 use super::raw::{RawScaler, RawStatus};
 use super::scaler::target_service;
 
@@ -80,18 +80,23 @@ pub(crate) fn section(
     Ok(settings)
 }
 
+/// The status table's `kind`.
+#[derive(Clone, Copy, PartialEq)]
+enum StatusKind {
+    Compose,
+    Swarm,
+    Playbook,
+}
+
+keyword!(StatusKind, "status kind", "compose" => StatusKind::Compose, "swarm" => StatusKind::Swarm, "playbook" => StatusKind::Playbook);
+
 fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<StatusSettings> {
     let k = |name: &str| join_key(key, name);
-    let kind = ctx.one_of(
-        &raw.kind,
-        &k("kind"),
-        "status kind",
-        &[("compose", 0), ("swarm", 1), ("playbook", 2)],
-    )?;
+    let kind = ctx.keyword(&raw.kind, &k("kind"))?;
     let present = raw.present();
     let target = |rule| target_service(ctx, &raw.service, &k("service"), rule, service);
     match kind {
-        0 => {
+        StatusKind::Compose => {
             only_keys(
                 ctx,
                 key,
@@ -108,13 +113,13 @@ fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<St
                 service: target(Some(NameRule::ComposeService))?,
             })
         }
-        1 => {
+        StatusKind::Swarm => {
             only_keys(ctx, key, "swarm", &present, &["kind", "service"])?;
             Ok(StatusSettings::Swarm {
                 service: target(None)?,
             })
         }
-        _ => {
+        StatusKind::Playbook => {
             only_keys(
                 ctx,
                 key,

@@ -194,24 +194,28 @@ pub(crate) fn section(
     Ok((settings, check))
 }
 
+/// The policy table's `kind`.
+#[derive(Clone, Copy, PartialEq)]
+enum PolicyKind {
+    Target,
+    Threshold,
+}
+
+keyword!(PolicyKind, "policy", "target" => PolicyKind::Target, "threshold" => PolicyKind::Threshold);
+
 fn policy_settings<'r>(
     ctx: &Ctx<'_>,
     raw: &'r RawPolicy,
     key: &str,
 ) -> Result<(PolicySettings, Arc<dyn Policy>)> {
     let k = |name: &str| join_key(key, name);
-    let kind = ctx.one_of(
-        &raw.kind,
-        &k("kind"),
-        "policy",
-        &[("target", true), ("threshold", false)],
-    )?;
+    let kind: PolicyKind = ctx.keyword(&raw.kind, &k("kind"))?;
     let present = raw.present();
     let required = |v: &'r Option<S<f64>>, name: &str| {
         let why = format!("a {} policy needs {name}", raw.kind.get_ref());
         ctx.required(v, &raw.kind, &k(name), &why)
     };
-    if kind {
+    if kind == PolicyKind::Target {
         only_keys(
             ctx,
             key,

@@ -220,6 +220,22 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| self.err(kind.span(), key, format!("missing; {why}")))
     }
 
+    /// Refuse the `name` of the table at `key` when another of its scope has `taken` it.
+    pub(crate) fn unique(
+        &self,
+        taken: bool,
+        name: &S<String>,
+        key: &str,
+        what: &str,
+        scope: &str,
+    ) -> Result<()> {
+        if taken {
+            let message = format!("{what} {:?} is used twice{scope}", name.get_ref());
+            return Err(self.err(name.span(), join_key(key, "name"), message));
+        }
+        Ok(())
+    }
+
     /// A keyword of `T`.
     pub(crate) fn keyword<T: Keyword>(&self, v: &S<String>, key: &str) -> Result<T> {
         self.one_of(v, key, T::WHAT, &T::keywords())

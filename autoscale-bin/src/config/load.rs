@@ -49,13 +49,8 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig, env: &Env, options: LoadOptions) -> R
     for (i, svc) in raw.service.iter().enumerate() {
         let key = format!("service[{i}]");
         let service = service::section(ctx, svc, &key, &prometheus, &instances, daemon.dry_run)?;
-        if services.iter().any(|s| s.name == service.name) {
-            return Err(ctx.err(
-                svc.get_ref().name.span(),
-                join_key(&key, "name"),
-                format!("service name {:?} is used twice", service.name),
-            ));
-        }
+        let taken = services.iter().any(|s| s.name == service.name);
+        ctx.unique(taken, &svc.get_ref().name, &key, "service name", "")?;
         if let Some(other) = services
             .iter()
             .find(|s| same_target(&s.scaler, &service.scaler))

@@ -53,6 +53,11 @@ fn path(p: &std::path::Path) -> Value {
     s(p.to_string_lossy())
 }
 
+/// An array of tables, one per item.
+fn tables<T>(items: &[T], table: fn(&T) -> Table) -> Value {
+    Value::Array(items.iter().map(|i| Value::Table(table(i))).collect())
+}
+
 fn int(v: impl Into<i64>) -> Value {
     Value::Integer(v.into())
 }
@@ -87,12 +92,7 @@ pub(crate) fn render(config: &Config) -> String {
     t.insert("shutdown_timeout".into(), d(daemon.shutdown_timeout));
     root.insert("daemon".into(), Value::Table(t));
 
-    let services = config
-        .services
-        .iter()
-        .map(|svc| Value::Table(service_table(svc)))
-        .collect();
-    root.insert("service".into(), Value::Array(services));
+    root.insert("service".into(), tables(&config.services, service_table));
 
     let origin = match &config.source {
         Source::File(p) => format!("{} (with environment overrides)", p.to_string_lossy()),
@@ -181,12 +181,7 @@ fn service_table(svc: &ServiceConfig) -> Table {
     }
     t.insert("paused".into(), s(e.pause().keyword()));
     t.insert("scaler".into(), Value::Table(scaler_table(&svc.scaler)));
-    let checks = svc
-        .checks
-        .iter()
-        .map(|c| Value::Table(check_table(c)))
-        .collect();
-    t.insert("check".into(), Value::Array(checks));
+    t.insert("check".into(), tables(&svc.checks, check_table));
     let mut behavior = Table::new();
     behavior.insert(
         "scale_up".into(),
@@ -204,32 +199,37 @@ fn check_table(c: &CheckSettings) -> Table {
     let mut t = Table::new();
     t.insert("name".into(), s(c.name.clone()));
     t.insert("query".into(), s(c.query.clone()));
-    let mut p = Table::new();
-    match c.policy {
+    let (kind, keys) = match c.policy {
         PolicySettings::Target {
             target,
             per,
             tolerance,
-        } => {
-            p.insert("kind".into(), s("target"));
-            p.insert("target".into(), Value::Float(target));
-            p.insert("per".into(), s(per.keyword()));
-            p.insert("tolerance".into(), Value::Float(tolerance));
-        }
+        } => (
+            "target",
+            vec![
+                ("target", Value::Float(target)),
+                ("per", s(per.keyword())),
+                ("tolerance", Value::Float(tolerance)),
+            ],
+        ),
         PolicySettings::Threshold {
-            scale_up_above,
-            scale_down_below,
+            scale_up_above: up,
+            scale_down_below: down,
             step,
         } => {
-            p.insert("kind".into(), s("threshold"));
-            p.insert("scale_up_above".into(), Value::Float(scale_up_above));
-            p.insert("scale_down_below".into(), Value::Float(scale_down_below));
-            match step {
-                Step::Count(n) => p.insert("step".into(), int(n)),
-                Step::Percent(pct) => p.insert("step_percent".into(), Value::Float(pct)),
+            let step = match step {
+                Step::Count(n) => ("step", int(n)),
+                Step::Percent(pct) => ("step_percent", Value::Float(pct)),
             };
+            let bounds = [("scale_up_above", up), ("scale_down_below", down)];
+            let mut keys: Vec<_> = bounds.map(|(k, v)| (k, Value::Float(v))).into();
+            keys.push(step);
+            ("threshold", keys)
         }
-    }
+    };
+    let mut p = Table::new();
+    p.insert("kind".into(), s(kind));
+    p.extend(keys.into_iter().map(|(k, v)| (k.to_owned(), v)));
     t.insert("policy".into(), Value::Table(p));
     t.insert("activation".into(), Value::Float(c.activation));
     if let Some(instance) = &c.prometheus {

@@ -6,7 +6,7 @@ use autoscale_ansible::AnsibleSettings;
 use autoscale_docker::{ComposeSettings, DockerEnv, NameRule, SwarmSettings};
 
 use super::ansible;
-use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, only_keys};
+use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, keyword, only_keys};
 use super::raw::{RawScaler, S};
 
 /// A service's scaler. It serializes as the `[service.scaler]` table (durations as serde writes them).
@@ -40,6 +40,16 @@ impl ScalerSettings {
         }
     }
 }
+
+/// The scaler table's `kind`.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Compose,
+    Swarm,
+    Ansible,
+}
+
+keyword!(Kind, "scaler", "compose" => Kind::Compose, "swarm" => Kind::Swarm, "ansible" => Kind::Ansible);
 
 /// Whether two services would scale the same thing.
 pub(crate) fn same_target(a: &ScalerSettings, b: &ScalerSettings) -> bool {
@@ -105,17 +115,12 @@ pub(crate) fn section(
 ) -> Result<ScalerSettings> {
     let raw = scaler.get_ref();
     let k = |name: &str| join_key(key, name);
-    let kind = ctx.one_of(
-        &raw.kind,
-        &k("kind"),
-        "scaler",
-        &[("compose", 0), ("swarm", 1), ("ansible", 2)],
-    )?;
+    let kind = ctx.keyword(&raw.kind, &k("kind"))?;
     let present = raw.present();
     let target = |rule| target_service(ctx, &raw.service, &k("service"), rule, service_name);
     let timeout = |default| ctx.opt_duration(&raw.timeout, &k("timeout"), default);
     match kind {
-        0 => {
+        Kind::Compose => {
             let mut allowed = vec![
                 "kind", "project", "file", "service", "command", "env_file", "profiles", "timeout",
             ];
@@ -143,7 +148,7 @@ pub(crate) fn section(
             compose.docker = docker_env(ctx, raw, key)?;
             Ok(ScalerSettings::Compose(compose))
         }
-        1 => {
+        Kind::Swarm => {
             let mut allowed = vec!["kind", "service", "command", "timeout"];
             allowed.extend(DOCKER_KEYS);
             only_keys(ctx, key, "swarm", &present, &allowed)?;
@@ -155,7 +160,7 @@ pub(crate) fn section(
             swarm.docker = docker_env(ctx, raw, key)?;
             Ok(ScalerSettings::Swarm(swarm))
         }
-        _ => {
+        Kind::Ansible => {
             only_keys(
                 ctx,
                 key,

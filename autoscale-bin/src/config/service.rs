@@ -92,16 +92,14 @@ pub(crate) fn section(
         let ck = format!("{key}.check[{j}]");
         let (settings, engine_check) =
             check::section(ctx, check.get_ref(), &ck, interval, prometheus, instances)?;
-        if checks.iter().any(|c| c.name == settings.name) {
-            return Err(ctx.err(
-                check.get_ref().name.span(),
-                join_key(&ck, "name"),
-                format!(
-                    "check name {:?} is used twice in this service",
-                    settings.name
-                ),
-            ));
-        }
+        let taken = checks.iter().any(|c| c.name == settings.name);
+        ctx.unique(
+            taken,
+            &check.get_ref().name,
+            &ck,
+            "check name",
+            " in this service",
+        )?;
         builder = builder.check(engine_check);
         checks.push(settings);
     }
@@ -152,33 +150,24 @@ pub(crate) fn section(
 }
 
 fn behavior_settings(ctx: &Ctx<'_>, raw: &RawBehavior, key: &str) -> Result<Behavior> {
-    let mut behavior = Behavior::default();
-    if let Some(up) = &raw.scale_up {
-        behavior.scale_up = direction(
-            ctx,
-            up.get_ref(),
-            &join_key(key, "scale_up"),
-            ScalingRules::default_up(),
-        )?;
-    }
-    if let Some(down) = &raw.scale_down {
-        behavior.scale_down = direction(
-            ctx,
-            down.get_ref(),
-            &join_key(key, "scale_down"),
-            ScalingRules::default_down(),
-        )?;
-    }
-    Ok(behavior)
+    let side = |raw: &Option<S<RawDirection>>, name: &str, default: ScalingRules| match raw {
+        Some(r) => direction(ctx, r, &join_key(key, name), default),
+        None => Ok(default),
+    };
+    Ok(Behavior {
+        scale_up: side(&raw.scale_up, "scale_up", ScalingRules::default_up())?,
+        scale_down: side(&raw.scale_down, "scale_down", ScalingRules::default_down())?,
+    })
 }
 
 /// A direction table: the keys it sets over the direction's defaults.
 fn direction(
     ctx: &Ctx<'_>,
-    raw: &RawDirection,
+    raw: &S<RawDirection>,
     key: &str,
     default: ScalingRules,
 ) -> Result<ScalingRules> {
+    let raw = raw.get_ref();
     let k = |name: &str| join_key(key, name);
     let window = match &raw.stabilization_window {
         Some(w) => ctx.duration(w, &k("stabilization_window"))?,
