@@ -55,16 +55,18 @@ impl LogLevel {
     }
 }
 
-/// The daemon's settings (`[daemon]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The daemon's settings (`[daemon]`). It serializes as the file's `[daemon]` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DaemonSettings {
     /// Where /metrics, /healthz, /readyz and /status listen.
     pub listen: SocketAddr,
     /// Where state and history live (relative to the working directory if relative).
     pub state_dir: PathBuf,
     /// The log format.
+    #[serde(serialize_with = "super::render::keyword")]
     pub log_format: LogFormat,
-    /// The log level.
+    /// The log level (from `LOG_LEVEL`, not a file key).
+    #[serde(skip)]
     pub log_level: LogLevel,
     /// Never call a scaler.
     pub dry_run: bool,
@@ -73,6 +75,7 @@ pub struct DaemonSettings {
     /// How many services are evaluated at once (at least 1).
     pub concurrency: usize,
     /// How long a shutdown waits for running evaluations.
+    #[serde(serialize_with = "super::render::text_duration")]
     pub shutdown_timeout: Duration,
 }
 

@@ -41,6 +41,16 @@ pub(crate) fn duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
+/// A [`Keyword`] value as the file spells it, for `#[serde(serialize_with)]`.
+pub(crate) fn keyword<T: Keyword, S: serde::Serializer>(v: &T, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(v.keyword())
+}
+
+/// A duration as the file writes it, for `#[serde(serialize_with)]`.
+pub(crate) fn text_duration<S: serde::Serializer>(v: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&duration(*v))
+}
+
 fn s(v: impl Into<String>) -> Value {
     Value::String(v.into())
 }
@@ -76,21 +86,8 @@ pub(crate) fn render(config: &Config) -> String {
     root.insert("prometheus".into(), Value::Table(prometheus));
 
     let daemon = &config.daemon;
-    let mut t = Table::new();
-    t.insert("listen".into(), s(daemon.listen.to_string()));
-    t.insert("state_dir".into(), path(&daemon.state_dir));
-    t.insert("log_format".into(), s(daemon.log_format.keyword()));
-    t.insert("dry_run".into(), Value::Boolean(daemon.dry_run));
-    t.insert(
-        "history_max_bytes".into(),
-        int(i64::try_from(daemon.history_max_bytes).unwrap_or(i64::MAX)),
-    );
-    t.insert(
-        "concurrency".into(),
-        int(i64::try_from(daemon.concurrency).unwrap_or(i64::MAX)),
-    );
-    t.insert("shutdown_timeout".into(), d(daemon.shutdown_timeout));
-    root.insert("daemon".into(), Value::Table(t));
+    let daemon_table = Value::try_from(daemon).expect("the daemon's settings serialize to a table");
+    root.insert("daemon".into(), daemon_table);
 
     root.insert("service".into(), tables(&config.services, service_table));
 

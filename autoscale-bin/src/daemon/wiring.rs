@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoscale_ansible::StatusSource;
 use autoscale_core::Scaler;
 use autoscale_core::controller::{CheckSource, ServiceLoop, Timeouts};
+use autoscale_docker::ComposeScaler;
 use autoscale_prom::{PrometheusClient, PrometheusSource};
 use tokio::sync::Semaphore;
-
-use autoscale_ansible::StatusSource;
-use autoscale_docker::ComposeScaler;
 
 use crate::config::{
     AnsibleSettings, AnsibleStatus, Config, PrometheusSettings, ScalerSettings, ServiceConfig,
