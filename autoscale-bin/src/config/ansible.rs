@@ -3,7 +3,8 @@
 use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
 use autoscale_docker::NameRule;
 
-use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, keyword, only_keys};
+use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
+use super::keyword::keyword;
 use super::raw::{RawScaler, RawStatus};
 use super::scaler::target_service;
 

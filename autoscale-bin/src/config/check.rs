@@ -11,7 +11,8 @@ use autoscale_prom::{
     MAX_RANGE_POINTS, NonFinite, OnEmpty, QueryOptions, RangeReduce, RangeWindow, Reduce,
 };
 
-use super::diagnostics::{Ctx, NameKind, Result, join_key, keyword, only_keys, quoted_list};
+use super::diagnostics::{Ctx, NameKind, Result, join_key, only_keys, quoted_list};
+use super::keyword::keyword;
 use super::prometheus::PrometheusSettings;
 use super::raw::{RawCheck, RawPolicy, S};
 

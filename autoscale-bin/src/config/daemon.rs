@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::diagnostics::{Ctx, Result, keyword};
+use super::diagnostics::{Ctx, Result};
+use super::keyword::keyword;
 use super::raw::RawDaemon;
 
 const LISTEN: &str = "127.0.0.1:9464";

@@ -33,6 +33,7 @@ mod check;
 mod daemon;
 mod diagnostics;
 mod env;
+mod keyword;
 mod load;
 mod prometheus;
 mod raw;

@@ -1,8 +1,9 @@
 //! The configuration file exactly as written: serde structs that reject unknown keys and remember where each
 //! value stands, so that validation can point at the line and column of a bad value.
 //!
-//! Nothing here is checked beyond TOML types; [`super::validate`] turns these into settings that cannot be
-//! invalid. These types have no `Debug`: they may hold header values and URLs with credentials.
+//! Nothing here is checked beyond TOML types; the section modules ([`super::load`] runs them) turn these into
+//! settings that cannot be invalid. These types have no `Debug`: they may hold header values and URLs with
+//! credentials.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

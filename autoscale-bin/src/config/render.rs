@@ -7,7 +7,7 @@ use autoscale_core::engine::{RuleAmount, ScalingRules};
 use autoscale_core::policy::Step;
 use toml::{Table, Value};
 
-use super::diagnostics::Keyword;
+use super::keyword::Keyword;
 use super::{
     CheckSettings, Config, PolicySettings, PromAuth, PrometheusSettings, ScalerSettings,
     ServiceConfig, Source,

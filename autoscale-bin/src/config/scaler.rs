@@ -6,7 +6,8 @@ use autoscale_ansible::AnsibleSettings;
 use autoscale_docker::{ComposeSettings, DockerEnv, NameRule, SwarmSettings};
 
 use super::ansible;
-use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, keyword, only_keys};
+use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, only_keys};
+use super::keyword::keyword;
 use super::raw::{RawScaler, S};
 
 /// A service's scaler. It serializes as the `[service.scaler]` table (durations as serde writes them).

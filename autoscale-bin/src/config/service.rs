@@ -8,7 +8,8 @@ use autoscale_core::EngineConfig;
 use autoscale_core::engine::{Behavior, Fallback, FallbackMode, Pause, Rule, ScalingRules, Select};
 
 use super::check::{self, CheckSettings};
-use super::diagnostics::{Ctx, NameKind, Result, join_key, keyword};
+use super::diagnostics::{Ctx, NameKind, Result, join_key};
+use super::keyword::keyword;
 use super::prometheus::PrometheusSettings;
 use super::raw::{RawBehavior, RawDirection, RawService, S};
 use super::scaler::{self, ScalerSettings};
