@@ -69,13 +69,24 @@ impl StatusPlaybook {
     }
 }
 
-/// Which `ansible-playbook` to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Program {
+/// The `ansible-playbook` of a scaler that names none, looked up in `PATH`.
+pub const DEFAULT_PROGRAM: &str = "ansible-playbook";
+
+/// Which `ansible-playbook` to run (`ansible_playbook` or `virtualenv`, the keys it serializes under).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Program {
     /// A path, or a bare name looked up in `PATH`.
+    #[serde(rename = "ansible_playbook")]
     Path(PathBuf),
     /// `VIRTUALENV/bin/ansible-playbook`.
+    #[serde(rename = "virtualenv")]
     Virtualenv(PathBuf),
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Program::Path(DEFAULT_PROGRAM.into())
+    }
 }
 
 /// What a run is for: it decides the vars and options passed.
@@ -280,7 +291,7 @@ impl AnsibleScalerBuilder {
                 check_mode: false,
                 vault_password_file: None,
                 env: Vec::new(),
-                program: Program::Path("ansible-playbook".into()),
+                program: Program::default(),
                 extra_vars: Map::new(),
                 timeout: DEFAULT_TIMEOUT,
                 status,
@@ -345,6 +356,14 @@ impl AnsibleScalerBuilder {
         self
     }
 
+    /// Run this program: [`ansible_playbook`](Self::ansible_playbook) or [`virtualenv`](Self::virtualenv).
+    pub fn program(self, program: Program) -> Self {
+        match program {
+            Program::Path(path) => self.ansible_playbook(path),
+            Program::Virtualenv(dir) => self.virtualenv(dir),
+        }
+    }
+
     /// Pass this variable to every playbook run. `service`, `replicas` and `previous_replicas` are the
     /// scaler's own. Values are never logged.
     pub fn extra_var(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -391,10 +410,11 @@ fn invalid(message: String) -> Error {
     Error::InvalidConfig(message)
 }
 
-/// A compose-style service name: the name ends up in commands that playbooks run, so keep it plain.
+/// A compose-style service name: the name ends up in commands that playbooks run, so keep it plain. The same
+/// rule as autoscale's own service names (1 to 63 characters), which are what the daemon passes.
 pub(crate) fn valid_service_name(name: &str) -> bool {
     let mut chars = name.chars();
-    name.len() <= 128
+    name.len() <= 63
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
@@ -652,10 +672,10 @@ mod tests {
 
     #[test]
     fn service_names() {
-        for good in ["web", "webapp_1", "a.b-c", "W2"] {
+        for good in ["web", "webapp_1", "a.b-c", "W2", &"a".repeat(63)] {
             assert!(valid_service_name(good), "{good}");
         }
-        for bad in ["", "-a", "_a", "a b", "a/b", "a;b", "é", &"a".repeat(129)] {
+        for bad in ["", "-a", "_a", "a b", "a/b", "a;b", "é", &"a".repeat(64)] {
             assert!(!valid_service_name(bad), "{bad}");
         }
     }

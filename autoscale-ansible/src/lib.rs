@@ -51,10 +51,13 @@ mod config;
 mod error;
 mod runner;
 mod scaler;
+mod settings;
 
 pub use callback::{HostStats, PlaybookReport, READY_VAR, REPLICAS_VAR};
 pub use config::{
-    AnsibleScalerBuilder, DEFAULT_TIMEOUT, RESERVED_VARS, StatusPlaybook, StatusSource,
+    AnsibleScalerBuilder, DEFAULT_PROGRAM, DEFAULT_TIMEOUT, Program, RESERVED_VARS, StatusPlaybook,
+    StatusSource,
 };
 pub use error::{BACKEND, Error, HostFailure};
 pub use scaler::AnsibleScaler;
+pub use settings::{AnsibleSettings, StatusSettings};

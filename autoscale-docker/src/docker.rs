@@ -14,13 +14,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Which Docker daemon to talk to: the standard `DOCKER_*` variables.
 ///
 /// A value set here overrides the process environment and is passed to the child explicitly; a value left
-/// unset is inherited from the process environment, as the docker CLI itself would see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// unset is inherited from the process environment, as the docker CLI itself would see it. The fields are the
+/// settings as configured (serialized under their configuration keys); the methods of the same names set
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DockerEnv {
-    host: Option<String>,
-    context: Option<String>,
-    tls_verify: Option<bool>,
-    cert_path: Option<PathBuf>,
+    /// `DOCKER_HOST` (`docker_host`).
+    #[serde(rename = "docker_host", skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `DOCKER_CONTEXT` (`docker_context`).
+    #[serde(rename = "docker_context", skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `DOCKER_TLS_VERIFY` (`docker_tls_verify`).
+    #[serde(rename = "docker_tls_verify", skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// `DOCKER_CERT_PATH` (`docker_cert_path`).
+    #[serde(rename = "docker_cert_path", skip_serializing_if = "Option::is_none")]
+    pub cert_path: Option<PathBuf>,
 }
 
 impl DockerEnv {

@@ -65,6 +65,7 @@ mod docker;
 mod error;
 mod names;
 mod parse;
+mod settings;
 mod swarm;
 
 pub use compose::{
@@ -77,4 +78,8 @@ pub use discovery::{
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
 pub use error::{BACKEND, Error};
+pub use names::{Rule as NameRule, check as check_name};
+pub use settings::{
+    ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,
+};
 pub use swarm::{BACKEND as SWARM_BACKEND, SwarmScaler};

@@ -1,4 +1,5 @@
-//! Docker's naming rules, checked before anything runs.
+//! Docker's naming rules, checked before anything runs. This module owns them: the configuration loader
+//! checks the names it reads with these same rules ([`check`], exported as `check_name`).
 //!
 //! Names go to the CLI as single arguments, never through a shell, so a metacharacter could not inject a
 //! command; they are still rejected, because a name Docker would refuse, or one that is not what the user
@@ -6,19 +7,22 @@
 
 use crate::error::Error;
 
-/// One of the naming rules.
+/// One of Docker's naming rules (exported as `NameRule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rule {
-    /// Compose project names: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
-    /// (Compose v1 lowercases and strips other characters, v2 rejects them; requiring the normalised form
-    /// makes the `com.docker.compose.project` label equal to the configured name under both.)
+pub enum Rule {
+    /// Compose project names: lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most
+    /// 63 characters. (Compose v1 lowercases and strips other characters, v2 rejects them; requiring the
+    /// normalised form makes the `com.docker.compose.project` label equal to the configured name under both.
+    /// The project prefixes container and network names, hence a DNS label's length.)
     ComposeProject,
-    /// Compose service names: letters, digits, `.`, `-` and `_`, starting with a letter or digit.
+    /// Compose service names: letters, digits, `.`, `-` and `_`, starting with a letter or digit, at most 63
+    /// characters (the service name is a DNS alias on the project's network).
     ComposeService,
     /// Swarm service names (or IDs): letters, digits, `-` and `_`, starting and ending with a letter or
     /// digit, at most 63 characters (swarmkit's rule: a service name is a DNS label).
     SwarmService,
-    /// Compose profile names: letters, digits, `.`, `-` and `_`, starting with a letter or digit.
+    /// Compose profile names: letters, digits, `.`, `-` and `_`, starting with a letter or digit, at most 63
+    /// characters.
     Profile,
     /// Docker context names: letters, digits, `.`, `+`, `-` and `_`, starting with a letter or digit.
     DockerContext,
@@ -38,10 +42,10 @@ impl Rule {
     fn allowed(self) -> &'static str {
         match self {
             Rule::ComposeProject => {
-                "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+                "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters"
             }
             Rule::ComposeService | Rule::Profile => {
-                "letters, digits, '.', '-' and '_', starting with a letter or digit"
+                "letters, digits, '.', '-' and '_', starting with a letter or digit, at most 63 characters"
             }
             Rule::SwarmService => {
                 "letters, digits, '-' and '_', starting and ending with a letter or digit, at most 63 characters"
@@ -54,8 +58,8 @@ impl Rule {
 
     fn max_len(self) -> usize {
         match self {
-            Rule::SwarmService => 63,
-            _ => 255,
+            Rule::DockerContext => 255,
+            Rule::ComposeProject | Rule::ComposeService | Rule::Profile | Rule::SwarmService => 63,
         }
     }
 
@@ -81,7 +85,7 @@ impl Rule {
 const SHELL_METACHARACTERS: &str = ";&|$`<>()\\'\"*?[]{}!#~ \t\n\r";
 
 /// `Ok` if `name` follows `rule`, else an [`Error::InvalidName`] saying which character breaks it and why.
-pub(crate) fn check(rule: Rule, name: &str) -> Result<(), Error> {
+pub fn check(rule: Rule, name: &str) -> Result<(), Error> {
     let reason = violation(rule, name);
     match reason {
         None => Ok(()),
@@ -173,6 +177,14 @@ mod tests {
             ]
             .join("\n")
         );
+    }
+
+    #[test]
+    fn compose_names_are_dns_labels() {
+        for rule in [Rule::ComposeProject, Rule::ComposeService, Rule::Profile] {
+            assert_eq!(reason(rule, &"a".repeat(63)), "ok", "{rule:?}");
+            assert!(check(rule, &"a".repeat(64)).is_err(), "{rule:?}");
+        }
     }
 
     proptest! {

@@ -66,6 +66,9 @@ pub enum RangeReduce {
 macro_rules! keyword_enum {
     ($ty:ident, $what:literal, $($variant:ident => $text:literal),+ $(,)?) => {
         impl $ty {
+            /// Every value, in the order the configuration reference lists their keywords.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
             /// The configuration keyword of this value.
             pub const fn as_str(self) -> &'static str {
                 match self {

@@ -14,15 +14,16 @@ use autoscale_core::engine::{Behavior, ScalingRules};
 use autoscale_core::policy::{Step, ThresholdPolicy};
 use autoscale_core::{Check, EngineConfig};
 
-use super::validate::{NameKind, check_name, defaults, parse_duration, parse_listen, parse_url};
-use super::{
-    ComposeSettings, Config, ConfigError, DaemonSettings, DockerSettings, LogFormat, LogLevel,
-    NonFinite, OnEmpty, PolicySettings, PromUrl, PrometheusSettings, ScalerSettings, ServiceConfig,
-    Source,
-};
+use autoscale_docker::NameRule;
 
-/// The Prometheus URL of the environment-only configuration (the original scaler's compose network name).
-pub const DEFAULT_PROMETHEUS_URL: &str = "http://prometheus:9090";
+use super::daemon::parse_listen;
+use super::diagnostics::{NameKind, check_name, parse_duration};
+use super::prometheus::{DEFAULT_PROMETHEUS_URL, parse_url};
+use super::{
+    CheckSettings, ComposeSettings, Config, ConfigError, DaemonSettings, LogLevel, NonFinite,
+    OnEmpty, PolicySettings, PromUrl, PrometheusSettings, ScalerSettings, ServiceConfig, Source,
+    service,
+};
 
 /// The check query of the environment-only configuration: the demo webapp's utilization, requests served per
 /// second over the capacity of its replicas.
@@ -188,34 +189,6 @@ pub(crate) fn apply_daemon_overrides(env: &Env, daemon: &mut DaemonSettings) -> 
     Ok(())
 }
 
-fn default_prometheus(url: PromUrl) -> PrometheusSettings {
-    PrometheusSettings {
-        url,
-        timeout: defaults::PROMETHEUS_TIMEOUT,
-        auth: None,
-        headers: Vec::new(),
-        ca_file: None,
-        client_identity: None,
-        insecure_skip_verify: false,
-        on_empty: OnEmpty::Error,
-        max_response_bytes: defaults::MAX_RESPONSE_BYTES,
-        ready_timeout: defaults::READY_TIMEOUT,
-    }
-}
-
-fn default_daemon() -> DaemonSettings {
-    DaemonSettings {
-        listen: parse_listen(defaults::LISTEN).expect("the default listen address is valid"),
-        state_dir: PathBuf::from(defaults::STATE_DIR),
-        log_format: LogFormat::Text,
-        log_level: LogLevel::Info,
-        dry_run: false,
-        history_max_bytes: defaults::HISTORY_MAX_BYTES,
-        concurrency: defaults::CONCURRENCY,
-        shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
-    }
-}
-
 /// The original scaler's engine: one threshold check named [`ENV_CHECK_NAME`], the same cooldown both ways, and
 /// a scale-down stabilization window (the original had none: 0 s); the rate rules are Kubernetes' defaults,
 /// which a step of one never reaches.
@@ -246,7 +219,7 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         Some(url) => url,
         None => parse_url(DEFAULT_PROMETHEUS_URL).expect("the default URL is valid"),
     };
-    let mut daemon = default_daemon();
+    let mut daemon = DaemonSettings::default();
     apply_daemon_overrides(env, &mut daemon)?;
 
     let name = env.get("SERVICE_NAME").unwrap_or("webapp").to_owned();
@@ -257,19 +230,20 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         .get("METRIC_QUERY")
         .unwrap_or(DEFAULT_METRIC_QUERY)
         .to_owned();
-    let min = parse_var(env, "MIN_REPLICAS", count)?.unwrap_or(defaults::MIN_REPLICAS);
-    let max = parse_var(env, "MAX_REPLICAS", count)?.unwrap_or(defaults::MAX_REPLICAS);
-    let interval = parse_var(env, "CHECK_INTERVAL", duration)?.unwrap_or(defaults::INTERVAL);
+    let min = parse_var(env, "MIN_REPLICAS", count)?.unwrap_or(service::MIN_REPLICAS);
+    let max = parse_var(env, "MAX_REPLICAS", count)?.unwrap_or(service::MAX_REPLICAS);
+    let interval = parse_var(env, "CHECK_INTERVAL", duration)?.unwrap_or(service::INTERVAL);
     let cooldown =
-        parse_var(env, "COOLDOWN", duration)?.unwrap_or(EngineConfig::THRESHOLD_COOLDOWN);
+        parse_var(env, "COOLDOWN", duration)?.unwrap_or(ThresholdPolicy::DEFAULT_COOLDOWN);
     let window = parse_var(env, "STABILIZATION_WINDOW", duration)?.unwrap_or(Duration::ZERO);
-    let project = env
-        .get("COMPOSE_PROJECT_NAME")
-        .unwrap_or(defaults::COMPOSE_PROJECT)
-        .to_owned();
-    check_name(&project, NameKind::Project)
-        .map_err(|m| ConfigError::env("COMPOSE_PROJECT_NAME", m))?;
-    let file = PathBuf::from(env.get("COMPOSE_FILE").unwrap_or("/docker-compose.yml"));
+    let mut compose = ComposeSettings::new(&name);
+    if let Some(project) = env.get("COMPOSE_PROJECT_NAME") {
+        autoscale_docker::check_name(NameRule::ComposeProject, project)
+            .map_err(|e| ConfigError::env("COMPOSE_PROJECT_NAME", e.to_string()))?;
+        project.clone_into(&mut compose.project);
+    }
+    // The original scaler ran in a container with the compose file mounted at the root.
+    compose.file = PathBuf::from(env.get("COMPOSE_FILE").unwrap_or("/docker-compose.yml"));
 
     if max == 0 {
         return Err(ConfigError::env("MAX_REPLICAS", "must be at least 1"));
@@ -296,7 +270,7 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         // Every input the builder checks was checked above, with the variable's name.
         .map_err(|e| ConfigError::env("MIN_REPLICAS", e.to_string()))?;
 
-    let check = super::CheckSettings {
+    let check = CheckSettings {
         name: ENV_CHECK_NAME.to_owned(),
         query,
         prometheus: None,
@@ -312,25 +286,16 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         activation: 0.0,
     };
     let service = ServiceConfig {
-        name: name.clone(),
+        name,
         interval,
         dry_run: daemon.dry_run,
         engine,
         checks: vec![check],
-        scaler: ScalerSettings::Compose(ComposeSettings {
-            project,
-            file,
-            service: name,
-            command: None,
-            env_file: None,
-            profiles: Vec::new(),
-            timeout: defaults::DOCKER_TIMEOUT,
-            docker: DockerSettings::default(),
-        }),
+        scaler: ScalerSettings::Compose(compose),
     };
     Ok(Config {
         source: Source::Environment,
-        prometheus: default_prometheus(url),
+        prometheus: PrometheusSettings::new(url),
         instances: BTreeMap::new(),
         daemon,
         services: vec![service],

@@ -1,16 +1,43 @@
 //! The configuration file exactly as written: serde structs that reject unknown keys and remember where each
 //! value stands, so that validation can point at the line and column of a bad value.
 //!
-//! Nothing here is checked beyond TOML types; [`super::validate`] turns these into settings that cannot be
-//! invalid. These types have no `Debug`: they may hold header values and URLs with credentials.
+//! Nothing here is checked beyond TOML types; the section modules ([`super::load`] runs them) turn these into
+//! settings that cannot be invalid. These types have no `Debug`: they may hold header values and URLs with
+//! credentials.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 /// A value with the byte range it came from.
 pub(crate) type S<T> = Spanned<T>;
+
+/// A table whose `kind` decides which of its other keys it takes: the struct, and the list of the keys it sets
+/// (for "not allowed with kind = ..."), from one list of fields.
+macro_rules! kinded_table {
+    ($(#[$meta:meta])* struct $name:ident { $($field:ident: $ty:ty,)+ }) => {
+        $(#[$meta])*
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct $name {
+            pub kind: S<String>,
+            $(pub $field: Option<S<$ty>>,)+
+        }
+
+        impl $name {
+            /// The keys besides `kind` that the table sets, in declaration order, with where each stands.
+            pub(crate) fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+                let mut keys = Vec::new();
+                $(if let Some(v) = &self.$field {
+                    keys.push((stringify!($field), v.span()));
+                })+
+                keys
+            }
+        }
+    };
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,48 +113,46 @@ pub(crate) struct RawFallback {
     pub mode: Option<S<String>>,
 }
 
-/// Every scaler kind's keys in one table: which of them the kind allows is checked in validation, so the error
-/// can say "not allowed with kind = ..." instead of a generic unknown-key message.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawScaler {
-    pub kind: S<String>,
-    // compose
-    pub project: Option<S<String>>,
-    pub file: Option<S<String>>,
-    pub service: Option<S<String>>,
-    pub command: Option<S<Vec<String>>>,
-    pub env_file: Option<S<String>>,
-    pub profiles: Option<S<Vec<String>>>,
-    pub timeout: Option<S<String>>,
-    pub docker_host: Option<S<String>>,
-    pub docker_context: Option<S<String>>,
-    pub docker_tls_verify: Option<S<bool>>,
-    pub docker_cert_path: Option<S<String>>,
-    // ansible
-    pub playbook: Option<S<String>>,
-    pub inventory: Option<S<String>>,
-    pub extra_vars: Option<S<toml::Table>>,
-    pub status: Option<S<RawStatus>>,
-    pub limit: Option<S<String>>,
-    pub tags: Option<S<Vec<String>>>,
-    pub check_mode: Option<S<bool>>,
-    pub vault_password_file: Option<S<String>>,
-    pub env: Option<S<BTreeMap<String, String>>>,
-    pub ansible_playbook: Option<S<String>>,
-    pub virtualenv: Option<S<String>>,
+kinded_table! {
+    /// Every scaler kind's keys in one table: which of them the kind allows is checked in validation, so the
+    /// error can say "not allowed with kind = ..." instead of a generic unknown-key message.
+    struct RawScaler {
+        // compose
+        project: String,
+        file: String,
+        service: String,
+        command: Vec<String>,
+        env_file: String,
+        profiles: Vec<String>,
+        timeout: String,
+        docker_host: String,
+        docker_context: String,
+        docker_tls_verify: bool,
+        docker_cert_path: String,
+        // ansible
+        playbook: String,
+        inventory: String,
+        extra_vars: toml::Table,
+        status: RawStatus,
+        limit: String,
+        tags: Vec<String>,
+        check_mode: bool,
+        vault_password_file: String,
+        env: BTreeMap<String, String>,
+        ansible_playbook: String,
+        virtualenv: String,
+    }
 }
 
-/// The ansible scaler's `status`: how the current count is read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStatus {
-    pub kind: S<String>,
-    pub project: Option<S<String>>,
-    pub file: Option<S<String>>,
-    pub service: Option<S<String>>,
-    pub playbook: Option<S<String>>,
-    pub inventory: Option<S<String>>,
+kinded_table! {
+    /// The ansible scaler's `status`: how the current count is read.
+    struct RawStatus {
+        project: String,
+        file: String,
+        service: String,
+        playbook: String,
+        inventory: String,
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,18 +171,17 @@ pub(crate) struct RawCheck {
     pub non_finite: Option<S<String>>,
 }
 
-/// Both policy kinds' keys; validation checks which the kind allows.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPolicy {
-    pub kind: S<String>,
-    pub target: Option<S<f64>>,
-    pub per: Option<S<String>>,
-    pub tolerance: Option<S<f64>>,
-    pub scale_up_above: Option<S<f64>>,
-    pub scale_down_below: Option<S<f64>>,
-    pub step: Option<S<u32>>,
-    pub step_percent: Option<S<f64>>,
+kinded_table! {
+    /// Both policy kinds' keys; validation checks which the kind allows.
+    struct RawPolicy {
+        target: f64,
+        per: String,
+        tolerance: f64,
+        scale_up_above: f64,
+        scale_down_below: f64,
+        step: u32,
+        step_percent: f64,
+    }
 }
 
 #[derive(Deserialize)]

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use autoscale_core::engine::{FallbackMode, Pause, RuleAmount, ScalingRules, Select};
-use autoscale_core::policy::{Step, TargetForm};
+use autoscale_core::engine::{RuleAmount, ScalingRules};
+use autoscale_core::policy::Step;
 use toml::{Table, Value};
 
+use super::keyword::Keyword;
 use super::{
-    AnsibleProgram, AnsibleStatus, CheckSettings, Config, DockerSettings, LogFormat, NonFinite,
-    OnEmpty, PolicySettings, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings,
-    SeriesReduce, ServiceConfig, Source,
+    CheckSettings, Config, PolicySettings, PromAuth, PrometheusSettings, ScalerSettings,
+    ServiceConfig, Source,
 };
 
 /// What replaces a secret in the output.
@@ -41,6 +41,16 @@ pub(crate) fn duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
+/// A [`Keyword`] value as the file spells it, for `#[serde(serialize_with)]`.
+pub(crate) fn keyword<T: Keyword, S: serde::Serializer>(v: &T, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(v.keyword())
+}
+
+/// A duration as the file writes it, for `#[serde(serialize_with)]`.
+pub(crate) fn text_duration<S: serde::Serializer>(v: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&duration(*v))
+}
+
 fn s(v: impl Into<String>) -> Value {
     Value::String(v.into())
 }
@@ -53,12 +63,13 @@ fn path(p: &std::path::Path) -> Value {
     s(p.to_string_lossy())
 }
 
-fn int(v: impl Into<i64>) -> Value {
-    Value::Integer(v.into())
+/// An array of tables, one per item.
+fn tables<T>(items: &[T], table: fn(&T) -> Table) -> Value {
+    Value::Array(items.iter().map(|i| Value::Table(table(i))).collect())
 }
 
-fn strings(v: &[String]) -> Value {
-    Value::Array(v.iter().cloned().map(Value::String).collect())
+fn int(v: impl Into<i64>) -> Value {
+    Value::Integer(v.into())
 }
 
 pub(crate) fn render(config: &Config) -> String {
@@ -75,32 +86,10 @@ pub(crate) fn render(config: &Config) -> String {
     root.insert("prometheus".into(), Value::Table(prometheus));
 
     let daemon = &config.daemon;
-    let mut t = Table::new();
-    t.insert("listen".into(), s(daemon.listen.to_string()));
-    t.insert("state_dir".into(), path(&daemon.state_dir));
-    let format = match daemon.log_format {
-        LogFormat::Text => "text",
-        LogFormat::Json => "json",
-    };
-    t.insert("log_format".into(), s(format));
-    t.insert("dry_run".into(), Value::Boolean(daemon.dry_run));
-    t.insert(
-        "history_max_bytes".into(),
-        int(i64::try_from(daemon.history_max_bytes).unwrap_or(i64::MAX)),
-    );
-    t.insert(
-        "concurrency".into(),
-        int(i64::try_from(daemon.concurrency).unwrap_or(i64::MAX)),
-    );
-    t.insert("shutdown_timeout".into(), d(daemon.shutdown_timeout));
-    root.insert("daemon".into(), Value::Table(t));
+    let daemon_table = Value::try_from(daemon).expect("the daemon's settings serialize to a table");
+    root.insert("daemon".into(), daemon_table);
 
-    let services = config
-        .services
-        .iter()
-        .map(|svc| Value::Table(service_table(svc)))
-        .collect();
-    root.insert("service".into(), Value::Array(services));
+    root.insert("service".into(), tables(&config.services, service_table));
 
     let origin = match &config.source {
         Source::File(p) => format!("{} (with environment overrides)", p.to_string_lossy()),
@@ -158,20 +147,13 @@ fn prometheus_table(p: &PrometheusSettings) -> Table {
         "insecure_skip_verify".into(),
         Value::Boolean(p.insecure_skip_verify),
     );
-    t.insert("on_empty".into(), s(on_empty(p.on_empty)));
+    t.insert("on_empty".into(), s(p.on_empty.as_str()));
     t.insert(
         "max_response_bytes".into(),
         int(i64::try_from(p.max_response_bytes).unwrap_or(i64::MAX)),
     );
     t.insert("ready_timeout".into(), d(p.ready_timeout));
     t
-}
-
-fn on_empty(o: OnEmpty) -> &'static str {
-    match o {
-        OnEmpty::Error => "error",
-        OnEmpty::Zero => "zero",
-    }
 }
 
 fn service_table(svc: &ServiceConfig) -> Table {
@@ -188,30 +170,15 @@ fn service_table(svc: &ServiceConfig) -> Table {
         let mut f = Table::new();
         f.insert("after".into(), int(fb.after()));
         f.insert("replicas".into(), int(fb.replicas()));
-        let mode = match fb.mode() {
-            FallbackMode::Static => "static",
-            FallbackMode::IfHigher => "if_higher",
-        };
-        f.insert("mode".into(), s(mode));
+        f.insert("mode".into(), s(fb.mode().keyword()));
         t.insert("fallback".into(), Value::Table(f));
     }
     if e.min_replicas() == 0 {
         t.insert("idle_after".into(), d(e.idle_after()));
     }
-    let paused = match e.pause() {
-        Pause::None => "none",
-        Pause::All => "all",
-        Pause::Up => "up",
-        Pause::Down => "down",
-    };
-    t.insert("paused".into(), s(paused));
+    t.insert("paused".into(), s(e.pause().keyword()));
     t.insert("scaler".into(), Value::Table(scaler_table(&svc.scaler)));
-    let checks = svc
-        .checks
-        .iter()
-        .map(|c| Value::Table(check_table(c)))
-        .collect();
-    t.insert("check".into(), Value::Array(checks));
+    t.insert("check".into(), tables(&svc.checks, check_table));
     let mut behavior = Table::new();
     behavior.insert(
         "scale_up".into(),
@@ -229,36 +196,37 @@ fn check_table(c: &CheckSettings) -> Table {
     let mut t = Table::new();
     t.insert("name".into(), s(c.name.clone()));
     t.insert("query".into(), s(c.query.clone()));
-    let mut p = Table::new();
-    match c.policy {
+    let (kind, keys) = match c.policy {
         PolicySettings::Target {
             target,
             per,
             tolerance,
-        } => {
-            p.insert("kind".into(), s("target"));
-            p.insert("target".into(), Value::Float(target));
-            let per = match per {
-                TargetForm::PerReplica => "replica",
-                TargetForm::Total => "total",
-            };
-            p.insert("per".into(), s(per));
-            p.insert("tolerance".into(), Value::Float(tolerance));
-        }
+        } => (
+            "target",
+            vec![
+                ("target", Value::Float(target)),
+                ("per", s(per.keyword())),
+                ("tolerance", Value::Float(tolerance)),
+            ],
+        ),
         PolicySettings::Threshold {
-            scale_up_above,
-            scale_down_below,
+            scale_up_above: up,
+            scale_down_below: down,
             step,
         } => {
-            p.insert("kind".into(), s("threshold"));
-            p.insert("scale_up_above".into(), Value::Float(scale_up_above));
-            p.insert("scale_down_below".into(), Value::Float(scale_down_below));
-            match step {
-                Step::Count(n) => p.insert("step".into(), int(n)),
-                Step::Percent(pct) => p.insert("step_percent".into(), Value::Float(pct)),
+            let step = match step {
+                Step::Count(n) => ("step", int(n)),
+                Step::Percent(pct) => ("step_percent", Value::Float(pct)),
             };
+            let bounds = [("scale_up_above", up), ("scale_down_below", down)];
+            let mut keys: Vec<_> = bounds.map(|(k, v)| (k, Value::Float(v))).into();
+            keys.push(step);
+            ("threshold", keys)
         }
-    }
+    };
+    let mut p = Table::new();
+    p.insert("kind".into(), s(kind));
+    p.extend(keys.into_iter().map(|(k, v)| (k.to_owned(), v)));
     t.insert("policy".into(), Value::Table(p));
     t.insert("activation".into(), Value::Float(c.activation));
     if let Some(instance) = &c.prometheus {
@@ -267,41 +235,20 @@ fn check_table(c: &CheckSettings) -> Table {
     if let Some(r) = c.range {
         t.insert("range".into(), d(r.range));
         t.insert("step".into(), d(r.step));
-        let reduce = match r.reduce {
-            RangeReduce::Avg => "avg",
-            RangeReduce::Max => "max",
-            RangeReduce::Min => "min",
-            RangeReduce::Last => "last",
-        };
-        t.insert("range_reduce".into(), s(reduce));
+        t.insert("range_reduce".into(), s(r.reduce.as_str()));
     }
     if let Some(r) = c.reduce {
-        let reduce = match r {
-            SeriesReduce::Sum => "sum",
-            SeriesReduce::Max => "max",
-            SeriesReduce::Min => "min",
-            SeriesReduce::Avg => "avg",
-        };
-        t.insert("reduce".into(), s(reduce));
+        t.insert("reduce".into(), s(r.as_str()));
     }
-    t.insert("on_empty".into(), s(on_empty(c.on_empty)));
-    let non_finite = match c.non_finite {
-        NonFinite::Error => "error",
-        NonFinite::Accept => "accept",
-    };
-    t.insert("non_finite".into(), s(non_finite));
+    t.insert("on_empty".into(), s(c.on_empty.as_str()));
+    t.insert("non_finite".into(), s(c.non_finite.as_str()));
     t
 }
 
 fn direction_table(r: &ScalingRules) -> Table {
     let mut t = Table::new();
     t.insert("stabilization_window".into(), d(r.stabilization_window()));
-    let select = match r.select() {
-        Select::Max => "max",
-        Select::Min => "min",
-        Select::Disabled => "disabled",
-    };
-    t.insert("select".into(), s(select));
+    t.insert("select".into(), s(r.select().keyword()));
     let rules = r
         .rules()
         .iter()
@@ -319,142 +266,53 @@ fn direction_table(r: &ScalingRules) -> Table {
     t
 }
 
-fn docker_keys(t: &mut Table, docker: &DockerSettings) {
-    if let Some(h) = &docker.host {
-        t.insert("docker_host".into(), s(h.clone()));
-    }
-    if let Some(c) = &docker.context {
-        t.insert("docker_context".into(), s(c.clone()));
-    }
-    if let Some(v) = docker.tls_verify {
-        t.insert("docker_tls_verify".into(), Value::Boolean(v));
-    }
-    if let Some(p) = &docker.cert_path {
-        t.insert("docker_cert_path".into(), path(p));
-    }
-}
-
-/// Values under a sensitive key are replaced, at any depth.
-fn redact_json(key: &str, value: &serde_json::Value) -> Value {
+/// Values under a sensitive key are replaced, at any depth; JSON's null, which TOML cannot hold, becomes "".
+fn redact_json(key: &str, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as Json;
     if is_sensitive_name(key) {
-        return s(REDACTED);
+        return Json::from(REDACTED);
     }
     match value {
-        serde_json::Value::Null => s(""),
-        serde_json::Value::Bool(b) => Value::Boolean(*b),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map(Value::Integer)
-            .or_else(|| n.as_f64().map(Value::Float))
-            .unwrap_or_else(|| s(n.to_string())),
-        serde_json::Value::String(v) => s(v.clone()),
-        serde_json::Value::Array(a) => Value::Array(a.iter().map(|v| redact_json("", v)).collect()),
-        serde_json::Value::Object(o) => Value::Table(
+        Json::Null => Json::from(""),
+        // TOML integers are i64: a larger one is written as a float.
+        Json::Number(n) if n.as_i64().is_none() => n
+            .as_f64()
+            .map_or_else(|| Json::from(n.to_string()), Json::from),
+        Json::Array(a) => Json::Array(a.iter().map(|v| redact_json("", v)).collect()),
+        Json::Object(o) => Json::Object(
             o.iter()
                 .map(|(k, v)| (k.clone(), redact_json(k, v)))
                 .collect(),
         ),
+        other => other.clone(),
     }
 }
 
+/// The scaler's settings as serde writes them under the file's keys, with secrets redacted and the timeout
+/// written as the file writes durations.
 fn scaler_table(scaler: &ScalerSettings) -> Table {
-    let mut t = Table::new();
-    t.insert("kind".into(), s(scaler.kind()));
-    match scaler {
-        ScalerSettings::Compose(c) => {
-            t.insert("project".into(), s(c.project.clone()));
-            t.insert("file".into(), path(&c.file));
-            t.insert("service".into(), s(c.service.clone()));
-            if let Some(cmd) = &c.command {
-                t.insert("command".into(), strings(cmd));
-            }
-            if let Some(f) = &c.env_file {
-                t.insert("env_file".into(), path(f));
-            }
-            if !c.profiles.is_empty() {
-                t.insert("profiles".into(), strings(&c.profiles));
-            }
-            t.insert("timeout".into(), d(c.timeout));
-            docker_keys(&mut t, &c.docker);
-        }
-        ScalerSettings::Swarm(sw) => {
-            t.insert("service".into(), s(sw.service.clone()));
-            t.insert("command".into(), strings(&sw.command));
-            t.insert("timeout".into(), d(sw.timeout));
-            docker_keys(&mut t, &sw.docker);
-        }
+    let redacted;
+    let scaler = match scaler {
         ScalerSettings::Ansible(a) => {
-            t.insert("playbook".into(), path(&a.playbook));
-            if let Some(i) = &a.inventory {
-                t.insert("inventory".into(), path(i));
-            }
-            if !a.extra_vars.is_empty() {
-                let vars: Table = a
-                    .extra_vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), redact_json(k, v)))
-                    .collect();
-                t.insert("extra_vars".into(), Value::Table(vars));
-            }
-            if let Some(status) = &a.status {
-                let mut st = Table::new();
-                match status {
-                    AnsibleStatus::Compose {
-                        project,
-                        file,
-                        service,
-                    } => {
-                        st.insert("kind".into(), s("compose"));
-                        st.insert("project".into(), s(project.clone()));
-                        if let Some(f) = file {
-                            st.insert("file".into(), path(f));
-                        }
-                        st.insert("service".into(), s(service.clone()));
-                    }
-                    AnsibleStatus::Swarm { service } => {
-                        st.insert("kind".into(), s("swarm"));
-                        st.insert("service".into(), s(service.clone()));
-                    }
-                    AnsibleStatus::Playbook {
-                        playbook,
-                        inventory,
-                    } => {
-                        st.insert("kind".into(), s("playbook"));
-                        st.insert("playbook".into(), path(playbook));
-                        if let Some(i) = inventory {
-                            st.insert("inventory".into(), path(i));
-                        }
-                    }
+            let mut a = a.clone();
+            a.extra_vars = a
+                .extra_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), redact_json(k, v)))
+                .collect();
+            for (k, v) in &mut a.env {
+                if is_sensitive_name(k) {
+                    REDACTED.clone_into(v);
                 }
-                t.insert("status".into(), Value::Table(st));
             }
-            t.insert("timeout".into(), d(a.timeout));
-            if let Some(l) = &a.limit {
-                t.insert("limit".into(), s(l.clone()));
-            }
-            if !a.tags.is_empty() {
-                t.insert("tags".into(), strings(&a.tags));
-            }
-            t.insert("check_mode".into(), Value::Boolean(a.check_mode));
-            if let Some(v) = &a.vault_password_file {
-                t.insert("vault_password_file".into(), path(v));
-            }
-            if !a.env.is_empty() {
-                let env: Table = a
-                    .env
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = if is_sensitive_name(k) { REDACTED } else { v };
-                        (k.clone(), s(v))
-                    })
-                    .collect();
-                t.insert("env".into(), Value::Table(env));
-            }
-            match &a.program {
-                AnsibleProgram::Binary(p) => t.insert("ansible_playbook".into(), path(p)),
-                AnsibleProgram::Virtualenv(p) => t.insert("virtualenv".into(), path(p)),
-            };
+            redacted = ScalerSettings::Ansible(a);
+            &redacted
         }
-    }
+        other => other,
+    };
+    let Ok(Value::Table(mut t)) = Value::try_from(scaler) else {
+        unreachable!("scaler settings serialize to a table");
+    };
+    t.insert("timeout".into(), d(scaler.timeout()));
     t
 }

@@ -4,21 +4,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoscale_ansible::StatusSource;
 use autoscale_core::Scaler;
 use autoscale_core::controller::{CheckSource, ServiceLoop, Timeouts};
-use autoscale_prom::{
-    PrometheusClient, PrometheusConfig, PrometheusSource, QueryOptions, RangeWindow,
-};
+use autoscale_docker::ComposeScaler;
+use autoscale_prom::{PrometheusClient, PrometheusSource};
 use tokio::sync::Semaphore;
 
 use crate::config::{
-    AnsibleProgram, AnsibleSettings, AnsibleStatus, ComposeSettings, Config, DockerSettings,
-    NonFinite, OnEmpty, PromAuth, PrometheusSettings, RangeReduce, ScalerSettings, SeriesReduce,
-    ServiceConfig, SwarmSettings,
+    AnsibleSettings, AnsibleStatus, Config, PrometheusSettings, ScalerSettings, ServiceConfig,
+    SwarmSettings,
 };
 
-/// The compose project of the original scaler, the default of the env-only configuration.
-const DEFAULT_COMPOSE_PROJECT: &str = "prometheus-autoscale-sim";
+/// A backend's error, kept whole so that its `source()` chain survives.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why the configuration could not be turned into running parts.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +51,12 @@ pub enum WiringError {
         source: Box<autoscale_prom::Error>,
     },
     /// A scaler setting the backend refuses.
-    #[error("service {service}: scaler: {message}")]
+    #[error("service {service}: scaler: {source}")]
     Scaler {
         /// The service.
         service: String,
-        /// What the backend said.
-        message: String,
+        /// What the backend said (its own error type: `autoscale_docker::Error` or the Ansible crate's).
+        source: BoxError,
     },
     /// The loop refused its parts.
     #[error(transparent)]
@@ -118,230 +117,70 @@ fn client(
     settings: &PrometheusSettings,
     instance: Option<&String>,
 ) -> Result<PrometheusClient, WiringError> {
-    let err = |source: autoscale_prom::Error| WiringError::Prometheus {
-        instance: instance.cloned(),
-        source: Box::new(source),
-    };
-    let mut config = PrometheusConfig::new(settings.url.expose().as_str())
-        .map_err(err)?
-        .timeout(settings.timeout)
-        .insecure_skip_verify(settings.insecure_skip_verify)
-        .on_empty(match settings.on_empty {
-            OnEmpty::Error => autoscale_prom::OnEmpty::Error,
-            OnEmpty::Zero => autoscale_prom::OnEmpty::Zero,
+    settings
+        .client_config()
+        .and_then(PrometheusClient::new)
+        .map_err(|source| WiringError::Prometheus {
+            instance: instance.cloned(),
+            source: Box::new(source),
         })
-        .max_response_bytes(settings.max_response_bytes)
-        .ready_timeout(settings.ready_timeout);
-    match &settings.auth {
-        Some(PromAuth::Bearer { token_file }) => config = config.bearer_token_file(token_file),
-        Some(PromAuth::Basic {
-            username,
-            password_file,
-        }) => {
-            config = config.basic_auth(username, password_file);
-        }
-        None => {}
-    }
-    for header in &settings.headers {
-        config = config.header(&header.name, &header.value).map_err(err)?;
-    }
-    if let Some(ca) = &settings.ca_file {
-        config = config.ca_file(ca);
-    }
-    if let Some(identity) = &settings.client_identity {
-        config = config
-            .client_cert_file(&identity.cert_file)
-            .client_key_file(&identity.key_file);
-    }
-    PrometheusClient::new(config).map_err(err)
 }
 
-fn query_options(
-    service: &ServiceConfig,
-    check: &crate::config::CheckSettings,
-) -> Result<QueryOptions, WiringError> {
-    let mut options = QueryOptions::new()
-        .on_empty(match check.on_empty {
-            OnEmpty::Error => autoscale_prom::OnEmpty::Error,
-            OnEmpty::Zero => autoscale_prom::OnEmpty::Zero,
-        })
-        .non_finite(match check.non_finite {
-            NonFinite::Error => autoscale_prom::NonFinite::Error,
-            NonFinite::Accept => autoscale_prom::NonFinite::Accept,
-        });
-    if let Some(range) = &check.range {
-        let window = RangeWindow::new(range.range, range.step)
-            .map_err(|source| WiringError::Query {
-                service: service.name.clone(),
-                check: check.name.clone(),
-                source: Box::new(source),
-            })?
-            .reduce(match range.reduce {
-                RangeReduce::Avg => autoscale_prom::RangeReduce::Avg,
-                RangeReduce::Max => autoscale_prom::RangeReduce::Max,
-                RangeReduce::Min => autoscale_prom::RangeReduce::Min,
-                RangeReduce::Last => autoscale_prom::RangeReduce::Last,
-            });
-        options = options.range(window);
-    }
-    if let Some(reduce) = check.reduce {
-        options = options.reduce(match reduce {
-            SeriesReduce::Sum => autoscale_prom::Reduce::Sum,
-            SeriesReduce::Max => autoscale_prom::Reduce::Max,
-            SeriesReduce::Min => autoscale_prom::Reduce::Min,
-            SeriesReduce::Avg => autoscale_prom::Reduce::Avg,
-        });
-    }
-    Ok(options)
-}
-
-fn docker_cli(
-    settings: &DockerSettings,
-    command: Option<&[String]>,
-    timeout: Duration,
-) -> autoscale_docker::DockerCli {
-    let mut env = autoscale_docker::DockerEnv::new();
-    if let Some(host) = &settings.host {
-        env = env.host(host);
-    }
-    if let Some(context) = &settings.context {
-        env = env.context(context);
-    }
-    if let Some(verify) = settings.tls_verify {
-        env = env.tls_verify(verify);
-    }
-    if let Some(path) = &settings.cert_path {
-        env = env.cert_path(path);
-    }
-    let mut cli = autoscale_docker::DockerCli::new().env(env).timeout(timeout);
-    if let Some(argv) = command {
-        cli = cli.command(argv.iter().cloned());
-    }
-    cli
-}
-
-fn compose_scaler(
-    service: &str,
-    s: &ComposeSettings,
-) -> Result<autoscale_docker::ComposeScaler, WiringError> {
-    let mut builder = autoscale_docker::ComposeScaler::builder(&s.project, &s.service)
-        .file(&s.file)
-        .docker(docker_cli(&s.docker, None, s.timeout));
-    if let Some(env_file) = &s.env_file {
-        builder = builder.env_file(env_file);
-    }
-    for profile in &s.profiles {
-        builder = builder.profile(profile);
-    }
-    if let Some(command) = &s.command {
-        builder = builder.command(autoscale_docker::ComposeCommand::argv(
-            command.iter().cloned(),
-        ));
-    }
-    builder.build().map_err(|e| WiringError::Scaler {
-        service: service.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-fn swarm_scaler(
-    service: &str,
-    s: &SwarmSettings,
-) -> Result<autoscale_docker::SwarmScaler, WiringError> {
-    autoscale_docker::SwarmScaler::new(
-        docker_cli(&s.docker, Some(&s.command), s.timeout),
-        &s.service,
-    )
-    .map_err(|e| WiringError::Scaler {
-        service: service.to_owned(),
-        message: e.to_string(),
-    })
-}
-
+/// The ansible scaler of `service`. Without `status`, it counts the compose service of the same name in the
+/// project the playbook scales (`extra_vars.compose_project`, or the original scaler's project).
 fn ansible_scaler(
     service: &str,
-    s: &AnsibleSettings,
-) -> Result<autoscale_ansible::AnsibleScaler, WiringError> {
-    let refuse = |message: String| WiringError::Scaler {
-        service: service.to_owned(),
-        message,
-    };
-    // Without `status`, count the compose service of the same name in the project the playbook scales
-    // (`extra_vars.compose_project`, or the original scaler's project).
+    settings: &AnsibleSettings,
+) -> Result<autoscale_ansible::AnsibleScaler, BoxError> {
     let default_status = AnsibleStatus::Compose {
-        project: s
+        project: settings
             .extra_vars
             .get("compose_project")
             .and_then(|v| v.as_str())
-            .unwrap_or(DEFAULT_COMPOSE_PROJECT)
+            .unwrap_or(autoscale_docker::DEFAULT_PROJECT)
             .to_owned(),
         file: None,
         service: service.to_owned(),
     };
-    let status = match s.status.as_ref().unwrap_or(&default_status) {
+    let status = settings.status.as_ref().unwrap_or(&default_status);
+    let source = match status {
         AnsibleStatus::Compose {
             project,
             file,
-            service: compose_service,
+            service,
         } => {
-            let mut builder = autoscale_docker::ComposeScaler::builder(project, compose_service)
-                .docker(autoscale_docker::DockerCli::new().timeout(s.timeout));
+            // Without a file, Compose finds the project's own files, which `ComposeSettings` cannot express.
+            let docker = autoscale_docker::DockerCli::new().timeout(settings.timeout);
+            let mut builder = ComposeScaler::builder(project, service).docker(docker);
             if let Some(file) = file {
                 builder = builder.file(file);
             }
-            let compose = builder.build().map_err(|e| refuse(e.to_string()))?;
-            autoscale_ansible::StatusSource::Scaler(Arc::new(compose))
+            StatusSource::Scaler(Arc::new(builder.build()?))
         }
-        AnsibleStatus::Swarm {
-            service: swarm_service,
-        } => {
-            let cli = autoscale_docker::DockerCli::new().timeout(s.timeout);
-            let swarm = autoscale_docker::SwarmScaler::new(cli, swarm_service)
-                .map_err(|e| refuse(e.to_string()))?;
-            autoscale_ansible::StatusSource::Scaler(Arc::new(swarm))
+        AnsibleStatus::Swarm { service } => {
+            let mut swarm = SwarmSettings::new(service);
+            swarm.timeout = settings.timeout;
+            StatusSource::Scaler(Arc::new(swarm.scaler()?))
         }
-        AnsibleStatus::Playbook {
-            playbook,
-            inventory,
-        } => {
-            let mut status = autoscale_ansible::StatusPlaybook::new(playbook);
-            if let Some(inventory) = inventory {
-                status = status.inventory(inventory.display().to_string());
-            }
-            autoscale_ansible::StatusSource::Playbook(status)
-        }
+        AnsibleStatus::Playbook { .. } => status
+            .playbook_source()
+            .expect("a playbook status has a playbook source"),
     };
-    let mut builder = autoscale_ansible::AnsibleScaler::builder(service, &s.playbook, status)
-        .extra_vars(s.extra_vars.clone())
-        .timeout(s.timeout)
-        .check_mode(s.check_mode)
-        .tags(s.tags.iter().cloned());
-    if let Some(inventory) = &s.inventory {
-        builder = builder.inventory(inventory.display().to_string());
-    }
-    if let Some(limit) = &s.limit {
-        builder = builder.limit(limit);
-    }
-    if let Some(vault) = &s.vault_password_file {
-        builder = builder.vault_password_file(vault);
-    }
-    for (key, value) in &s.env {
-        builder = builder.env(key, value);
-    }
-    builder = match &s.program {
-        AnsibleProgram::Binary(path) => builder.ansible_playbook(path),
-        AnsibleProgram::Virtualenv(dir) => builder.virtualenv(dir),
-    };
-    builder.build().map_err(|e| refuse(e.to_string()))
+    Ok(settings.builder(service, source).build()?)
 }
 
 /// The scaler of a service, and the timeout of its calls.
 pub fn scaler(service: &ServiceConfig) -> Result<(Arc<dyn Scaler>, Duration), WiringError> {
-    Ok(match &service.scaler {
-        ScalerSettings::Compose(s) => (Arc::new(compose_scaler(&service.name, s)?), s.timeout),
-        ScalerSettings::Swarm(s) => (Arc::new(swarm_scaler(&service.name, s)?), s.timeout),
-        ScalerSettings::Ansible(s) => (Arc::new(ansible_scaler(&service.name, s)?), s.timeout),
-    })
+    let built: Result<Arc<dyn Scaler>, BoxError> = match &service.scaler {
+        ScalerSettings::Compose(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
+        ScalerSettings::Swarm(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
+        ScalerSettings::Ansible(s) => ansible_scaler(&service.name, s).map(|c| Arc::new(c) as _),
+    };
+    let scaler = built.map_err(|source| WiringError::Scaler {
+        service: service.name.clone(),
+        source,
+    })?;
+    Ok((scaler, service.scaler.timeout()))
 }
 
 /// What every loop of one daemon shares.
@@ -381,10 +220,16 @@ pub fn service_loop(
                 })?,
             };
         metric_timeout = metric_timeout.max(client.timeout);
-        let source =
-            PrometheusSource::new(Arc::clone(&client.client), query_options(service, check)?);
-        let source = CheckSource::new(Arc::new(source), &check.query);
-        builder = builder.check(engine_check.clone(), source);
+        let options = check.query_options().map_err(|source| WiringError::Query {
+            service: service.name.clone(),
+            check: check.name.clone(),
+            source: Box::new(source),
+        })?;
+        let source = PrometheusSource::new(Arc::clone(&client.client), options);
+        builder = builder.check(
+            engine_check.clone(),
+            CheckSource::new(Arc::new(source), &check.query),
+        );
     }
     // The client enforces its own per-query timeout; this outer one also covers waiting for a permit.
     builder = builder.timeouts(Timeouts {

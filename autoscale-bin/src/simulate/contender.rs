@@ -83,7 +83,7 @@ impl Contender {
             min,
             max,
             policy,
-            EngineConfig::THRESHOLD_COOLDOWN,
+            ThresholdPolicy::DEFAULT_COOLDOWN,
             Duration::ZERO,
         )
         .expect("bounds come from a valid configuration");

@@ -363,9 +363,6 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// The default `idle_after` of a service that may scale to zero.
     pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(300);
-    /// The same as [`ThresholdPolicy::DEFAULT_COOLDOWN`](crate::policy::ThresholdPolicy::DEFAULT_COOLDOWN),
-    /// kept for existing callers.
-    pub const THRESHOLD_COOLDOWN: Duration = crate::policy::ThresholdPolicy::DEFAULT_COOLDOWN;
 
     /// Start a configuration with its bounds.
     pub fn builder(min_replicas: Replicas, max_replicas: Replicas) -> EngineConfigBuilder {

@@ -1,0 +1,169 @@
+//! `[service.scaler]` of kind ansible, and its `status` table.
+
+use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
+use autoscale_docker::NameRule;
+
+use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
+use super::keyword::keyword;
+use super::raw::{RawScaler, RawStatus};
+use super::scaler::target_service;
+
+/// `[service.scaler]` with `kind = "ansible"`, once the keys are known to fit the kind.
+pub(crate) fn section(
+    ctx: &Ctx<'_>,
+    raw: &RawScaler,
+    key: &str,
+    service: &str,
+) -> Result<AnsibleSettings> {
+    let k = |name: &str| join_key(key, name);
+    let playbook = ctx.required(
+        &raw.playbook,
+        &raw.kind,
+        &k("playbook"),
+        "an ansible scaler needs a playbook",
+    )?;
+    let playbook = ctx.path(playbook, &k("playbook"))?;
+    let mut settings = AnsibleSettings::new(playbook);
+    if let Some(vars) = &raw.extra_vars {
+        for (name, value) in vars.get_ref() {
+            if matches!(name.as_str(), "service" | "replicas") {
+                return Err(ctx.err(
+                    vars.span(),
+                    format!("{}.{name}", k("extra_vars")),
+                    "is always passed by the scaler and cannot be set here",
+                ));
+            }
+            let value = toml_to_json(value)
+                .map_err(|m| ctx.err(vars.span(), format!("{}.{name}", k("extra_vars")), m))?;
+            settings.extra_vars.insert(name.clone(), value);
+        }
+    }
+    if let Some(s) = &raw.status {
+        settings.status = Some(status(ctx, s.get_ref(), &k("status"), service)?);
+    }
+    if let Some(t) = &raw.tags {
+        settings.tags = ctx.arguments(t, &k("tags"))?;
+    }
+    if let Some(vars) = &raw.env {
+        for (name, value) in vars.get_ref() {
+            check_name(name, NameKind::EnvVar)
+                .map_err(|m| ctx.err(vars.span(), format!("{}.{name}", k("env")), m))?;
+            if value.contains('\0') {
+                return Err(ctx.err(
+                    vars.span(),
+                    format!("{}.{name}", k("env")),
+                    "must not contain a NUL character",
+                ));
+            }
+            settings.env.insert(name.clone(), value.clone());
+        }
+    }
+    match (&raw.ansible_playbook, &raw.virtualenv) {
+        (Some(_), Some(v)) => {
+            return Err(ctx.err(
+                v.span(),
+                k("virtualenv"),
+                "ansible_playbook and virtualenv cannot both be set; choose one",
+            ));
+        }
+        (Some(p), None) => settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?),
+        (None, Some(v)) => settings.program = Program::Virtualenv(ctx.path(v, &k("virtualenv"))?),
+        (None, None) => {}
+    }
+    settings.inventory = ctx.opt_path(&raw.inventory, &k("inventory"))?;
+    settings.timeout = ctx.opt_duration(&raw.timeout, &k("timeout"), settings.timeout)?;
+    if let Some(l) = &raw.limit {
+        settings.limit = Some(ctx.argument(l, &k("limit"))?);
+    }
+    settings.check_mode = raw.check_mode.as_ref().is_some_and(|c| *c.get_ref());
+    settings.vault_password_file =
+        ctx.opt_path(&raw.vault_password_file, &k("vault_password_file"))?;
+    Ok(settings)
+}
+
+/// The status table's `kind`.
+#[derive(Clone, Copy, PartialEq)]
+enum StatusKind {
+    Compose,
+    Swarm,
+    Playbook,
+}
+
+keyword!(StatusKind, "status kind", "compose" => StatusKind::Compose, "swarm" => StatusKind::Swarm, "playbook" => StatusKind::Playbook);
+
+fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<StatusSettings> {
+    let k = |name: &str| join_key(key, name);
+    let kind = ctx.keyword(&raw.kind, &k("kind"))?;
+    let present = raw.present();
+    let target = |rule| target_service(ctx, &raw.service, &k("service"), rule, service);
+    match kind {
+        StatusKind::Compose => {
+            only_keys(
+                ctx,
+                key,
+                "compose",
+                &present,
+                &["kind", "project", "file", "service"],
+            )?;
+            Ok(StatusSettings::Compose {
+                project: match &raw.project {
+                    Some(p) => ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?,
+                    None => autoscale_docker::DEFAULT_PROJECT.to_owned(),
+                },
+                file: ctx.opt_path(&raw.file, &k("file"))?,
+                service: target(Some(NameRule::ComposeService))?,
+            })
+        }
+        StatusKind::Swarm => {
+            only_keys(ctx, key, "swarm", &present, &["kind", "service"])?;
+            Ok(StatusSettings::Swarm {
+                service: target(None)?,
+            })
+        }
+        StatusKind::Playbook => {
+            only_keys(
+                ctx,
+                key,
+                "playbook",
+                &present,
+                &["kind", "playbook", "inventory"],
+            )?;
+            let playbook = ctx.required(
+                &raw.playbook,
+                &raw.kind,
+                &k("playbook"),
+                "a playbook status needs a playbook",
+            )?;
+            let playbook = ctx.path(playbook, &k("playbook"))?;
+            Ok(StatusSettings::Playbook {
+                playbook,
+                inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,
+            })
+        }
+    }
+}
+
+fn toml_to_json(value: &toml::Value) -> std::result::Result<serde_json::Value, String> {
+    Ok(match value {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => serde_json::Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .ok_or("must be a finite number")?,
+        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
+        // Ansible reads dates as strings anyway; say so rather than guess a format.
+        toml::Value::Datetime(_) => {
+            return Err("dates are not supported; write the date as a string".to_owned());
+        }
+        toml::Value::Array(a) => serde_json::Value::Array(
+            a.iter()
+                .map(toml_to_json)
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        toml::Value::Table(t) => serde_json::Value::Object(
+            t.iter()
+                .map(|(k, v)| Ok((k.clone(), toml_to_json(v)?)))
+                .collect::<std::result::Result<_, String>>()?,
+        ),
+    })
+}
