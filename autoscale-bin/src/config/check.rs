@@ -77,6 +77,9 @@ pub struct CheckSettings {
     pub policy: PolicySettings,
     /// The activation threshold.
     pub activation: f64,
+    /// The engine's side of this check (its name, policy and activation), as the service's engine holds it.
+    /// The daemon hands it to the service's loop together with this check's metric source.
+    pub engine: Check,
 }
 
 impl CheckSettings {
@@ -104,7 +107,7 @@ pub(crate) fn section(
     interval: Duration,
     prometheus: &PrometheusSettings,
     instances: &BTreeMap<String, PrometheusSettings>,
-) -> Result<(CheckSettings, Check)> {
+) -> Result<CheckSettings> {
     let k = |name: &str| join_key(key, name);
     let name = ctx.name(&raw.name, &k("name"), NameKind::Service)?;
     if raw.query.get_ref().trim().is_empty() {
@@ -191,8 +194,9 @@ pub(crate) fn section(
         non_finite,
         policy: policy_settings,
         activation,
+        engine: check,
     };
-    Ok((settings, check))
+    Ok(settings)
 }
 
 /// The policy table's `kind`.

@@ -284,6 +284,7 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
             step: Step::Count(1),
         },
         activation: 0.0,
+        engine: engine.checks()[0].clone(),
     };
     let service = ServiceConfig {
         name,

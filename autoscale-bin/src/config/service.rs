@@ -92,8 +92,7 @@ pub(crate) fn section(
     let mut checks: Vec<CheckSettings> = Vec::new();
     for (j, check) in raw.check.iter().enumerate() {
         let ck = format!("{key}.check[{j}]");
-        let (settings, engine_check) =
-            check::section(ctx, check.get_ref(), &ck, interval, prometheus, instances)?;
+        let settings = check::section(ctx, check.get_ref(), &ck, interval, prometheus, instances)?;
         let taken = checks.iter().any(|c| c.name == settings.name);
         ctx.unique(
             taken,
@@ -102,7 +101,7 @@ pub(crate) fn section(
             "check name",
             " in this service",
         )?;
-        builder = builder.check(engine_check);
+        builder = builder.check(settings.engine.clone());
         if matches!(settings.policy, PolicySettings::Threshold { .. }) {
             builder = builder.default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
         }

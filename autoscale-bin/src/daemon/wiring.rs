@@ -207,7 +207,7 @@ pub fn service_loop(
         .dry_run(parts.dry_run || service.dry_run)
         .metric_permits(Arc::clone(&parts.metric_permits));
     let mut metric_timeout = Duration::ZERO;
-    for (engine_check, check) in service.engine.checks().iter().zip(&service.checks) {
+    for check in &service.checks {
         let client =
             match &check.prometheus {
                 None => &parts.clients.default,
@@ -227,7 +227,7 @@ pub fn service_loop(
         })?;
         let source = PrometheusSource::new(Arc::clone(&client.client), options);
         builder = builder.check(
-            engine_check.clone(),
+            check.engine.clone(),
             CheckSource::new(Arc::new(source), &check.query),
         );
     }
