@@ -345,14 +345,19 @@ impl AnsibleScalerBuilder {
 
     /// The `ansible-playbook` program: a path, or a name looked up in `PATH` (the default,
     /// `ansible-playbook`).
-    pub fn ansible_playbook(mut self, program: impl Into<PathBuf>) -> Self {
-        self.program = Some(program.into());
-        self
+    pub fn ansible_playbook(self, program: impl Into<PathBuf>) -> Self {
+        self.choose(Some(program.into()), None)
     }
 
     /// Run `VIRTUALENV/bin/ansible-playbook`.
-    pub fn virtualenv(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.virtualenv = Some(dir.into());
+    pub fn virtualenv(self, dir: impl Into<PathBuf>) -> Self {
+        self.choose(None, Some(dir.into()))
+    }
+
+    /// Record a program choice; both kept, so that `build` can refuse a builder given both.
+    fn choose(mut self, program: Option<PathBuf>, virtualenv: Option<PathBuf>) -> Self {
+        self.program = program.or(self.program);
+        self.virtualenv = virtualenv.or(self.virtualenv);
         self
     }
 

@@ -1,4 +1,4 @@
-//! `autoscale simulate` on bad input: every case of `spec/simulation.md` (and a few more) gets its exact
+//! `autoscale simulate` on bad input: every case of `docs/simulation.md` (and a few more) gets its exact
 //! message and exit code 2. Runs the command in-process with [`run_with`].
 
 use autoscale_bin::config::Env;
@@ -93,7 +93,7 @@ fn the_good_files_are_good() {
 fn every_bad_input_gets_a_clear_message_and_exit_code_2() {
     let files = Files::new();
     let cases: &[(&str, &[&str])] = &[
-        // The cases spec/simulation.md names.
+        // The cases docs/simulation.md names.
         ("unreadable_trace", &["--trace", "missing.csv"]),
         (
             "missing_column",

@@ -108,8 +108,8 @@ impl MetricSource for ScriptedSource {
 /// A scaler that keeps the replica count in memory and records every call.
 ///
 /// Failures can be scripted: each queued failure is returned by the next `scale` call instead of scaling.
-/// With [`ready_lag`](RecordingScaler::with_ready_lag), new replicas are reported as not ready for that many
-/// status reads, like containers that are still starting.
+/// A change made outside autoscale, such as replicas that are not ready yet, is set with
+/// [`set_outside`](RecordingScaler::set_outside).
 #[derive(Debug, Clone)]
 pub struct RecordingScaler {
     inner: Arc<Mutex<RecordingInner>>,
