@@ -276,9 +276,7 @@ impl ScaleBackoff {
         }
         let doublings = failures - Self::FREE_RETRIES;
         let factor = 1_u32.checked_shl(doublings).unwrap_or(u32::MAX);
-        interval
-            .saturating_mul(factor)
-            .min(Self::cap(interval))
+        interval.saturating_mul(factor).min(Self::cap(interval))
     }
 
     fn after_failure(previous: Option<ScaleBackoff>, at: Timestamp, interval: Duration) -> Self {

@@ -220,7 +220,10 @@ async fn the_scale_backoff_is_per_loop_and_a_success_resets_it() {
     scaler.fail_next_scale(FailureKind::Other);
     tokio::time::advance(Duration::from_secs(10)).await;
     let failed = svc.evaluate_once().await;
-    assert!(matches!(failed.scale, ScaleResult::Failed { .. }), "{failed:?}");
+    assert!(
+        matches!(failed.scale, ScaleResult::Failed { .. }),
+        "{failed:?}"
+    );
     assert_eq!(failed.backoff.unwrap().consecutive_failures, 1);
     assert_eq!(failed.backoff.unwrap().retry_at, failed.at);
 }
@@ -231,14 +234,20 @@ fn the_scale_backoff_saturates_instead_of_overflowing() {
     let interval = Duration::from_secs(10);
     assert_eq!(ScaleBackoff::wait(2, interval), Duration::ZERO);
     assert_eq!(ScaleBackoff::wait(3, interval), Duration::from_secs(20));
-    assert_eq!(ScaleBackoff::wait(u32::MAX, interval), Duration::from_secs(100));
+    assert_eq!(
+        ScaleBackoff::wait(u32::MAX, interval),
+        Duration::from_secs(100)
+    );
     assert_eq!(
         ScaleBackoff::wait(40, Duration::from_secs(60)),
         ScaleBackoff::MAX_WAIT
     );
     // A wait never shorter than one interval, even a huge one.
     assert_eq!(ScaleBackoff::wait(u32::MAX, Duration::MAX), Duration::MAX);
-    assert_eq!(ScaleBackoff::cap(Duration::from_secs(3600)), Duration::from_secs(3600));
+    assert_eq!(
+        ScaleBackoff::cap(Duration::from_secs(3600)),
+        Duration::from_secs(3600)
+    );
     let timeouts = Timeouts {
         status: Duration::MAX,
         metric: Duration::from_secs(1),

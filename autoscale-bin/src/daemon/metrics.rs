@@ -179,7 +179,10 @@ impl Metrics {
             }
         }
         // A round backing off called nothing: it is no action.
-        let acted = !matches!(round.scale, ScaleResult::NotNeeded | ScaleResult::BackingOff);
+        let acted = !matches!(
+            round.scale,
+            ScaleResult::NotNeeded | ScaleResult::BackingOff
+        );
         if let (Some(d), true) = (&round.decision, acted) {
             self.actions
                 .get_or_create(&Action {

@@ -16,6 +16,7 @@ mod backends;
 pub mod history;
 pub mod http;
 pub mod metrics;
+pub mod preflight;
 mod run;
 mod shared;
 pub mod store;
