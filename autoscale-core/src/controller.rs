@@ -120,6 +120,16 @@ pub struct Timeouts {
     pub scale: Duration,
 }
 
+impl Timeouts {
+    /// The longest a round can take, by its timeouts: a status read, one metric query (the checks' queries
+    /// run concurrently) and one scale call. Saturates instead of overflowing.
+    pub fn round_budget(&self) -> Duration {
+        self.status
+            .saturating_add(self.metric)
+            .saturating_add(self.scale)
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -180,17 +190,21 @@ pub enum ScaleResult {
     Scaled,
     /// The scaler found the service already at the desired count.
     Unchanged,
-    /// The scale call failed; nothing was recorded, and the next round tries again.
+    /// The scale call failed; nothing was recorded. The next round tries again, unless failures repeat:
+    /// then the loop backs off (see [`ScaleBackoff`]).
     Failed {
         /// The failure's kind.
         kind: FailureKind,
         /// The error message (never a secret: backends redact).
         message: String,
     },
+    /// A change was decided, but earlier scale calls kept failing and the loop is backing off: nothing was
+    /// called. The round's [`Round::backoff`] says until when.
+    BackingOff,
 }
 
 impl ScaleResult {
-    /// A short label: `not_needed`, `dry_run`, `scaled`, `unchanged` or `failed`.
+    /// A short label: `not_needed`, `dry_run`, `scaled`, `unchanged`, `failed` or `backing_off`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ScaleResult::NotNeeded => "not_needed",
@@ -198,6 +212,7 @@ impl ScaleResult {
             ScaleResult::Scaled => "scaled",
             ScaleResult::Unchanged => "unchanged",
             ScaleResult::Failed { .. } => "failed",
+            ScaleResult::BackingOff => "backing_off",
         }
     }
 }
@@ -222,15 +237,68 @@ pub struct Round {
     pub scale: ScaleResult,
     /// How long the round took.
     pub duration: Duration,
+    /// The scale backoff in force after this round: `None` unless the last scale calls failed.
+    pub backoff: Option<ScaleBackoff>,
+}
+
+/// Repeated scale failures of one service, and when the loop calls the scaler again.
+///
+/// The first two consecutive failures are retried at the next round, as a single failure (a Compose call
+/// racing another, a Docker restart) usually is brief. From the third on, the wait doubles with each
+/// failure: 2, 4, 8, ... intervals, capped at [`ScaleBackoff::cap`]. A successful scale call ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleBackoff {
+    /// Scale calls that failed in a row.
+    pub consecutive_failures: u32,
+    /// No scale call before this time (the loop's clock).
+    pub retry_at: Timestamp,
+}
+
+impl ScaleBackoff {
+    /// Consecutive failures retried at the next round before the backoff starts.
+    pub const FREE_RETRIES: u32 = 2;
+    /// The longest wait, unless one interval is longer.
+    pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+    /// The longest wait between two scale calls for a service evaluated every `interval`: 10 intervals, at
+    /// most [`MAX_WAIT`](Self::MAX_WAIT), and never less than one interval.
+    pub fn cap(interval: Duration) -> Duration {
+        interval
+            .saturating_mul(10)
+            .min(Self::MAX_WAIT)
+            .max(interval)
+    }
+
+    /// How long to wait after `failures` consecutive failures before calling the scaler again.
+    pub fn wait(failures: u32, interval: Duration) -> Duration {
+        if failures <= Self::FREE_RETRIES {
+            return Duration::ZERO;
+        }
+        let doublings = failures - Self::FREE_RETRIES;
+        let factor = 1_u32.checked_shl(doublings).unwrap_or(u32::MAX);
+        interval.saturating_mul(factor).min(Self::cap(interval))
+    }
+
+    fn after_failure(previous: Option<ScaleBackoff>, at: Timestamp, interval: Duration) -> Self {
+        let consecutive_failures = previous
+            .map_or(0, |b| b.consecutive_failures)
+            .saturating_add(1);
+        ScaleBackoff {
+            consecutive_failures,
+            retry_at: at + Self::wait(consecutive_failures, interval),
+        }
+    }
 }
 
 impl Round {
-    /// The round's outcome label: `ok`, `no_data`, `status_failed` or `scale_failed`.
+    /// The round's outcome label: `ok`, `no_data`, `status_failed`, `scale_failed` or `backing_off`.
     pub fn outcome(&self) -> &'static str {
         if self.status.is_err() {
             "status_failed"
         } else if matches!(self.scale, ScaleResult::Failed { .. }) {
             "scale_failed"
+        } else if self.scale == ScaleResult::BackingOff {
+            "backing_off"
         } else if self
             .decision
             .as_ref()
@@ -252,6 +320,7 @@ pub struct ServiceLoop {
     sources: Vec<CheckSource>,
     state: EngineState,
     options: LoopOptions,
+    backoff: Option<ScaleBackoff>,
 }
 
 /// How a loop runs, apart from its engine and checks: the same in the builder and in the loop.
@@ -353,6 +422,7 @@ impl ServiceLoopBuilder {
             sources,
             state: self.state,
             options: self.options,
+            backoff: None,
         })
     }
 }
@@ -398,6 +468,16 @@ impl ServiceLoop {
         self.options.interval
     }
 
+    /// The backend call timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.options.timeouts
+    }
+
+    /// The scale backoff in force, if the last scale calls failed.
+    pub fn backoff(&self) -> Option<ScaleBackoff> {
+        self.backoff
+    }
+
     /// The engine state as of the last round.
     pub fn state(&self) -> &EngineState {
         &self.state
@@ -421,6 +501,7 @@ impl ServiceLoop {
             decision: None,
             scale: ScaleResult::NotNeeded,
             duration: Duration::ZERO,
+            backoff: self.backoff,
         };
 
         let status = match call(
@@ -462,10 +543,18 @@ impl ServiceLoop {
                     reason = %decision.reason, "would scale (dry run)"
                 );
                 ScaleResult::DryRun
+            } else if let Some(backoff) = self.backoff.filter(|b| at < b.retry_at) {
+                tracing::debug!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    failures = backoff.consecutive_failures, retry_at = %backoff.retry_at,
+                    "not scaling: backing off after repeated scale failures"
+                );
+                ScaleResult::BackingOff
             } else {
                 self.apply(&decision, at).await
             };
         }
+        round.backoff = self.backoff;
         round.decision = Some(decision);
         round.duration = started.elapsed();
         round
@@ -606,6 +695,7 @@ impl ServiceLoop {
         .await
         {
             Ok(outcome) => {
+                self.backoff = None;
                 self.state
                     .record_scale(at, decision.current, decision.desired);
                 tracing::info!(
@@ -619,11 +709,24 @@ impl ServiceLoop {
                 }
             }
             Err(e) => {
-                tracing::error!(
-                    service = %self.name, from = decision.current, to = decision.desired,
-                    kind = %e.kind(), error = %e,
-                    "Scaling action failed; it will be retried at the next evaluation"
-                );
+                let backoff = ScaleBackoff::after_failure(self.backoff, at, self.options.interval);
+                self.backoff = Some(backoff);
+                let wait = backoff.retry_at.saturating_since(at);
+                if !wait.is_zero() {
+                    tracing::error!(
+                        service = %self.name, from = decision.current, to = decision.desired,
+                        kind = %e.kind(), error = %e, failures = backoff.consecutive_failures,
+                        wait_s = wait.as_secs_f64(),
+                        "Scaling action failed {} times in a row; the next attempt waits {wait:?}",
+                        backoff.consecutive_failures
+                    );
+                } else {
+                    tracing::error!(
+                        service = %self.name, from = decision.current, to = decision.desired,
+                        kind = %e.kind(), error = %e,
+                        "Scaling action failed; it will be retried at the next evaluation"
+                    );
+                }
                 ScaleResult::Failed {
                     kind: e.kind(),
                     message: e.to_string(),

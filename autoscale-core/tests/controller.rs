@@ -161,6 +161,103 @@ async fn a_failed_scale_is_retried_at_the_next_round_and_records_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn repeated_scale_failures_back_off_exponentially_until_one_succeeds() {
+    let source = ScriptedSource::constant("cpu", 1.0);
+    let scaler = RecordingScaler::new(2);
+    for _ in 0..8 {
+        scaler.fail_next_scale(FailureKind::Unavailable);
+    }
+    let (rounds, _) = run_for(
+        service(target_config(None), cpu(), &source, &scaler),
+        Duration::from_secs(465),
+    )
+    .await;
+    let start = rounds[0].at;
+    let offset = |r: &Round| (r.at.as_millis() - start.as_millis()) / 1000;
+    let called: Vec<i64> = rounds
+        .iter()
+        .filter(|r| matches!(r.scale, ScaleResult::Failed { .. } | ScaleResult::Scaled))
+        .map(offset)
+        .collect();
+    // Interval 10 s: two retries at the next round, then waits of 20, 40, 80 s, then the cap of 10 intervals.
+    assert_eq!(called, [0, 10, 20, 40, 80, 160, 260, 360, 460]);
+    assert_eq!(scaler.scale_calls().len(), 9);
+    // Every round in between decided the same change and skipped the call, showing until when.
+    let waiting = rounds.iter().find(|r| offset(r) == 170).unwrap();
+    assert_eq!(waiting.scale, ScaleResult::BackingOff);
+    assert_eq!(waiting.outcome(), "backing_off");
+    let backoff = waiting.backoff.unwrap();
+    assert_eq!(backoff.consecutive_failures, 6);
+    assert_eq!(backoff.retry_at, start + Duration::from_secs(260));
+    // The success at 460 s ends the backoff.
+    let last = rounds.last().unwrap();
+    assert_eq!((offset(last), &last.scale), (460, &ScaleResult::Scaled));
+    assert_eq!(last.backoff, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scale_backoff_is_per_loop_and_a_success_resets_it() {
+    let source = ScriptedSource::constant("cpu", 1.0);
+    let scaler = RecordingScaler::new(2);
+    for _ in 0..3 {
+        scaler.fail_next_scale(FailureKind::Other);
+    }
+    let mut svc = service(target_config(None), cpu(), &source, &scaler);
+    let other = RecordingScaler::new(2);
+    let mut healthy = service(target_config(None), cpu(), &source, &other);
+    for _ in 0..3 {
+        svc.evaluate_once().await;
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert_eq!(svc.backoff().unwrap().consecutive_failures, 3);
+    assert_eq!(svc.evaluate_once().await.scale, ScaleResult::BackingOff);
+    assert_eq!(healthy.evaluate_once().await.scale, ScaleResult::Scaled);
+    assert_eq!(healthy.backoff(), None);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(svc.evaluate_once().await.scale, ScaleResult::Scaled);
+    assert_eq!(svc.backoff(), None);
+    // After the reset, one failure is retried at the next round again.
+    scaler.fail_next_scale(FailureKind::Other);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let failed = svc.evaluate_once().await;
+    assert!(
+        matches!(failed.scale, ScaleResult::Failed { .. }),
+        "{failed:?}"
+    );
+    assert_eq!(failed.backoff.unwrap().consecutive_failures, 1);
+    assert_eq!(failed.backoff.unwrap().retry_at, failed.at);
+}
+
+#[test]
+fn the_scale_backoff_saturates_instead_of_overflowing() {
+    use autoscale_core::controller::ScaleBackoff;
+    let interval = Duration::from_secs(10);
+    assert_eq!(ScaleBackoff::wait(2, interval), Duration::ZERO);
+    assert_eq!(ScaleBackoff::wait(3, interval), Duration::from_secs(20));
+    assert_eq!(
+        ScaleBackoff::wait(u32::MAX, interval),
+        Duration::from_secs(100)
+    );
+    assert_eq!(
+        ScaleBackoff::wait(40, Duration::from_secs(60)),
+        ScaleBackoff::MAX_WAIT
+    );
+    // A wait never shorter than one interval, even a huge one.
+    assert_eq!(ScaleBackoff::wait(u32::MAX, Duration::MAX), Duration::MAX);
+    assert_eq!(
+        ScaleBackoff::cap(Duration::from_secs(3600)),
+        Duration::from_secs(3600)
+    );
+    let timeouts = Timeouts {
+        status: Duration::MAX,
+        metric: Duration::from_secs(1),
+        scale: Duration::MAX,
+    };
+    assert_eq!(timeouts.round_budget(), Duration::MAX);
+    assert_eq!(Timeouts::default().round_budget(), Duration::from_secs(225));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hung_scale_call_times_out() {
     let source = ScriptedSource::constant("cpu", 1.0);
     let scaler = RecordingScaler::new(2).with_scale_delay(Duration::from_secs(3600));

@@ -7,6 +7,7 @@ use autoscale_core::controller::ServiceLoop;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::daemon::preflight;
 use crate::daemon::wiring::{self, Clients, LoopParts, WiringError};
 
 /// How a configuration becomes running loops. [`RealBackends`] builds Prometheus sources and Docker or
@@ -22,6 +23,13 @@ pub trait Backends: Send + Sync {
 
     /// Wait until every metric source answers (logging "Prometheus is ready"); false if one never did.
     async fn wait_ready(&self, config: &Config) -> bool;
+
+    /// Check that each service's scaler can run (its programs are found, its status can be read): one
+    /// result per service checked. Backends without such checks (in-memory fakes) check none.
+    async fn preflight(&self, config: &Config) -> Vec<(String, Result<(), preflight::Failure>)> {
+        let _ = config;
+        Vec::new()
+    }
 }
 
 /// The production backends: Prometheus, Docker Compose, Docker Swarm and Ansible.
@@ -73,5 +81,23 @@ impl Backends for RealBackends {
             }
         }
         all
+    }
+
+    async fn preflight(&self, config: &Config) -> Vec<(String, Result<(), preflight::Failure>)> {
+        let mut checks = tokio::task::JoinSet::new();
+        for service in config.services.clone() {
+            checks.spawn(async move {
+                let result = preflight::check(&service).await;
+                (service.name, result)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = checks.join_next().await {
+            match joined {
+                Ok(result) => results.push(result),
+                Err(e) => tracing::error!(error = %e, "a scaler preflight panicked"),
+            }
+        }
+        results
     }
 }

@@ -57,7 +57,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         let body = format!(
-            "unhealthy: no evaluation completed within 3 intervals: {}\n",
+            "unhealthy: no evaluation completed within 3 intervals plus a round's timeouts: {}\n",
             stale.join(", ")
         );
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
@@ -67,11 +67,13 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     match shared.not_ready() {
         None => (StatusCode::OK, "ready\n").into_response(),
-        Some(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        )
-            .into_response(),
+        Some(reasons) => {
+            let body: String = reasons
+                .iter()
+                .map(|r| format!("not ready: {r}\n"))
+                .collect();
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
     }
 }
 

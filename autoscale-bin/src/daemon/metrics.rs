@@ -82,7 +82,7 @@ impl Metrics {
         let last_success = Family::<ServiceLabel, FloatGauge>::default();
         registry.register(
             "autoscale_evaluations",
-            "Evaluation rounds by outcome (ok, no_data, status_failed, scale_failed)",
+            "Evaluation rounds by outcome (ok, no_data, status_failed, scale_failed, backing_off)",
             evaluations.clone(),
         );
         registry.register(
@@ -178,7 +178,12 @@ impl Metrics {
                 }
             }
         }
-        if let (Some(d), false) = (&round.decision, round.scale == ScaleResult::NotNeeded) {
+        // A round backing off called nothing: it is no action.
+        let acted = !matches!(
+            round.scale,
+            ScaleResult::NotNeeded | ScaleResult::BackingOff
+        );
+        if let (Some(d), true) = (&round.decision, acted) {
             self.actions
                 .get_or_create(&Action {
                     service: service.clone(),
@@ -253,6 +258,7 @@ mod tests {
             }),
             scale: ScaleResult::Scaled,
             duration: Duration::from_millis(12),
+            backoff: None,
         });
         let text = metrics.encode();
         for needle in [

@@ -48,6 +48,22 @@ fn spawn_state_writer(
     (tx, handle)
 }
 
+/// Check every service's scaler once (at start and after each reload), beside the loops: one ERROR per
+/// service that cannot run, saying what is missing and how to fix it. The daemon keeps running; `/readyz`
+/// reports the failure until the service's calls succeed.
+async fn preflight(shared: Arc<Shared>, backends: Arc<dyn Backends>, config: Config) {
+    for (service, result) in backends.preflight(&config).await {
+        match &result {
+            Ok(()) => tracing::info!(service = %service, "scaler preflight passed"),
+            Err(failure) => tracing::error!(
+                service = %service,
+                "service {service} cannot scale: {failure}"
+            ),
+        }
+        shared.preflight(&service, result.as_ref().map(|_| ()));
+    }
+}
+
 /// Run `loops` until `stop` turns true, then wait for running rounds up to `shutdown_timeout`. Returns the
 /// final states.
 async fn run_loops(
@@ -189,6 +205,7 @@ pub async fn run_with(
                 service,
                 config.daemon.dry_run || service.dry_run,
                 service_loop.state(),
+                service_loop.timeouts().round_budget(),
             );
         }
         shared.retain(
@@ -208,6 +225,11 @@ pub async fn run_with(
                 shared.prometheus_ready.store(ready, Ordering::Relaxed);
             })
         };
+        let preflight = tokio::spawn(preflight(
+            Arc::clone(&shared),
+            Arc::clone(&backends),
+            config.clone(),
+        ));
         let (stop, stop_rx) = watch::channel(false);
         let running = {
             let shared = Arc::clone(&shared);
@@ -236,6 +258,7 @@ pub async fn run_with(
             Some(Control::Shutdown) | None => None,
         };
         readiness.abort();
+        preflight.abort();
         let _ = stop.send(true);
         let states = running.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "the service loops failed");
