@@ -171,7 +171,12 @@ mod tests {
     #[test]
     fn fields_lists_every_serialized_field() {
         let value = serde_json::to_value(EngineState::default()).unwrap();
-        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut fields = EngineState::FIELDS.to_vec();
         keys.sort_unstable();
         fields.sort_unstable();
