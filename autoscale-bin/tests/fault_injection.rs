@@ -371,6 +371,18 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         .unwrap();
     assert_eq!(once.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&once.stderr).contains(&in_use));
+    // Without --apply it changes nothing, and needs no lock.
+    let dry = Command::new(env!("CARGO_BIN_EXE_autoscale"))
+        .args(["once", "--config"])
+        .arg(files.config(second_listen))
+        .env_remove("PROMETHEUS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     files.state();
 
     // 2. A SIGHUP storm, with a reader polling the state file.
