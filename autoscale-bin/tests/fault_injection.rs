@@ -340,8 +340,8 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         "state_dir {} is in use by pid {owner}",
         files.state_dir.display()
     );
-    let second_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut second = spawn_daemon(&files, second_listen, "b.log");
+    // The same configuration, port included: the state_dir is what is reported.
+    let mut second = spawn_daemon(&files, listen, "b.log");
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
         if let Some(exit) = second.try_wait().unwrap() {
@@ -365,7 +365,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
     );
     let once = Command::new(env!("CARGO_BIN_EXE_autoscale"))
         .args(["once", "--apply", "--config"])
-        .arg(files.config(second_listen))
+        .arg(files.config(listen))
         .env_remove("PROMETHEUS_URL")
         .output()
         .unwrap();
@@ -374,7 +374,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
     // Without --apply it changes nothing, and needs no lock.
     let dry = Command::new(env!("CARGO_BIN_EXE_autoscale"))
         .args(["once", "--config"])
-        .arg(files.config(second_listen))
+        .arg(files.config(listen))
         .env_remove("PROMETHEUS_URL")
         .output()
         .unwrap();

@@ -133,6 +133,9 @@ pub async fn run(
             }
         }
     });
+    // Before the port: a second daemon started with the same configuration is told that the state_dir is
+    // taken, not that the address is.
+    let lock = StateLock::acquire(&config.daemon.state_dir)?;
     let listener = tokio::net::TcpListener::bind(config.daemon.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -143,7 +146,8 @@ pub async fn run(
         Some(path) => Config::load(path, &env, Default::default()),
         None => Config::from_env(&env),
     };
-    let result = run_with(
+    let result = run_locked(
+        lock,
         config,
         reload,
         Arc::new(RealBackends::default()),
@@ -158,7 +162,24 @@ pub async fn run(
 /// The daemon with its parts given: `reload` produces the configuration on [`Control::Reload`], `backends`
 /// turns it into loops, `controls` delivers the signals, and `listener` serves the HTTP endpoints. Returns
 /// after a [`Control::Shutdown`] (or when `controls` closes), once every state is persisted.
+///
+/// It owns `daemon.state_dir` while it runs: if another daemon (or `once --apply`) holds it, it returns
+/// [`DaemonError::Lock`] at once.
 pub async fn run_with(
+    config: Config,
+    reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
+    backends: Arc<dyn Backends>,
+    controls: tokio::sync::mpsc::Receiver<Control>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), DaemonError> {
+    let lock = StateLock::acquire(&config.daemon.state_dir)?;
+    run_locked(lock, config, reload, backends, controls, listener).await
+}
+
+/// [`run_with`], with the state_dir's lock already taken. The lock is held until this returns (and released
+/// by the kernel however the process ends).
+async fn run_locked(
+    _lock: StateLock,
     config: Config,
     reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
     backends: Arc<dyn Backends>,
@@ -166,8 +187,6 @@ pub async fn run_with(
     listener: tokio::net::TcpListener,
 ) -> Result<(), DaemonError> {
     let daemon = config.daemon.clone();
-    // Held until this function returns (and released by the kernel however the process ends).
-    let _lock = StateLock::acquire(&daemon.state_dir)?;
     let store = StateStore::open(&daemon.state_dir).map_err(|source| DaemonError::StateDir {
         path: daemon.state_dir.clone(),
         source,
