@@ -147,6 +147,10 @@ fn read(path: &Path) -> io::Result<Option<EngineState>> {
 /// The file name of `service`'s state (see the module's documentation).
 pub fn file_name(service: &str) -> String {
     let mut name = String::with_capacity(service.len() + SUFFIX.len());
+    if service.is_empty() {
+        // Not a hidden `.state.json`; a lone `%` is no other name's spelling.
+        name.push('%');
+    }
     for b in service.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
             name.push(char::from(b));
@@ -161,6 +165,9 @@ pub fn file_name(service: &str) -> String {
 /// The service whose state `file` holds: the inverse of [`file_name`]. `None` for any other file.
 pub fn service_name(file: &str) -> Option<String> {
     let stem = file.strip_suffix(SUFFIX)?.as_bytes();
+    if stem == b"%" {
+        return Some(String::new());
+    }
     let mut bytes = Vec::with_capacity(stem.len());
     let mut i = 0;
     while i < stem.len() {
@@ -380,6 +387,17 @@ mod tests {
         );
         assert_eq!(service_name("a%4a.state.json"), None);
         assert_eq!(service_name("history.jsonl"), None);
+    }
+
+    proptest::proptest! {
+        /// Any name, any Unicode: the file name maps back to it (so no two names share a file), stays in the
+        /// directory and is not hidden.
+        #[test]
+        fn every_name_has_a_file_of_its_own(name in "\\PC*") {
+            let file = file_name(&name);
+            proptest::prop_assert_eq!(service_name(&file), Some(name));
+            proptest::prop_assert!(!file.contains('/') && !file.starts_with('.'));
+        }
     }
 
     #[test]
