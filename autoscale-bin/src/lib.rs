@@ -115,6 +115,9 @@ fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
         .block_on(daemon::run(config, args.config.clone(), env.clone()))
         .map_err(|e| match e {
             daemon::DaemonError::Wiring(e) => CliError::Input(e.to_string()),
+            e @ daemon::DaemonError::Lock(daemon::store::LockError::InUse { .. }) => {
+                CliError::Input(e.to_string())
+            }
             other => CliError::Runtime(other.to_string()),
         })
 }

@@ -492,6 +492,13 @@ impl ServiceLoop {
     pub async fn evaluate_once(&mut self) -> Round {
         let started = Instant::now();
         let at = self.options.clock.now();
+        if let Some(latest) = self.state.clamp_future(at) {
+            tracing::warn!(
+                service = %self.name, latest = %latest, now = %at,
+                "the engine state holds times in the future (a clock that stepped back, or a state from \
+                 another host); counting them as now"
+            );
+        }
         let mut round = Round {
             service: self.name.clone(),
             at,

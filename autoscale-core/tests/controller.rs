@@ -326,6 +326,42 @@ async fn a_restart_in_the_middle_of_a_cooldown_still_honours_it() {
     assert_eq!(scaler.scale_calls(), vec![2, 3]);
 }
 
+/// A `last_scale_at` from a clock that stepped back (or another host) must not block scaling until the clock
+/// catches up: it counts as now, so the cooldown runs from the first round.
+#[tokio::test(start_paused = true)]
+async fn a_last_scale_time_in_the_future_counts_as_now() {
+    let threshold = Check::new(
+        "lat",
+        Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+    );
+    let source = ScriptedSource::constant("cpu", 0.9);
+    let scaler = RecordingScaler::new(1);
+    let mut state = EngineState::default();
+    // A day ahead of the loop's clock (1_000_000 s).
+    state.record_scale(Timestamp::from_secs(1_086_400), 2, 1);
+    let config = EngineConfig::builder(1, 10).default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);
+    let mut svc = ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
+        .check(threshold, CheckSource::new(Arc::new(source.clone()), "cpu"))
+        .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
+            1_000_000,
+        ))))
+        .state(state)
+        .build()
+        .unwrap();
+    let round = svc.evaluate_once().await;
+    let decision = round.decision.unwrap();
+    assert_eq!(decision.reason.token.as_str(), "cooldown");
+    assert_eq!(
+        decision.reason.cooldown.unwrap().remaining,
+        ThresholdPolicy::DEFAULT_COOLDOWN,
+        "the cooldown runs from now"
+    );
+    assert_eq!(svc.state().last_scale_at, Some(round.at));
+    tokio::time::advance(ThresholdPolicy::DEFAULT_COOLDOWN).await;
+    assert_eq!(svc.evaluate_once().await.scale, ScaleResult::Scaled);
+    assert_eq!(scaler.scale_calls(), vec![2]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn scaling_done_outside_is_recorded_and_starts_the_cooldown() {
     let config = EngineConfig::builder(1, 10).default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN);

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::CliError;
 use crate::cli::OnceArgs;
 use crate::config::{Config, Env};
+use crate::daemon::store::{LockError, StateLock};
 use crate::daemon::wiring::{self, Clients, LoopParts, WiringError};
 
 /// Load the configuration `args` names and evaluate every service once. Fails when a round could not be
@@ -17,6 +18,17 @@ use crate::daemon::wiring::{self, Clients, LoopParts, WiringError};
 pub fn run(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
     let config = crate::load(args.config.as_deref(), env)?;
     crate::init_logging(&config, env);
+    // Scaling is the job of the state_dir's owner: a running daemon, or this command, never both at once.
+    let _lock = if args.apply {
+        Some(
+            StateLock::acquire(&config.daemon.state_dir).map_err(|e| match e {
+                LockError::InUse { .. } => CliError::Input(e.to_string()),
+                LockError::Io { .. } => CliError::Runtime(e.to_string()),
+            })?,
+        )
+    } else {
+        None
+    };
     let all_ok = crate::runtime()?
         .block_on(evaluate(&config, args.apply, out))
         .map_err(|e| CliError::Input(e.to_string()))?;

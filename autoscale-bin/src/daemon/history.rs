@@ -46,12 +46,17 @@ impl History {
     /// The file name inside `state_dir`.
     pub const FILE: &'static str = "history.jsonl";
 
-    /// Open (or create) the history in `dir`, rotating at `max_bytes`.
+    /// Open (or create) the history in `dir`, rotating at `max_bytes`. An error names the file it is about
+    /// (`…/history.jsonl: Is a directory`), not just the directory.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
         let path = dir.join(Self::FILE);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| with_path(&path, e))?;
+        let size = file.metadata().map_err(|e| with_path(&path, e))?.len();
         Ok(History {
             path,
             max_bytes: max_bytes.max(1024),
@@ -120,6 +125,10 @@ impl History {
     }
 }
 
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +167,18 @@ mod tests {
         let recent = history.recent("web");
         assert_eq!(recent.len(), 20);
         assert_eq!(recent.last().unwrap().to, 39);
+    }
+
+    #[test]
+    fn an_unusable_history_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(History::FILE)).unwrap();
+        let err = History::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: ", dir.path().join(History::FILE).display())),
+            "{err}"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Metrics {
     check_value: Family<CheckLabels, FloatGauge>,
     check_errors: Family<CheckError, Counter>,
     last_success: Family<ServiceLabel, FloatGauge>,
+    persist_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -80,6 +81,7 @@ impl Metrics {
         let check_value = Family::<CheckLabels, FloatGauge>::default();
         let check_errors = Family::<CheckError, Counter>::default();
         let last_success = Family::<ServiceLabel, FloatGauge>::default();
+        let persist_errors = Counter::default();
         registry.register(
             "autoscale_evaluations",
             "Evaluation rounds by outcome (ok, no_data, status_failed, scale_failed, backing_off)",
@@ -115,6 +117,11 @@ impl Metrics {
             "Unix time of the last round that read the status and decided",
             last_success.clone(),
         );
+        registry.register(
+            "autoscale_state_persist_errors",
+            "Engine states that could not be written to state_dir (a full or read-only disk)",
+            persist_errors.clone(),
+        );
         Metrics {
             registry,
             evaluations,
@@ -124,7 +131,13 @@ impl Metrics {
             check_value,
             check_errors,
             last_success,
+            persist_errors,
         }
+    }
+
+    /// The counter of failed state writes, for the state writer.
+    pub fn persist_errors(&self) -> Counter {
+        self.persist_errors.clone()
     }
 
     /// Account for one round.

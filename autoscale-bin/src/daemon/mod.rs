@@ -51,6 +51,12 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process owns the state directory (or it could not be locked).
+    #[error(transparent)]
+    Lock(#[from] store::LockError),
+    /// The history file could not be opened.
+    #[error("cannot open the history: {0}")]
+    History(std::io::Error),
     /// Installing a signal handler failed.
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),

@@ -17,30 +17,40 @@ use tokio::task::JoinSet;
 use crate::config::{Config, Env};
 use crate::daemon::backends::{Backends, RealBackends};
 use crate::daemon::history::History;
-use crate::daemon::shared::Shared;
-use crate::daemon::store::StateStore;
+use crate::daemon::metrics::Metrics;
+use crate::daemon::shared::{Persist, PersistHealth, Shared};
+use crate::daemon::store::{StateLock, StateStore};
 use crate::daemon::wiring::WiringError;
 use crate::daemon::{Control, DaemonError, http};
 
-/// A writer thread for engine states, so that fsync never blocks a loop. Pending writes of the same service
-/// are coalesced to the latest.
+/// The one writer of engine states: a thread, so that fsync never blocks a loop, and the only one, so that
+/// no two saves race on a temporary file and a late write never replaces a newer state. Pending writes of the
+/// same service are coalesced to the latest; a flush is answered once the writes asked for before it are
+/// done.
 fn spawn_state_writer(
     store: StateStore,
-) -> (
-    mpsc::Sender<(String, EngineState)>,
-    std::thread::JoinHandle<()>,
-) {
-    let (tx, rx) = mpsc::channel::<(String, EngineState)>();
+    health: Arc<PersistHealth>,
+) -> (mpsc::Sender<Persist>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Persist>();
     let handle = std::thread::Builder::new()
         .name("state-writer".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let mut pending = BTreeMap::from([first]);
-                pending.extend(rx.try_iter());
-                for (service, state) in pending {
-                    if let Err(e) = store.save(&service, &state) {
-                        tracing::error!(service = %service, error = %e, "cannot persist the engine state");
+                let mut pending = BTreeMap::new();
+                let mut flushes = Vec::new();
+                for message in std::iter::once(first).chain(rx.try_iter()) {
+                    match message {
+                        Persist::Save(service, state) => {
+                            pending.insert(service, state);
+                        }
+                        Persist::Flush(done) => flushes.push(done),
                     }
+                }
+                for (service, state) in pending {
+                    health.record(&service, store.save(&service, &state));
+                }
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         })
@@ -139,6 +149,9 @@ pub async fn run(
             }
         }
     });
+    // Before the port: a second daemon started with the same configuration is told that the state_dir is
+    // taken, not that the address is.
+    let lock = StateLock::acquire(&config.daemon.state_dir)?;
     let listener = tokio::net::TcpListener::bind(config.daemon.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -149,7 +162,8 @@ pub async fn run(
         Some(path) => Config::load(path, &env, Default::default()),
         None => Config::from_env(&env),
     };
-    let result = run_with(
+    let result = run_locked(
+        lock,
         config,
         reload,
         Arc::new(RealBackends::default()),
@@ -164,7 +178,24 @@ pub async fn run(
 /// The daemon with its parts given: `reload` produces the configuration on [`Control::Reload`], `backends`
 /// turns it into loops, `controls` delivers the signals, and `listener` serves the HTTP endpoints. Returns
 /// after a [`Control::Shutdown`] (or when `controls` closes), once every state is persisted.
+///
+/// It owns `daemon.state_dir` while it runs: if another daemon (or `once --apply`) holds it, it returns
+/// [`DaemonError::Lock`] at once.
 pub async fn run_with(
+    config: Config,
+    reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
+    backends: Arc<dyn Backends>,
+    controls: tokio::sync::mpsc::Receiver<Control>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), DaemonError> {
+    let lock = StateLock::acquire(&config.daemon.state_dir)?;
+    run_locked(lock, config, reload, backends, controls, listener).await
+}
+
+/// [`run_with`], with the state_dir's lock already taken. The lock is held until this returns (and released
+/// by the kernel however the process ends).
+async fn run_locked(
+    _lock: StateLock,
     config: Config,
     reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
     backends: Arc<dyn Backends>,
@@ -176,25 +207,26 @@ pub async fn run_with(
         path: daemon.state_dir.clone(),
         source,
     })?;
-    let history = History::open(&daemon.state_dir, daemon.history_max_bytes).map_err(|source| {
-        DaemonError::StateDir {
-            path: daemon.state_dir.clone(),
-            source,
-        }
-    })?;
-    let (persist, writer) = spawn_state_writer(store.clone());
-    let shared = Arc::new(Shared::new(history, persist));
+    let history =
+        History::open(&daemon.state_dir, daemon.history_max_bytes).map_err(DaemonError::History)?;
+    let metrics = Metrics::new();
+    let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+    let (persist, writer) = spawn_state_writer(store.clone(), Arc::clone(&health));
+    let shared = Arc::new(Shared::new(metrics, history, persist, health));
     let (http_stop, http_shutdown) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
     tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
 
     let mut config = config;
     let result = loop {
+        let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
         let load_state = |name: &str| {
-            store.load(name).map_err(|source| WiringError::State {
-                service: name.to_owned(),
-                source,
-            })
+            store
+                .load(name, &names)
+                .map_err(|source| WiringError::State {
+                    service: name.to_owned(),
+                    source,
+                })
         };
         let loops = match backends.loops(&config, &load_state) {
             Ok(loops) => loops,
@@ -264,11 +296,11 @@ pub async fn run_with(
             tracing::error!(error = %e, "the service loops failed");
             BTreeMap::new()
         });
-        for (service, state) in &states {
-            if let Err(e) = store.save(service, state) {
-                tracing::error!(service = %service, error = %e, "cannot persist the engine state");
-            }
+        // Through the writer, after whatever it still has queued, and done before the states are read back.
+        for (service, state) in states {
+            shared.save(&service, state);
         }
+        shared.flush();
         match next {
             Some(mut new) => {
                 new.daemon.listen = daemon.listen;

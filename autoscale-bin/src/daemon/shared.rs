@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use autoscale_core::controller::{Round, ScaleBackoff, ScaleResult};
 use autoscale_core::{EngineState, FailureKind, Timestamp, Token};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -24,7 +25,68 @@ pub struct Shared {
     history: Mutex<History>,
     services: RwLock<BTreeMap<String, ServiceView>>,
     pub(super) prometheus_ready: AtomicBool,
-    persist: Mutex<mpsc::Sender<(String, EngineState)>>,
+    persist: Mutex<mpsc::Sender<Persist>>,
+    persist_health: Arc<PersistHealth>,
+}
+
+/// What the state writer is asked to do.
+#[derive(Debug)]
+pub(super) enum Persist {
+    /// Write this state of this service.
+    Save(String, EngineState),
+    /// Answer once every write asked for before is done.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Whether the state writer's last write of each service failed, and the count of failed writes.
+#[derive(Debug)]
+pub(super) struct PersistHealth {
+    errors: Counter,
+    failing: Mutex<BTreeMap<String, String>>,
+}
+
+impl PersistHealth {
+    pub(super) fn new(errors: Counter) -> Self {
+        PersistHealth {
+            errors,
+            failing: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Account for one write of `service`'s state.
+    pub(super) fn record(&self, service: &str, result: std::io::Result<()>) {
+        let mut failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                if failing.remove(service).is_some() {
+                    tracing::info!(service, "the engine state is persisted again");
+                }
+            }
+            Err(e) => {
+                self.errors.inc();
+                tracing::error!(service, error = %e, "cannot persist the engine state");
+                failing.insert(service.to_owned(), e.to_string());
+            }
+        }
+    }
+
+    /// The services whose last write failed, with the error.
+    fn failing(&self) -> BTreeMap<String, String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn retain(&self, names: &[String]) {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|name, _| names.contains(name));
+    }
 }
 
 /// What `/status`, `/healthz` and `/readyz` know about one service.
@@ -176,13 +238,48 @@ fn is_stale(view: &ServiceView) -> bool {
 }
 
 impl Shared {
-    pub(super) fn new(history: History, persist: mpsc::Sender<(String, EngineState)>) -> Self {
+    pub(super) fn new(
+        metrics: Metrics,
+        history: History,
+        persist: mpsc::Sender<Persist>,
+        persist_health: Arc<PersistHealth>,
+    ) -> Self {
         Shared {
-            metrics: Metrics::new(),
+            metrics,
             history: Mutex::new(history),
             services: RwLock::new(BTreeMap::new()),
             prometheus_ready: AtomicBool::new(false),
             persist: Mutex::new(persist),
+            persist_health,
+        }
+    }
+
+    /// Hand `state` to the state writer.
+    pub(super) fn save(&self, service: &str, state: EngineState) {
+        let sender = self
+            .persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sender
+            .send(Persist::Save(service.to_owned(), state))
+            .is_err()
+        {
+            tracing::error!(service, "the state writer has stopped; state not persisted");
+        }
+    }
+
+    /// Wait until the state writer has done every write asked for so far. It blocks the calling thread, as
+    /// the writes themselves would: it runs only on a reload or at shutdown, with the loops stopped.
+    pub(super) fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        let sent = self
+            .persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(Persist::Flush(done))
+            .is_ok();
+        if sent {
+            let _ = wait.recv();
         }
     }
 
@@ -233,55 +330,51 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         services.retain(|name, _| names.contains(name));
+        self.persist_health.retain(names);
     }
 
     /// Account for a round: metrics, status, history, and persisting the state if it changed.
     pub(super) fn on_round(&self, round: &Round, state: &EngineState, previous: &mut EngineState) {
         self.metrics.record(round);
+        // A change made outside is always recorded, whatever the round then decided (a cooldown that blocks
+        // the decision, a scale in the same round).
+        let mut entries: Vec<Entry> = outside_entry(round).into_iter().collect();
         let entry = self.history_entry(round);
         {
             let mut services = self
                 .services
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut repeated = false;
             if let Some(view) = services.get_mut(&round.service) {
                 view.last_round = Some(Instant::now());
                 view.health.observe(round);
                 view.last_scale_at = state.last_scale_at;
                 view.last = Some(round_json(round));
                 let blocked = blocked(round);
-                if entry.as_ref().is_some_and(|e| e.result == "blocked")
-                    && view.last_blocked == blocked
-                {
-                    // The same block as last round: already in the history.
-                    view.last_blocked = blocked;
-                    return self.persist(round, state, previous);
-                }
+                // The same block as last round is already in the history.
+                repeated = entry.as_ref().is_some_and(|e| e.result == "blocked")
+                    && view.last_blocked == blocked;
                 view.last_blocked = blocked;
             }
+            if !repeated {
+                entries.extend(entry);
+            }
         }
-        if let Some(entry) = entry {
+        if !entries.is_empty() {
             let mut history = self
                 .history
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(e) = history.append(entry) {
-                tracing::error!(error = %e, "cannot append to the history file");
+            for entry in entries {
+                if let Err(e) = history.append(entry) {
+                    tracing::error!(error = %e, "cannot append to the history file");
+                }
             }
         }
-        self.persist(round, state, previous);
-    }
-
-    fn persist(&self, round: &Round, state: &EngineState, previous: &mut EngineState) {
         if state != previous {
             *previous = state.clone();
-            let sender = self
-                .persist
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if sender.send((round.service.clone(), state.clone())).is_err() {
-                tracing::error!(service = %round.service, "the state writer has stopped; state not persisted");
-            }
+            self.save(&round.service, state.clone());
         }
     }
 
@@ -298,16 +391,7 @@ impl Shared {
                     None,
                 )
             }
-            (ScaleResult::NotNeeded, _) => match round.outside_change {
-                Some((from, to)) => (
-                    from,
-                    to,
-                    "changed outside autoscale".to_owned(),
-                    "outside".to_owned(),
-                    None,
-                ),
-                None => return None,
-            },
+            (ScaleResult::NotNeeded, _) => return None,
             (ScaleResult::Failed { message, .. }, Some(d)) => (
                 d.current,
                 d.desired,
@@ -336,6 +420,15 @@ impl Shared {
         })
     }
 
+    /// Why the state cannot be persisted, while it cannot: a separate readiness term.
+    fn persist_not_ready(&self) -> Option<String> {
+        let failing = self.persist_health.failing();
+        (!failing.is_empty()).then(|| {
+            let list: Vec<String> = failing.iter().map(|(s, e)| format!("{s} ({e})")).collect();
+            format!("cannot persist the engine state of {}", list.join(", "))
+        })
+    }
+
     /// Services whose loop has not completed a round within its [`staleness_limit`].
     pub(super) fn stale_services(&self) -> Vec<String> {
         let services = self
@@ -355,7 +448,11 @@ impl Shared {
             .services
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let reasons = readiness(self.prometheus_ready.load(Ordering::Relaxed), &services);
+        let mut reasons: Vec<String> = self.persist_not_ready().into_iter().collect();
+        reasons.extend(readiness(
+            self.prometheus_ready.load(Ordering::Relaxed),
+            &services,
+        ));
         (!reasons.is_empty()).then_some(reasons)
     }
 
@@ -396,8 +493,36 @@ impl Shared {
                 })
             })
             .collect();
-        json!({ "services": list })
+        let failing = self.persist_health.failing();
+        json!({
+            "services": list,
+            "conditions": [{
+                "type": "StatePersisted",
+                "status": failing.is_empty(),
+                "message": if failing.is_empty() {
+                    "every engine state is persisted".to_owned()
+                } else {
+                    format!("cannot persist the engine state of {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))
+                },
+                "failing": failing,
+            }],
+        })
     }
+}
+
+/// The history line of a change made outside autoscale, if the round found one.
+fn outside_entry(round: &Round) -> Option<Entry> {
+    let (from, to) = round.outside_change?;
+    Some(Entry {
+        time: rfc3339(round.at),
+        at_ms: round.at.as_millis(),
+        service: round.service.clone(),
+        from,
+        to,
+        reason: "changed outside autoscale".to_owned(),
+        result: "outside".to_owned(),
+        error: None,
+    })
 }
 
 /// The count and token of a round that wanted a change the pipeline blocked (cooldown, rate rule, pause).

@@ -28,9 +28,14 @@ pub struct ScaleEvent {
 ///
 /// It is plain data, serde-serializable, so the daemon persists it and a restart keeps cooldowns,
 /// stabilization and rate limits. The engine takes it by value and returns the updated one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+///
+/// Fields a newer version added are ignored when read (the reader can tell which with
+/// [`EngineState::FIELDS`]), so a downgrade keeps what this version knows; missing fields take their default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EngineState {
+    /// The schema version that wrote the state ([`EngineState::VERSION`] for a state of this version).
+    pub version: u32,
     /// Recent recommendations, oldest first, pruned to the longest stabilization window.
     pub recommendations: VecDeque<Recommendation>,
     /// Recent scale events, oldest first, pruned to the longest rule period.
@@ -45,7 +50,64 @@ pub struct EngineState {
     pub last_known_replicas: Option<Replicas>,
 }
 
+impl Default for EngineState {
+    fn default() -> Self {
+        EngineState {
+            version: Self::VERSION,
+            recommendations: VecDeque::new(),
+            scale_events: VecDeque::new(),
+            last_scale_at: None,
+            consecutive_failures: 0,
+            idle_since: None,
+            last_known_replicas: None,
+        }
+    }
+}
+
 impl EngineState {
+    /// The schema version this code writes. A state without a `version` field (written before it existed)
+    /// reads as this version: the fields were the same.
+    pub const VERSION: u32 = 1;
+
+    /// The top-level field names of the serialized form, for a reader that reports unknown ones.
+    pub const FIELDS: &'static [&'static str] = &[
+        "version",
+        "recommendations",
+        "scale_events",
+        "last_scale_at",
+        "consecutive_failures",
+        "idle_since",
+        "last_known_replicas",
+    ];
+
+    /// Bring every time later than `now` back to `now`, and return the latest such time, if there was one.
+    ///
+    /// A time in the future comes from a wall clock that stepped back or a state copied from another host.
+    /// Left alone it would hold a cooldown (and keep rate-rule events and stabilization entries) until the
+    /// clock caught up, which can be forever; counted as `now`, the cooldown runs from now.
+    pub fn clamp_future(&mut self, now: Timestamp) -> Option<Timestamp> {
+        let mut latest: Option<Timestamp> = None;
+        let mut clamp = |t: &mut Timestamp| {
+            if *t > now {
+                latest = Some(latest.map_or(*t, |l| l.max(*t)));
+                *t = now;
+            }
+        };
+        if let Some(t) = &mut self.last_scale_at {
+            clamp(t);
+        }
+        if let Some(t) = &mut self.idle_since {
+            clamp(t);
+        }
+        for r in &mut self.recommendations {
+            clamp(&mut r.at);
+        }
+        for e in &mut self.scale_events {
+            clamp(&mut e.at);
+        }
+        latest
+    }
+
     /// Record a scaling action from `from` to `to` applied at `at`. A no-op records nothing: it starts no
     /// cooldown.
     pub fn record_scale(&mut self, at: Timestamp, from: Replicas, to: Replicas) {
@@ -88,5 +150,52 @@ impl EngineState {
             }
         }
         (added, removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_ignored_and_a_missing_version_is_this_one() {
+        let state: EngineState = serde_json::from_str(
+            r#"{"last_known_replicas": 3, "added_later": {"x": 1}, "scale_events": [{"at": 5, "change": 1, "why": "y"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(state.version, EngineState::VERSION);
+        assert_eq!(state.last_known_replicas, Some(3));
+        assert_eq!(state.scale_events.len(), 1);
+    }
+
+    #[test]
+    fn fields_lists_every_serialized_field() {
+        let value = serde_json::to_value(EngineState::default()).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = EngineState::FIELDS.to_vec();
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
+    }
+
+    #[test]
+    fn times_in_the_future_count_as_now() {
+        let now = Timestamp::from_secs(1_000);
+        let mut state = EngineState::default();
+        state.record_scale(Timestamp::from_secs(5_000), 1, 2);
+        state.recommendations.push_back(Recommendation {
+            at: Timestamp::from_secs(900),
+            replicas: 2,
+        });
+        assert_eq!(state.clamp_future(now), Some(Timestamp::from_secs(5_000)));
+        assert_eq!(state.last_scale_at, Some(now));
+        assert_eq!(state.scale_events[0].at, now);
+        assert_eq!(state.recommendations[0].at, Timestamp::from_secs(900));
+        assert_eq!(state.clamp_future(now), None, "a second call finds nothing");
     }
 }
