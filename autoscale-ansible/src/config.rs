@@ -2,7 +2,6 @@
 //! an extra-vars document.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::runner::RunSpec;
+use crate::settings::AnsibleSettings;
 
 /// The default `timeout`: a playbook over ssh with fact gathering takes tens of seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -47,10 +47,15 @@ pub enum StatusSource {
 /// It runs with the scaler's `ansible-playbook`, environment, limit, vault password file and extra vars
 /// (`service` included; `replicas` and `previous_replicas` are not passed), never in check mode and without
 /// the scaler's tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes with the keys of the configuration's `status` table of kind `playbook`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StatusPlaybook {
-    pub(crate) playbook: PathBuf,
-    pub(crate) inventory: Option<String>,
+    /// The status playbook.
+    pub playbook: PathBuf,
+    /// Its inventory (the scaler's inventory if `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<PathBuf>,
 }
 
 impl StatusPlaybook {
@@ -63,7 +68,7 @@ impl StatusPlaybook {
     }
 
     /// Use this inventory instead of the scaler's.
-    pub fn inventory(mut self, inventory: impl Into<String>) -> Self {
+    pub fn inventory(mut self, inventory: impl Into<PathBuf>) -> Self {
         self.inventory = Some(inventory.into());
         self
     }
@@ -99,58 +104,20 @@ pub(crate) enum RunKind {
     Status,
 }
 
-/// Validated settings of an [`AnsibleScaler`](crate::AnsibleScaler).
-#[derive(Clone)]
-pub(crate) struct Settings {
+/// What a scaler runs: its service, its settings and where its count comes from. The builder holds one, and
+/// the scaler keeps it once validated. `settings.status` is what the configuration said; the count comes from
+/// `status`, which the embedder built from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
     pub(crate) service: String,
-    pub(crate) playbook: PathBuf,
-    pub(crate) inventory: Option<String>,
-    pub(crate) limit: Option<String>,
-    pub(crate) tags: Vec<String>,
-    pub(crate) check_mode: bool,
-    pub(crate) vault_password_file: Option<PathBuf>,
-    pub(crate) env: Vec<(String, String)>,
-    program: Program,
-    pub(crate) extra_vars: Map<String, Value>,
-    pub(crate) timeout: Duration,
+    pub(crate) settings: AnsibleSettings,
     pub(crate) status: StatusSource,
 }
 
-/// Values of `env` and `extra_vars` may be secrets: only their names are shown.
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("service", &self.service)
-            .field("playbook", &self.playbook)
-            .field("inventory", &self.inventory)
-            .field("limit", &self.limit)
-            .field("tags", &self.tags)
-            .field("check_mode", &self.check_mode)
-            .field("vault_password_file", &self.vault_password_file)
-            .field("env", &Names(self.env.iter().map(|(k, _)| k.as_str())))
-            .field("program", &self.program)
-            .field(
-                "extra_vars",
-                &Names(self.extra_vars.keys().map(String::as_str)),
-            )
-            .field("timeout", &self.timeout)
-            .field("status", &self.status)
-            .finish()
-    }
-}
-
-struct Names<I>(I);
-
-impl<'a, I: Iterator<Item = &'a str> + Clone> fmt::Debug for Names<I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.clone()).finish()
-    }
-}
-
-impl Settings {
+impl Plan {
     /// The `ansible-playbook` program.
     pub(crate) fn program(&self) -> PathBuf {
-        match &self.program {
+        match &self.settings.program {
             Program::Path(path) => path.clone(),
             Program::Virtualenv(venv) => venv.join("bin").join("ansible-playbook"),
         }
@@ -158,7 +125,7 @@ impl Settings {
 
     /// The extra vars of a run: the user's, then the scaler's own (which cannot be overridden).
     pub(crate) fn extra_vars(&self, kind: RunKind) -> Value {
-        let mut vars = self.extra_vars.clone();
+        let mut vars = self.settings.extra_vars.clone();
         vars.insert("service".into(), Value::from(self.service.clone()));
         if let RunKind::Scale { replicas, previous } = kind {
             vars.insert("replicas".into(), Value::from(replicas));
@@ -168,13 +135,16 @@ impl Settings {
     }
 
     /// The playbook and inventory of a run.
-    pub(crate) fn target(&self, kind: RunKind) -> (&Path, Option<&str>) {
+    pub(crate) fn target(&self, kind: RunKind) -> (&Path, Option<&Path>) {
         match (kind, &self.status) {
             (RunKind::Status, StatusSource::Playbook(status)) => (
                 &status.playbook,
-                status.inventory.as_deref().or(self.inventory.as_deref()),
+                status
+                    .inventory
+                    .as_deref()
+                    .or(self.settings.inventory.as_deref()),
             ),
-            _ => (&self.playbook, self.inventory.as_deref()),
+            _ => (&self.settings.playbook, self.settings.inventory.as_deref()),
         }
     }
 
@@ -199,22 +169,22 @@ impl Settings {
             args.push(arg);
         };
         if let Some(inventory) = inventory {
-            opt("inventory", inventory.as_ref());
+            opt("inventory", inventory.as_os_str());
         }
-        if let Some(limit) = &self.limit {
+        if let Some(limit) = &self.settings.limit {
             opt("limit", limit.as_ref());
         }
-        if let Some(file) = &self.vault_password_file {
+        if let Some(file) = &self.settings.vault_password_file {
             opt("vault-password-file", file.as_os_str());
         }
         let mut vars_arg = OsString::from("@");
         vars_arg.push(vars_file);
         opt("extra-vars", &vars_arg);
         if matches!(kind, RunKind::Scale { .. }) {
-            if !self.tags.is_empty() {
-                opt("tags", self.tags.join(",").as_ref());
+            if !self.settings.tags.is_empty() {
+                opt("tags", self.settings.tags.join(",").as_ref());
             }
-            if self.check_mode {
+            if self.settings.check_mode {
                 args.push("--check".into());
             }
         }
@@ -222,11 +192,10 @@ impl Settings {
         args.push(playbook.into());
 
         let user_plugins = self
+            .settings
             .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "ANSIBLE_CALLBACK_PLUGINS")
-            .map(|(_, v)| OsString::from(v))
+            .get("ANSIBLE_CALLBACK_PLUGINS")
+            .map(OsString::from)
             .or(inherited_plugins)
             .filter(|v| !v.is_empty());
         let mut plugins = plugin_dir.as_os_str().to_owned();
@@ -235,9 +204,10 @@ impl Settings {
             plugins.push(more);
         }
         let mut env: Vec<(OsString, OsString)> = self
+            .settings
             .env
             .iter()
-            .filter(|(k, _)| k != "ANSIBLE_CALLBACK_PLUGINS")
+            .filter(|(k, _)| *k != "ANSIBLE_CALLBACK_PLUGINS")
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         env.extend(
@@ -258,58 +228,54 @@ impl Settings {
             program: self.program().into(),
             args,
             env,
-            timeout: self.timeout,
+            timeout: self.settings.timeout,
         }
     }
 }
 
 /// Builds an [`AnsibleScaler`](crate::AnsibleScaler). Start with
-/// [`AnsibleScaler::builder`](crate::AnsibleScaler::builder).
+/// [`AnsibleScaler::builder`](crate::AnsibleScaler::builder) or [`AnsibleSettings::builder`].
 ///
-/// Each method is named after its key in the `[service.scaler]` table of the configuration file.
+/// Each method is named after its key in the `[service.scaler]` table of the configuration file, and sets that
+/// field of the [`AnsibleSettings`] the builder holds.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AnsibleScalerBuilder {
-    settings: Settings,
-    program: Option<PathBuf>,
-    virtualenv: Option<PathBuf>,
+    plan: Plan,
+    /// Whether a method chose the program: `build` refuses a builder given both kinds.
+    program_chosen: bool,
+    both_programs: bool,
 }
 
 impl AnsibleScalerBuilder {
-    pub(crate) fn new(
+    /// A builder of the scaler of `service` with `settings`; `program_chosen` when the settings' program counts
+    /// as set by a method.
+    pub(crate) fn from_settings(
         service: impl Into<String>,
-        playbook: impl Into<PathBuf>,
+        settings: AnsibleSettings,
         status: StatusSource,
+        program_chosen: bool,
     ) -> Self {
         AnsibleScalerBuilder {
-            settings: Settings {
+            plan: Plan {
                 service: service.into(),
-                playbook: playbook.into(),
-                inventory: None,
-                limit: None,
-                tags: Vec::new(),
-                check_mode: false,
-                vault_password_file: None,
-                env: Vec::new(),
-                program: Program::default(),
-                extra_vars: Map::new(),
-                timeout: DEFAULT_TIMEOUT,
+                settings,
                 status,
             },
-            program: None,
-            virtualenv: None,
+            program_chosen,
+            both_programs: false,
         }
     }
 
     /// The inventory: a path, or a comma-separated host list such as `"web1,web2,"` (`--inventory`).
-    pub fn inventory(mut self, inventory: impl Into<String>) -> Self {
-        self.settings.inventory = Some(inventory.into());
+    pub fn inventory(mut self, inventory: impl Into<PathBuf>) -> Self {
+        self.plan.settings.inventory = Some(inventory.into());
         self
     }
 
     /// Run on the hosts that match this pattern only (`--limit`).
     pub fn limit(mut self, pattern: impl Into<String>) -> Self {
-        self.settings.limit = Some(pattern.into());
+        self.plan.settings.limit = Some(pattern.into());
         self
     }
 
@@ -319,95 +285,87 @@ impl AnsibleScalerBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.settings.tags = tags.into_iter().map(Into::into).collect();
+        self.plan.settings.tags = tags.into_iter().map(Into::into).collect();
         self
     }
 
     /// Run the scale playbook in check mode (`--check`): Ansible reports what it would change and changes
     /// nothing. For dry runs.
     pub fn check_mode(mut self, check: bool) -> Self {
-        self.settings.check_mode = check;
+        self.plan.settings.check_mode = check;
         self
     }
 
     /// The file holding the vault password (`--vault-password-file`).
     pub fn vault_password_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.settings.vault_password_file = Some(path.into());
+        self.plan.settings.vault_password_file = Some(path.into());
         self
     }
 
-    /// Set an environment variable for `ansible-playbook`, on top of the daemon's environment. Its value is
-    /// never logged.
+    /// Set an environment variable for `ansible-playbook`, on top of the daemon's environment; setting a
+    /// variable again replaces its value. Its value is never logged.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.env.push((key.into(), value.into()));
+        self.plan.settings.env.insert(key.into(), value.into());
         self
     }
 
     /// The `ansible-playbook` program: a path, or a name looked up in `PATH` (the default,
     /// `ansible-playbook`).
     pub fn ansible_playbook(self, program: impl Into<PathBuf>) -> Self {
-        self.choose(Some(program.into()), None)
+        self.program(Program::Path(program.into()))
     }
 
     /// Run `VIRTUALENV/bin/ansible-playbook`.
     pub fn virtualenv(self, dir: impl Into<PathBuf>) -> Self {
-        self.choose(None, Some(dir.into()))
-    }
-
-    /// Record a program choice; both kept, so that `build` can refuse a builder given both.
-    fn choose(mut self, program: Option<PathBuf>, virtualenv: Option<PathBuf>) -> Self {
-        self.program = program.or(self.program);
-        self.virtualenv = virtualenv.or(self.virtualenv);
-        self
+        self.program(Program::Virtualenv(dir.into()))
     }
 
     /// Run this program: [`ansible_playbook`](Self::ansible_playbook) or [`virtualenv`](Self::virtualenv).
-    pub fn program(self, program: Program) -> Self {
-        match program {
-            Program::Path(path) => self.ansible_playbook(path),
-            Program::Virtualenv(dir) => self.virtualenv(dir),
+    /// Choosing the other kind than one chosen before makes `build` fail.
+    pub fn program(mut self, program: Program) -> Self {
+        let settings = &mut self.plan.settings;
+        if self.program_chosen
+            && std::mem::discriminant(&program) != std::mem::discriminant(&settings.program)
+        {
+            self.both_programs = true;
         }
+        self.program_chosen = true;
+        settings.program = program;
+        self
     }
 
     /// Pass this variable to every playbook run. `service`, `replicas` and `previous_replicas` are the
     /// scaler's own. Values are never logged.
     pub fn extra_var(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.settings.extra_vars.insert(name.into(), value.into());
+        self.plan
+            .settings
+            .extra_vars
+            .insert(name.into(), value.into());
         self
     }
 
     /// Pass all these variables to every playbook run (added to those set before).
     pub fn extra_vars(mut self, vars: Map<String, Value>) -> Self {
-        self.settings.extra_vars.extend(vars);
+        self.plan.settings.extra_vars.extend(vars);
         self
     }
 
     /// How long one playbook run may take before its whole process group is killed (default
     /// [`DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
+        self.plan.settings.timeout = timeout;
         self
     }
 
     /// Validate the settings and build the scaler.
     pub fn build(self) -> Result<crate::AnsibleScaler, Error> {
-        let AnsibleScalerBuilder {
-            mut settings,
-            program,
-            virtualenv,
-        } = self;
-        settings.program = match (program, virtualenv) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "set ansible_playbook or virtualenv, not both".into(),
-                ));
-            }
-            (Some(path), None) => Program::Path(path),
-            (None, Some(venv)) => Program::Virtualenv(venv),
-            (None, None) => settings.program,
-        };
-        validate(&settings)?;
-        Ok(crate::AnsibleScaler::from_settings(settings))
+        if self.both_programs {
+            return Err(invalid(
+                "set ansible_playbook or virtualenv, not both".into(),
+            ));
+        }
+        validate(&self.plan)?;
+        Ok(crate::AnsibleScaler::from_plan(self.plan))
     }
 }
 
@@ -450,16 +408,17 @@ fn plain_path(what: &str, path: &Path) -> Result<(), Error> {
     }
 }
 
-fn validate(s: &Settings) -> Result<(), Error> {
-    if !valid_service_name(&s.service) {
+fn validate(plan: &Plan) -> Result<(), Error> {
+    let s = &plan.settings;
+    if !valid_service_name(&plan.service) {
         return Err(invalid(format!(
             "service {:?} is not a valid name (letters, digits, '_', '.', '-'; starting with a letter or digit)",
-            s.service
+            plan.service
         )));
     }
     plain_path("playbook", &s.playbook)?;
     if let Some(inventory) = &s.inventory {
-        plain_text("inventory", inventory)?;
+        plain_path("inventory", inventory)?;
     }
     if let Some(limit) = &s.limit {
         plain_text("limit", limit)?;
@@ -510,10 +469,10 @@ fn validate(s: &Settings) -> Result<(), Error> {
     if s.timeout.is_zero() {
         return Err(invalid("timeout must be more than zero".into()));
     }
-    if let StatusSource::Playbook(status) = &s.status {
+    if let StatusSource::Playbook(status) = &plan.status {
         plain_path("status playbook", &status.playbook)?;
         if let Some(inventory) = &status.inventory {
-            plain_text("status inventory", inventory)?;
+            plain_path("status inventory", inventory)?;
         }
     }
     Ok(())
@@ -544,7 +503,7 @@ mod tests {
     }
 
     fn spec(builder: AnsibleScalerBuilder, kind: RunKind) -> RunSpec {
-        builder.build().unwrap().settings().run_spec(
+        builder.build().unwrap().plan().run_spec(
             kind,
             Path::new("/tmp/autoscale-ansible-X/extra-vars.json"),
             Path::new("/tmp/autoscale-ansible-X"),
@@ -599,13 +558,13 @@ mod tests {
     #[test]
     fn the_extra_vars_of_a_scale_run() {
         let scaler = full().build().unwrap();
-        insta::assert_json_snapshot!(scaler.settings().extra_vars(SCALE));
+        insta::assert_json_snapshot!(scaler.plan().extra_vars(SCALE));
     }
 
     #[test]
     fn the_extra_vars_of_a_status_run() {
         let scaler = full().build().unwrap();
-        insta::assert_json_snapshot!(scaler.settings().extra_vars(RunKind::Status));
+        insta::assert_json_snapshot!(scaler.plan().extra_vars(RunKind::Status));
     }
 
     #[test]
@@ -663,6 +622,21 @@ mod tests {
             let message = builder.build().unwrap_err().to_string();
             assert!(message.contains(expected), "{message:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn a_builder_from_settings_keeps_them_and_its_program_counts_as_chosen() {
+        let mut settings = AnsibleSettings::new("scale.yml");
+        settings.inventory = Some("web1,web2,".into());
+        let scaler = settings.builder("webapp", status()).build().unwrap();
+        assert_eq!(scaler.settings(), &settings);
+        let message = settings
+            .builder("webapp", status())
+            .virtualenv("/opt/ansible")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("not both"), "{message}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What one `ansible-playbook` run is, as a value: [`Settings::run_spec`](crate::config::Settings::run_spec)
+//! What one `ansible-playbook` run is, as a value: `Plan::run_spec` (in `config`)
 //! builds it (a pure step, snapshot-tested), and [`autoscale_exec`] runs it, killing the playbook, its workers
 //! and the sessions they start with `setsid` when the timeout expires.
 

@@ -12,8 +12,9 @@ use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
 use serde_json::Value;
 
 use crate::callback::{PlaybookReport, READY_VAR, REPLICAS_VAR, parse_report};
-use crate::config::{AnsibleScalerBuilder, RunKind, Settings, StatusSource};
+use crate::config::{AnsibleScalerBuilder, Plan, RunKind, StatusSource};
 use crate::error::Error;
+use crate::settings::AnsibleSettings;
 
 /// The bundled stdout callback, written next to the extra-vars file for each run.
 const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
@@ -32,7 +33,7 @@ const CALLBACK_PLUGIN: &str = include_str!("plugin/autoscale_json.py");
 /// [`Error::Busy`] (`autoscale_core::Error::Busy`) and runs nothing.
 #[derive(Debug, Clone)]
 pub struct AnsibleScaler {
-    settings: Arc<Settings>,
+    plan: Arc<Plan>,
 }
 
 /// The scale runs going on in this process, by [`AnsibleScaler::busy_key`].
@@ -75,29 +76,34 @@ impl AnsibleScaler {
         playbook: impl Into<std::path::PathBuf>,
         status: StatusSource,
     ) -> AnsibleScalerBuilder {
-        AnsibleScalerBuilder::new(service, playbook, status)
+        AnsibleScalerBuilder::from_settings(service, AnsibleSettings::new(playbook), status, false)
     }
 
-    pub(crate) fn from_settings(settings: Settings) -> Self {
+    pub(crate) fn from_plan(plan: Plan) -> Self {
         AnsibleScaler {
-            settings: Arc::new(settings),
+            plan: Arc::new(plan),
         }
     }
 
     #[cfg(test)]
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The settings the scaler was built from.
+    pub fn settings(&self) -> &AnsibleSettings {
+        &self.plan.settings
     }
 
     /// The service this scaler scales.
     pub fn service(&self) -> &str {
-        &self.settings.service
+        &self.plan.service
     }
 
     /// The command a scale to `replicas` would run, for logs and dry runs; the extra-vars file, created
     /// for each run, is shown as `@EXTRA_VARS.json`.
     pub fn command_preview(&self, replicas: Replicas) -> String {
-        let spec = self.settings.run_spec(
+        let spec = self.plan.run_spec(
             RunKind::Scale {
                 replicas,
                 previous: replicas,
@@ -112,9 +118,9 @@ impl AnsibleScaler {
     /// What makes two scalers "the same service": the service, and where and how it is scaled (inventory,
     /// limit, playbook and extra vars, such as the compose project). Never logged: the vars may hold secrets.
     fn busy_key(&self) -> String {
-        let s = &self.settings;
+        let s = &self.plan.settings;
         serde_json::json!([
-            s.service,
+            self.plan.service,
             s.inventory,
             s.limit,
             s.playbook,
@@ -130,7 +136,7 @@ impl AnsibleScaler {
         replicas: Replicas,
         previous_replicas: Replicas,
     ) -> Result<PlaybookReport, Error> {
-        let _busy = BusyGuard::acquire(self.busy_key(), &self.settings.service)?;
+        let _busy = BusyGuard::acquire(self.busy_key(), &self.plan.service)?;
         self.run_scale_playbook(replicas, previous_replicas).await
     }
 
@@ -144,10 +150,10 @@ impl AnsibleScaler {
             .run_playbook(RunKind::Scale { replicas, previous })
             .await?;
         tracing::info!(
-            service = %self.settings.service,
+            service = %self.plan.service,
             replicas,
             previous_replicas = previous,
-            check_mode = self.settings.check_mode,
+            check_mode = self.plan.settings.check_mode,
             changed = report.changed(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "scale playbook finished"
@@ -158,7 +164,7 @@ impl AnsibleScaler {
     /// Run the status playbook and read the count it reports.
     async fn playbook_status(&self) -> Result<ReplicaStatus, Error> {
         let report = self.run_playbook(RunKind::Status).await?;
-        let (playbook, _) = self.settings.target(RunKind::Status);
+        let (playbook, _) = self.plan.target(RunKind::Status);
         let no_count = |reason: String| Error::NoCount {
             playbook: playbook.to_owned(),
             reason,
@@ -194,7 +200,7 @@ impl AnsibleScaler {
                 source,
             })?;
         let vars_file = dir.path().join("extra-vars.json");
-        let vars = serde_json::to_vec_pretty(&self.settings.extra_vars(kind))
+        let vars = serde_json::to_vec_pretty(&self.plan.extra_vars(kind))
             .expect("a JSON value serializes");
         write_private(&vars_file, &vars)?;
         write_private(
@@ -203,14 +209,14 @@ impl AnsibleScaler {
             CALLBACK_PLUGIN.as_bytes(),
         )?;
 
-        let spec = self.settings.run_spec(
+        let spec = self.plan.run_spec(
             kind,
             &vars_file,
             dir.path(),
             std::env::var_os("ANSIBLE_CALLBACK_PLUGINS"),
         );
         let command = spec.command_line();
-        tracing::debug!(service = %self.settings.service, %command, "running ansible-playbook");
+        tracing::debug!(service = %self.plan.service, %command, "running ansible-playbook");
         let output = spec.invocation().run().await.map_err(Error::from_run)?;
         drop(dir);
 
@@ -260,7 +266,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
 #[async_trait]
 impl Scaler for AnsibleScaler {
     async fn status(&self) -> autoscale_core::Result<ReplicaStatus> {
-        match &self.settings.status {
+        match &self.plan.status {
             StatusSource::Scaler(scaler) => scaler.status().await,
             StatusSource::Playbook(_) => Ok(self.playbook_status().await?),
         }
@@ -269,7 +275,7 @@ impl Scaler for AnsibleScaler {
     async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
         // Taken before the status read, so that two concurrent calls cannot both see the old count and both
         // run the playbook.
-        let _busy = BusyGuard::acquire(self.busy_key(), &self.settings.service)?;
+        let _busy = BusyGuard::acquire(self.busy_key(), &self.plan.service)?;
         let status = self.status().await?;
         if status.current == replicas {
             return Ok(ScaleOutcome::Unchanged);

@@ -1,6 +1,6 @@
 //! The scaler's settings as plain values: what a configuration file holds for an Ansible scaler, with the
 //! defaults of the keys it may leave out. [`AnsibleSettings::builder`] turns them into an
-//! [`AnsibleScalerBuilder`], which checks them.
+//! [`AnsibleScalerBuilder`], which holds them and checks them; the scaler keeps them.
 //!
 //! They serialize with the configuration file's key names (durations as serde writes a `Duration`), so a
 //! configuration can be written back out without listing the keys again. Serializing writes the values of
@@ -38,18 +38,13 @@ pub enum StatusSettings {
         /// The Swarm service.
         service: String,
     },
-    /// From a playbook that reports the count (see [`StatusPlaybook`]).
-    Playbook {
-        /// The status playbook.
-        playbook: PathBuf,
-        /// Its inventory (the scaler's inventory if `None`).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        inventory: Option<PathBuf>,
-    },
+    /// From a playbook that reports the count.
+    Playbook(StatusPlaybook),
 }
 
-/// An [`AnsibleScaler`](crate::AnsibleScaler)'s settings (`kind = "ansible"`). `Debug` shows the names of
-/// `extra_vars` and `env`, never their values.
+/// An [`AnsibleScaler`](crate::AnsibleScaler)'s settings (`kind = "ansible"`). [`AnsibleScalerBuilder`] sets
+/// the same fields, and the scaler keeps them. `Debug` shows the names of `extra_vars` and `env`, never their
+/// values.
 ///
 /// ```
 /// use autoscale_ansible::{AnsibleSettings, StatusPlaybook, StatusSource};
@@ -64,7 +59,7 @@ pub enum StatusSettings {
 pub struct AnsibleSettings {
     /// The playbook that applies a count.
     pub playbook: PathBuf,
-    /// The inventory.
+    /// The inventory: a path, or a comma-separated host list such as `"web1,web2,"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory: Option<PathBuf>,
     /// Extra variables (`service`, `replicas` and `previous_replicas` are always passed too).
@@ -115,43 +110,18 @@ impl AnsibleSettings {
     /// A builder of the scaler of `service` with these settings, reading the count from `status` (see
     /// [`StatusSettings::playbook_source`] for a playbook status).
     pub fn builder(&self, service: &str, status: StatusSource) -> AnsibleScalerBuilder {
-        let mut builder = crate::AnsibleScaler::builder(service, &self.playbook, status)
-            .extra_vars(self.extra_vars.clone())
-            .timeout(self.timeout)
-            .check_mode(self.check_mode)
-            .tags(self.tags.iter().cloned())
-            .program(self.program.clone());
-        if let Some(inventory) = &self.inventory {
-            builder = builder.inventory(inventory.display().to_string());
-        }
-        if let Some(limit) = &self.limit {
-            builder = builder.limit(limit);
-        }
-        if let Some(vault) = &self.vault_password_file {
-            builder = builder.vault_password_file(vault);
-        }
-        for (key, value) in &self.env {
-            builder = builder.env(key, value);
-        }
-        builder
+        // The program counts as chosen: a builder method choosing the other kind is refused.
+        AnsibleScalerBuilder::from_settings(service, self.clone(), status, true)
     }
 }
 
 impl StatusSettings {
     /// The status source of a playbook status; `None` for the kinds another backend reads.
     pub fn playbook_source(&self) -> Option<StatusSource> {
-        let StatusSettings::Playbook {
-            playbook,
-            inventory,
-        } = self
-        else {
-            return None;
-        };
-        let mut status = StatusPlaybook::new(playbook);
-        if let Some(inventory) = inventory {
-            status = status.inventory(inventory.display().to_string());
+        match self {
+            StatusSettings::Playbook(status) => Some(StatusSource::Playbook(status.clone())),
+            StatusSettings::Compose { .. } | StatusSettings::Swarm { .. } => None,
         }
-        Some(StatusSource::Playbook(status))
     }
 }
 

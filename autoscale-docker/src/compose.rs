@@ -8,10 +8,13 @@ use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
 use autoscale_exec::{Invocation, Output};
 use tokio::sync::{Mutex, OnceCell};
 
+use serde::{Serialize, Serializer};
+
 use crate::docker::{DockerCli, run_checked, validate_command};
 use crate::error::Error;
 use crate::names::{self, Rule};
 use crate::parse;
+use crate::settings::{ComposeSettings, serialize_argv};
 
 /// The backend name in [`autoscale_core::Error`]s from the Compose scaler.
 pub const BACKEND: &str = "docker compose";
@@ -23,7 +26,7 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// The label that tells service containers (`False`) from `docker compose run` ones (`True`).
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 
-/// Which Compose to run.
+/// Which Compose to run. It serializes as the `command` key writes it: a list of strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ComposeCommand {
     /// On first use, run `docker compose version`: if it works, use the v2 plugin (`docker compose`), with
@@ -45,6 +48,20 @@ impl ComposeCommand {
     {
         ComposeCommand::Argv(argv.into_iter().map(Into::into).collect())
     }
+
+    /// Whether the command is detected on first use.
+    pub fn is_detect(&self) -> bool {
+        *self == ComposeCommand::Detect
+    }
+}
+
+impl Serialize for ComposeCommand {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ComposeCommand::Detect => serializer.serialize_none(),
+            ComposeCommand::Argv(argv) => serialize_argv(argv, serializer),
+        }
+    }
 }
 
 /// Scales one service of a Compose project with the Compose CLI, and reads its status with `docker ps`.
@@ -56,56 +73,58 @@ impl ComposeCommand {
 ///   recreated. Asking for the count that is already running runs nothing and returns
 ///   [`ScaleOutcome::Unchanged`].
 ///
-/// Build it with [`ComposeScaler::builder`]; names are checked against Docker's rules before anything runs.
+/// Build it with [`ComposeScaler::builder`] or [`ComposeSettings::scaler`]; names are checked against Docker's
+/// rules before anything runs.
 #[derive(Debug)]
 pub struct ComposeScaler {
-    project: String,
-    service: String,
-    files: Vec<PathBuf>,
-    env_file: Option<PathBuf>,
-    profiles: Vec<String>,
-    command: ComposeCommand,
+    settings: ComposeSettings,
+    /// The docker CLI the settings describe.
     docker: DockerCli,
     detected: OnceCell<Vec<OsString>>,
     scaling: Mutex<()>,
 }
 
-/// Builds a [`ComposeScaler`]; see [`ComposeScaler::builder`].
+/// Builds a [`ComposeScaler`]; see [`ComposeScaler::builder`]. Each method sets a field of the
+/// [`ComposeSettings`] it holds.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ComposeScalerBuilder {
-    project: String,
-    service: String,
-    files: Vec<PathBuf>,
-    env_file: Option<PathBuf>,
-    profiles: Vec<String>,
-    command: ComposeCommand,
-    docker: DockerCli,
+    settings: ComposeSettings,
+}
+
+impl From<ComposeSettings> for ComposeScalerBuilder {
+    fn from(settings: ComposeSettings) -> Self {
+        ComposeScalerBuilder { settings }
+    }
 }
 
 impl ComposeScalerBuilder {
     /// A compose file (`--file`); call again for several. Without one, Compose looks for its default files in
     /// the working directory.
     pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.files.push(path.into());
+        let settings = &mut self.settings;
+        settings
+            .files
+            .get_or_insert_with(|| vec![settings.file.clone()])
+            .push(path.into());
         self
     }
 
     /// An env file (`--env-file`).
     pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.env_file = Some(path.into());
+        self.settings.env_file = Some(path.into());
         self
     }
 
     /// A profile to enable (`--profile`); call again for several.
     pub fn profile(mut self, profile: impl Into<String>) -> Self {
-        self.profiles.push(profile.into());
+        self.settings.profiles.push(profile.into());
         self
     }
 
     /// Which Compose to run. Default: [`ComposeCommand::Detect`].
     pub fn command(mut self, command: ComposeCommand) -> Self {
-        self.command = command;
+        self.settings.command = command;
         self
     }
 
@@ -115,22 +134,30 @@ impl ComposeScalerBuilder {
     /// When the compose command is `[DOCKER, "compose"]` and this CLI has no explicit command, `DOCKER` is
     /// used for `docker ps` too.
     pub fn docker(mut self, docker: DockerCli) -> Self {
-        self.docker = docker;
+        let DockerCli {
+            command,
+            env,
+            timeout,
+        } = docker;
+        self.settings.docker_command = command;
+        self.settings.docker = env;
+        self.settings.timeout = timeout;
         self
     }
 
     /// Check every setting and build the scaler. Nothing runs yet.
     pub fn build(self) -> Result<ComposeScaler, Error> {
-        names::check(Rule::ComposeProject, &self.project)?;
-        names::check(Rule::ComposeService, &self.service)?;
-        for profile in &self.profiles {
+        let settings = self.settings;
+        names::check(Rule::ComposeProject, &settings.project)?;
+        names::check(Rule::ComposeService, &settings.service)?;
+        for profile in &settings.profiles {
             names::check(Rule::Profile, profile)?;
         }
-        for (what, path) in self
-            .files
+        for (what, path) in settings
+            .compose_files()
             .iter()
             .map(|f| ("file", f))
-            .chain(self.env_file.iter().map(|f| ("env_file", f)))
+            .chain(settings.env_file.iter().map(|f| ("env_file", f)))
         {
             if path.as_os_str().is_empty() {
                 return Err(Error::InvalidConfig {
@@ -138,25 +165,25 @@ impl ComposeScalerBuilder {
                 });
             }
         }
-        let mut docker = self.docker;
-        if let ComposeCommand::Argv(argv) = &self.command {
+        let mut command = settings.docker_command.clone();
+        if let ComposeCommand::Argv(argv) = &settings.command {
             validate_command("compose command", argv)?;
             if let [prefix @ .., last] = argv.as_slice()
                 && last == "compose"
                 && !prefix.is_empty()
-                && !docker.has_explicit_command()
+                && command.is_none()
             {
-                docker = docker.command(prefix.iter().cloned());
+                command = Some(prefix.to_vec());
             }
         }
+        let docker = DockerCli {
+            command,
+            env: settings.docker.clone(),
+            timeout: settings.timeout,
+        };
         docker.validate()?;
         Ok(ComposeScaler {
-            project: self.project,
-            service: self.service,
-            files: self.files,
-            env_file: self.env_file,
-            profiles: self.profiles,
-            command: self.command,
+            settings,
             docker,
             detected: OnceCell::new(),
             scaling: Mutex::new(()),
@@ -180,30 +207,31 @@ impl ComposeScaler {
     /// assert_eq!(scaler.service(), "webapp");
     /// ```
     pub fn builder(project: impl Into<String>, service: impl Into<String>) -> ComposeScalerBuilder {
-        ComposeScalerBuilder {
+        ComposeScalerBuilder::from(ComposeSettings {
             project: project.into(),
-            service: service.into(),
-            files: Vec::new(),
-            env_file: None,
-            profiles: Vec::new(),
-            command: ComposeCommand::Detect,
-            docker: DockerCli::new(),
-        }
+            files: Some(Vec::new()),
+            ..ComposeSettings::new(service)
+        })
+    }
+
+    /// The settings the scaler was built from.
+    pub fn settings(&self) -> &ComposeSettings {
+        &self.settings
     }
 
     /// The Compose project.
     pub fn project(&self) -> &str {
-        &self.project
+        &self.settings.project
     }
 
     /// The service.
     pub fn service(&self) -> &str {
-        &self.service
+        &self.settings.service
     }
 
     /// The Compose command in use: the configured one, or the one detected on first use.
     pub async fn compose_command(&self) -> Result<&[OsString], Error> {
-        match &self.command {
+        match &self.settings.command {
             ComposeCommand::Argv(argv) => Ok(argv),
             ComposeCommand::Detect => self
                 .detected
@@ -230,19 +258,22 @@ impl ComposeScaler {
     pub async fn set_replicas(&self, replicas: Replicas) -> Result<ScaleOutcome, Error> {
         let Ok(_scaling) = self.scaling.try_lock() else {
             return Err(Error::Busy {
-                target: format!("compose service {}/{}", self.project, self.service),
+                target: format!(
+                    "compose service {}/{}",
+                    self.settings.project, self.settings.service
+                ),
             });
         };
         let before = self.read_status().await?;
         if before.current == replicas {
-            tracing::debug!(project = %self.project, service = %self.service, replicas, "already at the count");
+            tracing::debug!(project = %self.settings.project, service = %self.settings.service, replicas, "already at the count");
             return Ok(ScaleOutcome::Unchanged);
         }
         let compose = self.compose_command().await?;
         run_checked(&self.scale_invocation(compose, replicas)).await?;
         tracing::info!(
-            project = %self.project,
-            service = %self.service,
+            project = %self.settings.project,
+            service = %self.settings.service,
             from = before.current,
             to = replicas,
             "scaled compose service"
@@ -255,9 +286,9 @@ impl ComposeScaler {
         self.docker.docker([
             "ps".into(),
             "--filter".into(),
-            format!("label={PROJECT_LABEL}={}", self.project),
+            format!("label={PROJECT_LABEL}={}", self.settings.project),
             "--filter".into(),
-            format!("label={SERVICE_LABEL}={}", self.service),
+            format!("label={SERVICE_LABEL}={}", self.settings.service),
             "--filter".into(),
             format!("label={ONEOFF_LABEL}=False"),
             "--format".into(),
@@ -267,14 +298,17 @@ impl ComposeScaler {
 
     /// The options every Compose call of this scaler starts with.
     fn project_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["--project-name".into(), self.project.clone().into()];
-        for file in &self.files {
+        let mut args: Vec<OsString> = vec![
+            "--project-name".into(),
+            self.settings.project.clone().into(),
+        ];
+        for file in self.settings.compose_files() {
             args.extend(["--file".into(), path_arg(file)]);
         }
-        if let Some(env_file) = &self.env_file {
+        if let Some(env_file) = &self.settings.env_file {
             args.extend(["--env-file".into(), path_arg(env_file)]);
         }
-        for profile in &self.profiles {
+        for profile in &self.settings.profiles {
             args.extend(["--profile".into(), profile.into()]);
         }
         args
@@ -287,8 +321,8 @@ impl ComposeScaler {
             "-d".into(),
             "--no-recreate".into(),
             "--scale".into(),
-            format!("{}={replicas}", self.service).into(),
-            self.service.clone().into(),
+            format!("{}={replicas}", self.settings.service).into(),
+            self.settings.service.clone().into(),
         ]);
         self.docker.prefixed(compose.to_vec(), args)
     }
@@ -383,7 +417,7 @@ mod tests {
     #[test]
     fn scaling_runs_up_without_recreating() {
         let scaler = full();
-        let compose = match &scaler.command {
+        let compose = match &scaler.settings.command {
             ComposeCommand::Argv(argv) => argv.clone(),
             ComposeCommand::Detect => unreachable!(),
         };
@@ -483,6 +517,26 @@ mod tests {
                 assert!(message.contains("docker-compose version"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn the_settings_pass_their_file_and_the_builder_adds_to_it() {
+        let settings = ComposeSettings::new("web");
+        let scaler = settings.scaler().unwrap();
+        assert_eq!(scaler.settings(), &settings);
+        assert!(
+            scaler
+                .project_args()
+                .contains(&OsString::from("docker-compose.yml"))
+        );
+        let more = ComposeScalerBuilder::from(settings)
+            .file("override.yml")
+            .build()
+            .unwrap();
+        assert_eq!(
+            more.settings().compose_files(),
+            [PathBuf::from("docker-compose.yml"), "override.yml".into()]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::names::{self, Rule};
+use crate::settings::DEFAULT_DOCKER_COMMAND;
 use autoscale_exec::{Invocation, Output};
 
 /// The timeout of every docker call unless [`DockerCli::timeout`] sets another.
@@ -131,9 +132,9 @@ impl DockerEnv {
 /// ```
 #[derive(Debug, Clone)]
 pub struct DockerCli {
-    command: Option<Vec<OsString>>,
-    env: DockerEnv,
-    timeout: Duration,
+    pub(crate) command: Option<Vec<OsString>>,
+    pub(crate) env: DockerEnv,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for DockerCli {
@@ -180,15 +181,11 @@ impl DockerCli {
         self.timeout
     }
 
-    pub(crate) fn has_explicit_command(&self) -> bool {
-        self.command.is_some()
-    }
-
     /// The argument vector prefix that runs docker.
     pub(crate) fn argv(&self) -> Vec<OsString> {
         self.command
             .clone()
-            .unwrap_or_else(|| vec![OsString::from("docker")])
+            .unwrap_or_else(|| vec![OsString::from(DEFAULT_DOCKER_COMMAND)])
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

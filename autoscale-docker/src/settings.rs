@@ -6,13 +6,14 @@
 //! They serialize with the configuration file's key names (durations as serde writes a `Duration`), so a
 //! configuration can be written back out without listing the keys again.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::compose::{ComposeCommand, ComposeScaler};
-use crate::docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
+use crate::compose::{ComposeCommand, ComposeScaler, ComposeScalerBuilder};
+use crate::docker::{DEFAULT_TIMEOUT, DockerEnv};
 use crate::error::Error;
 use crate::swarm::SwarmScaler;
 
@@ -23,7 +24,8 @@ pub const DEFAULT_FILE: &str = "docker-compose.yml";
 /// The docker command of a Swarm scaler that names none, looked up in `PATH`.
 pub const DEFAULT_DOCKER_COMMAND: &str = "docker";
 
-/// A [`ComposeScaler`]'s settings (`kind = "compose"`).
+/// A [`ComposeScaler`]'s settings (`kind = "compose"`). [`ComposeScalerBuilder`] sets the same fields, and the
+/// scaler keeps them.
 ///
 /// ```
 /// use autoscale_docker::ComposeSettings;
@@ -37,13 +39,22 @@ pub const DEFAULT_DOCKER_COMMAND: &str = "docker";
 pub struct ComposeSettings {
     /// The Compose project.
     pub project: String,
-    /// The Compose file.
+    /// The Compose file, unless [`files`](Self::files) says otherwise.
     pub file: PathBuf,
+    /// Not a configuration key: the Compose files that [`ComposeScalerBuilder::file`] gives, each passed with
+    /// its own `--file`, instead of `file`. An empty list passes none, and Compose finds the project's own
+    /// files in the working directory.
+    #[serde(skip)]
+    pub files: Option<Vec<PathBuf>>,
     /// The Compose service.
     pub service: String,
-    /// The Compose command; `None` detects one (`docker compose`, else `docker-compose`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
+    /// The Compose command; [`ComposeCommand::Detect`] detects one (`docker compose`, else `docker-compose`).
+    #[serde(skip_serializing_if = "ComposeCommand::is_detect")]
+    pub command: ComposeCommand,
+    /// Not a configuration key: the docker CLI of the status read, as [`ComposeScalerBuilder::docker`] gives
+    /// it. `None` is `docker` from `PATH`, or `DOCKER` when the Compose command is `[DOCKER, "compose"]`.
+    #[serde(skip)]
+    pub docker_command: Option<Vec<OsString>>,
     /// An env file for Compose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<PathBuf>,
@@ -63,8 +74,10 @@ impl ComposeSettings {
         ComposeSettings {
             project: DEFAULT_PROJECT.to_owned(),
             file: PathBuf::from(DEFAULT_FILE),
+            files: None,
             service: service.into(),
-            command: None,
+            command: ComposeCommand::Detect,
+            docker_command: None,
             env_file: None,
             profiles: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
@@ -72,28 +85,20 @@ impl ComposeSettings {
         }
     }
 
+    /// The Compose files passed with `--file`: [`files`](Self::files) if set, else [`file`](Self::file).
+    pub fn compose_files(&self) -> &[PathBuf] {
+        self.files
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(&self.file))
+    }
+
     /// Check the settings and build the scaler. Nothing runs yet.
     pub fn scaler(&self) -> Result<ComposeScaler, Error> {
-        let docker = DockerCli::new()
-            .env(self.docker.clone())
-            .timeout(self.timeout);
-        let mut builder = ComposeScaler::builder(&self.project, &self.service)
-            .file(&self.file)
-            .docker(docker);
-        if let Some(env_file) = &self.env_file {
-            builder = builder.env_file(env_file);
-        }
-        for profile in &self.profiles {
-            builder = builder.profile(profile);
-        }
-        if let Some(command) = &self.command {
-            builder = builder.command(ComposeCommand::argv(command));
-        }
-        builder.build()
+        ComposeScalerBuilder::from(self.clone()).build()
     }
 }
 
-/// A [`SwarmScaler`]'s settings (`kind = "swarm"`).
+/// A [`SwarmScaler`]'s settings (`kind = "swarm"`). The scaler keeps them.
 ///
 /// ```
 /// use autoscale_docker::SwarmSettings;
@@ -107,7 +112,8 @@ pub struct SwarmSettings {
     /// The Swarm service.
     pub service: String,
     /// The docker command.
-    pub command: Vec<String>,
+    #[serde(serialize_with = "serialize_argv")]
+    pub command: Vec<OsString>,
     /// The timeout of one command.
     pub timeout: Duration,
     /// Which Docker daemon to talk to.
@@ -120,7 +126,7 @@ impl SwarmSettings {
     pub fn new(service: impl Into<String>) -> Self {
         SwarmSettings {
             service: service.into(),
-            command: vec![DEFAULT_DOCKER_COMMAND.to_owned()],
+            command: vec![DEFAULT_DOCKER_COMMAND.into()],
             timeout: DEFAULT_TIMEOUT,
             docker: DockerEnv::default(),
         }
@@ -128,10 +134,11 @@ impl SwarmSettings {
 
     /// Check the settings and build the scaler. Nothing runs yet.
     pub fn scaler(&self) -> Result<SwarmScaler, Error> {
-        let docker = DockerCli::new()
-            .command(&self.command)
-            .env(self.docker.clone())
-            .timeout(self.timeout);
-        SwarmScaler::new(docker, &self.service)
+        SwarmScaler::from_settings(self.clone())
     }
+}
+
+/// An argument vector as the configuration file writes it: a list of strings.
+pub(crate) fn serialize_argv<S: Serializer>(argv: &[OsString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(argv.iter().map(|word| word.to_string_lossy()))
 }

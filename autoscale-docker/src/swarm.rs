@@ -9,6 +9,7 @@ use crate::docker::{DockerCli, run_checked};
 use crate::error::Error;
 use crate::names::{self, Rule};
 use crate::parse::{self, Mode, ServiceInfo};
+use crate::settings::SwarmSettings;
 
 /// The backend name in [`autoscale_core::Error`]s from the Swarm scaler.
 pub const BACKEND: &str = "docker swarm";
@@ -25,7 +26,8 @@ pub const BACKEND: &str = "docker swarm";
 /// - Global services (one task per node) and jobs are refused with [`Error::UnsupportedMode`].
 #[derive(Debug)]
 pub struct SwarmScaler {
-    service: String,
+    settings: SwarmSettings,
+    /// The docker CLI the settings describe.
     docker: DockerCli,
     scaling: Mutex<()>,
 }
@@ -41,19 +43,40 @@ impl SwarmScaler {
     /// assert!(SwarmScaler::new(DockerCli::new(), "web && reboot").is_err());
     /// ```
     pub fn new(docker: DockerCli, service: impl Into<String>) -> Result<Self, Error> {
-        let service = service.into();
-        names::check(Rule::SwarmService, &service)?;
+        let command = docker.argv();
+        let DockerCli { env, timeout, .. } = docker;
+        SwarmScaler::from_settings(SwarmSettings {
+            service: service.into(),
+            command,
+            timeout,
+            docker: env,
+        })
+    }
+
+    /// Check `settings` and build the scaler ([`SwarmSettings::scaler`]).
+    pub(crate) fn from_settings(settings: SwarmSettings) -> Result<Self, Error> {
+        names::check(Rule::SwarmService, &settings.service)?;
+        let docker = DockerCli {
+            command: Some(settings.command.clone()),
+            env: settings.docker.clone(),
+            timeout: settings.timeout,
+        };
         docker.validate()?;
         Ok(SwarmScaler {
-            service,
+            settings,
             docker,
             scaling: Mutex::new(()),
         })
     }
 
+    /// The settings the scaler was built from.
+    pub fn settings(&self) -> &SwarmSettings {
+        &self.settings
+    }
+
     /// The service.
     pub fn service(&self) -> &str {
-        &self.service
+        &self.settings.service
     }
 
     /// The service's status, with this crate's error.
@@ -80,19 +103,19 @@ impl SwarmScaler {
     pub async fn set_replicas(&self, replicas: Replicas) -> Result<ScaleOutcome, Error> {
         let Ok(_scaling) = self.scaling.try_lock() else {
             return Err(Error::Busy {
-                target: format!("swarm service {}", self.service),
+                target: format!("swarm service {}", self.settings.service),
             });
         };
         let info = self.inspect().await?;
         let current = self.replicas(&info)?;
         if current == replicas {
-            tracing::debug!(service = %self.service, replicas, "already at the count");
+            tracing::debug!(service = %self.settings.service, replicas, "already at the count");
             return Ok(ScaleOutcome::Unchanged);
         }
         run_checked(&self.scale_invocation(replicas))
             .await
             .map_err(|e| self.not_found(e))?;
-        tracing::info!(service = %self.service, from = current, to = replicas, "scaled swarm service");
+        tracing::info!(service = %self.settings.service, from = current, to = replicas, "scaled swarm service");
         Ok(ScaleOutcome::Scaled)
     }
 
@@ -115,7 +138,7 @@ impl SwarmScaler {
         match &info.mode {
             Mode::Replicated { replicas } => Ok(*replicas),
             Mode::Other(mode) => Err(Error::UnsupportedMode {
-                service: self.service.clone(),
+                service: self.settings.service.clone(),
                 mode: mode.clone(),
             }),
         }
@@ -130,7 +153,7 @@ impl SwarmScaler {
                     .is_some_and(|s| s.to_ascii_lowercase().contains("no such service")) =>
             {
                 Error::ServiceNotFound {
-                    service: self.service.clone(),
+                    service: self.settings.service.clone(),
                     source,
                 }
             }
@@ -139,7 +162,8 @@ impl SwarmScaler {
     }
 
     fn inspect_invocation(&self) -> Invocation {
-        self.docker.docker(["service", "inspect", &self.service])
+        self.docker
+            .docker(["service", "inspect", &self.settings.service])
     }
 
     fn tasks_invocation(&self) -> Invocation {
@@ -152,7 +176,7 @@ impl SwarmScaler {
             "desired-state=running",
             "--format",
             "{{json .}}",
-            &self.service,
+            &self.settings.service,
         ])
     }
 
@@ -160,7 +184,7 @@ impl SwarmScaler {
         self.docker.docker([
             "service".to_owned(),
             "scale".to_owned(),
-            format!("{}={replicas}", self.service),
+            format!("{}={replicas}", self.settings.service),
             "--detach".to_owned(),
         ])
     }

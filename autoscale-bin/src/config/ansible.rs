@@ -1,6 +1,6 @@
 //! `[service.scaler]` of kind ansible, and its `status` table.
 
-use autoscale_ansible::{AnsibleSettings, Program, StatusSettings};
+use autoscale_ansible::{AnsibleSettings, Program, StatusPlaybook, StatusSettings};
 use autoscale_docker::NameRule;
 
 use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
@@ -135,10 +135,10 @@ fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<St
                 "a playbook status needs a playbook",
             )?;
             let playbook = ctx.path(playbook, &k("playbook"))?;
-            Ok(StatusSettings::Playbook {
+            Ok(StatusSettings::Playbook(StatusPlaybook {
                 playbook,
                 inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,
-            })
+            }))
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use autoscale_ansible::AnsibleSettings;
-use autoscale_docker::{ComposeSettings, DockerEnv, NameRule, SwarmSettings};
+use autoscale_docker::{ComposeCommand, ComposeSettings, DockerEnv, NameRule, SwarmSettings};
 
 use super::ansible;
 use super::diagnostics::{Ctx, NameKind, Result, check_path, join_key, only_keys};
@@ -135,7 +135,7 @@ pub(crate) fn section(
                 compose.file = ctx.path(f, &k("file"))?;
             }
             if let Some(c) = &raw.command {
-                compose.command = Some(ctx.command(c, &k("command"))?);
+                compose.command = ComposeCommand::argv(ctx.command(c, &k("command"))?);
             }
             compose.env_file = ctx.opt_path(&raw.env_file, &k("env_file"))?;
             if let Some(p) = &raw.profiles {
@@ -155,7 +155,11 @@ pub(crate) fn section(
             only_keys(ctx, key, "swarm", &present, &allowed)?;
             let mut swarm = SwarmSettings::new(target(None)?);
             if let Some(c) = &raw.command {
-                swarm.command = ctx.command(c, &k("command"))?;
+                swarm.command = ctx
+                    .command(c, &k("command"))?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
             }
             swarm.timeout = timeout(swarm.timeout)?;
             swarm.docker = docker_env(ctx, raw, key)?;
