@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use autoscale_docker::ComposeCommand;
+
 use crate::config::{AnsibleProgram, ScalerSettings, ServiceConfig};
 use crate::daemon::wiring;
 
@@ -67,8 +69,8 @@ const TIMEOUT_FIX: &str = "check that the backend answers, or raise the scaler's
 async fn programs(settings: &ScalerSettings) -> Result<(), Failure> {
     let program = match settings {
         ScalerSettings::Compose(compose) => match &compose.command {
-            Some(argv) => argv.first().map(PathBuf::from),
-            None => {
+            ComposeCommand::Argv(argv) => argv.first().map(PathBuf::from),
+            ComposeCommand::Detect => {
                 let scaler = compose.scaler().map_err(|e| Failure {
                     stage: Stage::Program,
                     error: e.to_string(),
