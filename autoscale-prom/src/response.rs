@@ -96,18 +96,119 @@ pub struct Series {
 }
 
 /// A label set, printed the way PromQL writes a selector: `up{instance="a:9100", job="node"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(transparent)]
-pub struct Labels(pub BTreeMap<String, String>);
+///
+/// Held compactly, because an answer may carry a hundred thousand of them: one slice of (name, value)
+/// pairs sorted by name, each name once (the last one given wins, as in a map).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_ref())
+    }
+
+    /// The labels, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// How many labels there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn from_pairs(mut pairs: Vec<(Box<str>, Box<str>)>) -> Self {
+        Labels::sorted(&mut pairs)
+    }
+
+    /// The label set of `pairs`, which it leaves empty (keeping its capacity, for reuse).
+    fn sorted(pairs: &mut Vec<(Box<str>, Box<str>)>) -> Self {
+        // Prometheus sends them sorted, each once: then there is nothing to do.
+        if !pairs.is_sorted_by(|a, b| a.0 < b.0) {
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut earlier.1);
+                }
+                same
+            });
+        }
+        // One allocation of exactly the right size.
+        Labels(pairs.drain(..).collect())
+    }
+}
+
+thread_local! {
+    /// The pairs of the label set being decoded, reused from one series to the next.
+    static SCRATCH: std::cell::Cell<Vec<(Box<str>, Box<str>)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Labels::from_pairs(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        map.into_iter().collect()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of label names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Labels, A::Error> {
+                let mut pairs = SCRATCH.take();
+                pairs.clear();
+                while let Some(pair) = map.next_entry::<Box<str>, Box<str>>()? {
+                    pairs.push(pair);
+                }
+                let labels = Labels::sorted(&mut pairs);
+                SCRATCH.set(pairs);
+                Ok(labels)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
 
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = self.0.get("__name__") {
+        if let Some(name) = self.get("__name__") {
             f.write_str(name)?;
         }
         f.write_str("{")?;
         let mut first = true;
-        for (k, v) in self.0.iter().filter(|(k, _)| *k != "__name__") {
+        for (k, v) in self.iter().filter(|(k, _)| *k != "__name__") {
             if !first {
                 f.write_str(", ")?;
             }
@@ -239,7 +340,7 @@ enum RawData<'a> {
 #[serde(expecting = "a sample: {\"metric\": {...}, \"value\": [time, \"value\"]}")]
 struct RawSample<'a> {
     #[serde(default)]
-    metric: BTreeMap<String, String>,
+    metric: Labels,
     #[serde(default, borrow)]
     value: Option<RawPoint<'a>>,
     #[serde(default)]
@@ -250,7 +351,7 @@ struct RawSample<'a> {
 #[serde(expecting = "a series: {\"metric\": {...}, \"values\": [[time, \"value\"], ...]}")]
 struct RawSeries<'a> {
     #[serde(default)]
-    metric: BTreeMap<String, String>,
+    metric: Labels,
     #[serde(default, borrow)]
     values: Vec<RawPoint<'a>>,
     #[serde(default)]
@@ -344,12 +445,12 @@ fn decode_data(data: RawData<'_>) -> Result<QueryData, ParseError> {
                         (None, None) => {
                             return Err(ParseError::new(format!(
                                 "series {} has neither \"value\" nor \"histogram\"",
-                                Labels(s.metric.clone())
+                                s.metric
                             )));
                         }
                     };
                     Ok(Sample {
-                        labels: Labels(s.metric),
+                        labels: s.metric,
                         point,
                     })
                 })
@@ -366,7 +467,7 @@ fn decode_data(data: RawData<'_>) -> Result<QueryData, ParseError> {
                             .iter()
                             .map(RawPoint::decode)
                             .collect::<Result<_, _>>()?,
-                        labels: Labels(s.metric),
+                        labels: s.metric,
                         histograms: s.histograms.is_some(),
                     })
                 })
@@ -494,7 +595,7 @@ mod tests {
 
     #[test]
     fn labels_print_as_a_selector() {
-        let labels = Labels(BTreeMap::from([
+        let labels = Labels::from(BTreeMap::from([
             ("__name__".to_owned(), "up".to_owned()),
             ("job".to_owned(), "node".to_owned()),
             ("instance".to_owned(), "a:9100".to_owned()),
@@ -521,7 +622,7 @@ mod tests {
     fn several_series_list_at_most_a_few_label_sets() {
         let samples = (0..8)
             .map(|i| Sample {
-                labels: Labels(BTreeMap::from([("i".to_owned(), i.to_string())])),
+                labels: Labels::from(BTreeMap::from([("i".to_owned(), i.to_string())])),
                 point: Some(Point {
                     time: 0.0,
                     value: 1.0,

@@ -3,8 +3,10 @@
 //! (`autoscale healthcheck`, `autoscale status`). The paths and what each status code means are kept here,
 //! once, for both.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,16 +14,63 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::daemon::Shared;
 
-/// Serve the endpoints on `listener` until `shutdown` turns true.
+/// How much the HTTP server lets its clients hold.
+///
+/// - A connection with no request being handled is closed once it has been so for `idle_timeout`: an idle
+///   keep-alive connection, one that sends its request slowly (headers or body), one that reads an answer
+///   slowly.
+/// - At most `max_connections` are open at once. When a new connection finds them all taken, the oldest one
+///   with no request being handled is closed to make room, so a client that asks something is served even
+///   while the slots are held by idle connections; if every slot is handling a request, the new connection
+///   waits for one in the listen backlog (the kernel's, not the daemon's file descriptors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// How long a connection may go without a request being handled.
+    pub idle_timeout: Duration,
+    /// The most connections open at once.
+    pub max_connections: usize,
+}
+
+impl ServeLimits {
+    /// 30 s and 512 connections.
+    pub const DEFAULT: ServeLimits = ServeLimits {
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 512,
+    };
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits::DEFAULT
+    }
+}
+
+/// Serve the endpoints on `listener` until `shutdown` turns true, within [`ServeLimits::DEFAULT`].
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_with(listener, shared, shutdown, ServeLimits::DEFAULT).await
+}
+
+/// Serve the endpoints on `listener` until `shutdown` turns true, within `limits`.
+///
+/// At shutdown, no connection is accepted any more, connections without a request in progress are closed,
+/// and the others are closed as soon as their answer is sent.
+pub async fn serve_with(
+    listener: TcpListener,
+    shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    limits: ServeLimits,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -29,15 +78,212 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .with_state(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let open = Arc::new(Connections::default());
+    let stopping = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(stopping);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stopping => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                open.evict_oldest_idle();
+                tokio::select! {
+                    () = &mut stopping => break,
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
                 }
             }
-        })
-        .await
+        };
+        let (id, conn) = open.add();
+        let app = app.clone();
+        let open = Arc::clone(&open);
+        tokio::spawn(async move {
+            serve_connection(stream, app, &conn, limits.idle_timeout).await;
+            open.remove(id);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Close the idle connections and let the busy ones finish their answer; the idle timeout bounds the wait.
+    open.shut_down();
+    let _all_closed = slots
+        .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
+        .await;
+    Ok(())
+}
+
+/// An accept error: a client that gave up before it was accepted is nothing; anything else (out of file
+/// descriptors) is logged, and accepting pauses a little so as not to spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "the HTTP server cannot accept a connection");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Connections {
+    by_age: Mutex<(u64, BTreeMap<u64, Arc<Conn>>)>,
+}
+
+impl Connections {
+    fn add(&self) -> (u64, Arc<Conn>) {
+        let mut guard = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+        let (next, open) = &mut *guard;
+        let id = *next;
+        *next += 1;
+        let conn = Arc::new(Conn::new());
+        open.insert(id, Arc::clone(&conn));
+        (id, conn)
+    }
+
+    fn remove(&self, id: u64) {
+        let mut guard = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.1.remove(&id);
+    }
+
+    /// Close the oldest connection that has no request being handled, if there is one.
+    fn evict_oldest_idle(&self) {
+        let guard = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(conn) = guard.1.values().find(|c| !c.busy()) {
+            conn.close.notify_one();
+        }
+    }
+
+    fn shut_down(&self) {
+        let guard = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+        for conn in guard.1.values() {
+            conn.close.notify_one();
+        }
+    }
+}
+
+/// One connection's state, as its request handling and the server see it.
+struct Conn {
+    /// Requests being handled (0 or 1 on HTTP/1).
+    requests: AtomicUsize,
+    /// When the last request was handled, or the connection was accepted.
+    idle_since: Mutex<Instant>,
+    /// Told to close (evicted, or the server is stopping).
+    close: Notify,
+}
+
+impl Conn {
+    fn new() -> Self {
+        Conn {
+            requests: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            close: Notify::new(),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.requests.load(Ordering::Acquire) > 0
+    }
+
+    fn idle_since(&self) -> Instant {
+        *self
+            .idle_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Marks a connection busy while a request is handled.
+struct Handling(Arc<Conn>);
+
+impl Handling {
+    fn new(conn: &Arc<Conn>) -> Self {
+        conn.requests.fetch_add(1, Ordering::AcqRel);
+        Handling(Arc::clone(conn))
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        *self
+            .0
+            .idle_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serve one connection until the client closes it, it stays without a request being handled for
+/// `idle_timeout`, or it is told to close.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    conn: &Arc<Conn>,
+    idle_timeout: Duration,
+) {
+    let tower = TowerToHyperService::new(app);
+    let handler = Arc::clone(conn);
+    let service = hyper::service::service_fn(move |request| {
+        let handling = Handling::new(&handler);
+        let answer = hyper::service::Service::call(&tower, request);
+        async move {
+            let answer = answer.await;
+            drop(handling);
+            answer
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        // A request in progress holds the connection; the clock starts again when it is answered.
+        let deadline = if conn.busy() {
+            Instant::now() + idle_timeout
+        } else {
+            conn.idle_since() + idle_timeout
+        };
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = conn.close.notified(), if !closing => {
+                if !conn.busy() {
+                    return;
+                }
+                // Stopping: finish the answer in progress, then close.
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if !conn.busy() && conn.idle_since() + idle_timeout <= Instant::now() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -149,5 +395,173 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<String,
     match http_get(addr, "/status", timeout).await? {
         (200, body) => Ok(body),
         (code, body) => Err(format!("{addr}/status answered {code}: {}", body.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server's limits under tokio's paused clock: time runs ahead whenever every task waits, so a
+    //! 30 s timeout takes no real time, and an elapsed time is exact.
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::daemon::history::History;
+
+    struct Server {
+        addr: SocketAddr,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<std::io::Result<()>>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start(limits: ServeLimits) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path(), 1 << 20).unwrap();
+        let shared = Arc::new(Shared::new(history, std::sync::mpsc::channel().0));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(serve_with(listener, shared, shutdown, limits));
+        Server {
+            addr,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// How long until the server closes `stream` (reads to the end, discarding what comes); at most 10 min.
+    async fn closed_after(stream: &mut TcpStream) -> Duration {
+        let start = Instant::now();
+        let mut sink = Vec::new();
+        tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut sink))
+            .await
+            .expect("the server never closed the connection")
+            .ok();
+        start.elapsed()
+    }
+
+    /// One keep-alive GET on `stream`; the status line of the answer.
+    async fn get(stream: &mut TcpStream, path: &str) -> String {
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The endpoints' answers here are short and sent with a Content-Length: read until the body is in.
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed before the answer");
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap();
+                if body.len() >= length {
+                    return head.lines().next().unwrap().to_owned();
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_half_sent_request_is_closed_after_30_s_by_default() {
+        let server = start(ServeLimits::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .unwrap();
+        let after = closed_after(&mut stream).await;
+        assert!(
+            (Duration::from_secs(30)..Duration::from_secs(31)).contains(&after),
+            "closed after {after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+        let server = start(ServeLimits {
+            idle_timeout: Duration::from_secs(1),
+            ..ServeLimits::DEFAULT
+        })
+        .await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        assert_eq!(get(&mut stream, "/healthz").await, "HTTP/1.1 200 OK");
+        let after = closed_after(&mut stream).await;
+        assert!(
+            (Duration::from_secs(1)..Duration::from_millis(1500)).contains(&after),
+            "closed after {after:?}"
+        );
+
+        // A connection that never sends a byte goes the same way.
+        let mut silent = TcpStream::connect(server.addr).await.unwrap();
+        let after = closed_after(&mut silent).await;
+        assert!(
+            (Duration::from_secs(1)..Duration::from_millis(1500)).contains(&after),
+            "closed after {after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_oldest_idle_connection_makes_room_for_a_new_one() {
+        let server = start(ServeLimits {
+            max_connections: 4,
+            ..ServeLimits::DEFAULT
+        })
+        .await;
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            // A full exchange, so the server has surely accepted this connection before the next.
+            assert_eq!(get(&mut stream, "/healthz").await, "HTTP/1.1 200 OK");
+            idle.push(stream);
+        }
+        let start = Instant::now();
+        let mut fifth = TcpStream::connect(server.addr).await.unwrap();
+        assert_eq!(get(&mut fifth, "/metrics").await, "HTTP/1.1 200 OK");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "waited {:?}",
+            start.elapsed()
+        );
+        // The oldest went to make room; the others are still open.
+        let oldest = closed_after(&mut idle[0]).await;
+        assert!(oldest < Duration::from_secs(1), "closed after {oldest:?}");
+        assert_eq!(get(&mut idle[1], "/healthz").await, "HTTP/1.1 200 OK");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_closes_idle_and_half_sent_connections_at_once() {
+        let server = start(ServeLimits::default()).await;
+        let mut idle = TcpStream::connect(server.addr).await.unwrap();
+        assert_eq!(get(&mut idle, "/healthz").await, "HTTP/1.1 200 OK");
+        let mut half = TcpStream::connect(server.addr).await.unwrap();
+        half.write_all(b"GET /status HTTP/1.1\r\n").await.unwrap();
+        tokio::task::yield_now().await;
+        let start = Instant::now();
+        server.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), server.task)
+            .await
+            .expect("the server did not stop")
+            .unwrap()
+            .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(closed_after(&mut idle).await < Duration::from_secs(1));
+        assert!(closed_after(&mut half).await < Duration::from_secs(1));
     }
 }
