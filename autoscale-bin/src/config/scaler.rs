@@ -52,6 +52,17 @@ enum Kind {
 
 keyword!(Kind, "scaler", "compose" => Kind::Compose, "swarm" => Kind::Swarm, "ansible" => Kind::Ansible);
 
+/// What two scalers that [`same_target`] may match have in common: the kind and the service they scale
+/// (`None` for a kind that never shares a target). Services are compared with [`same_target`] only within
+/// one bucket, which keeps loading linear in their count.
+pub(crate) fn target_bucket(scaler: &ScalerSettings) -> Option<(&'static str, String)> {
+    match scaler {
+        ScalerSettings::Compose(s) => Some(("compose", s.service.clone())),
+        ScalerSettings::Swarm(s) => Some(("swarm", s.service.clone())),
+        ScalerSettings::Ansible(_) => None,
+    }
+}
+
 /// Whether two services would scale the same thing.
 pub(crate) fn same_target(a: &ScalerSettings, b: &ScalerSettings) -> bool {
     match (a, b) {
