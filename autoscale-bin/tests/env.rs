@@ -181,6 +181,17 @@ fn bad_values_name_the_variable() {
             "url_file_missing",
             &[("PROMETHEUS_URL_FILE", "/nonexistent/url")],
         ),
+        (
+            "url_with_query",
+            &[("PROMETHEUS_URL", "http://prometheus:9090/?timeout=1s")],
+        ),
+        (
+            "interval_too_long",
+            &[("CHECK_INTERVAL", "18446744073709551615s")],
+        ),
+        ("interval_over_a_day", &[("CHECK_INTERVAL", "86401")]),
+        ("cooldown_too_long", &[("COOLDOWN", "8d")]),
+        ("window_too_long", &[("STABILIZATION_WINDOW", "1000h")]),
     ];
     for (name, vars) in cases {
         let err = Config::from_env(&env(vars)).unwrap_err();
@@ -279,7 +290,7 @@ fn secrets_never_show_in_debug_or_check_output() {
     let text = r#"
 [prometheus]
 url = "https://scaler:hunter2@prom:9090"
-headers = { Authorization = "Bearer tok3n", "X-Api-Key" = "k3y", "X-Scope-OrgID" = "team-a" }
+headers = { "X-Auth-Token" = "tok3n", "X-Api-Key" = "k3y", "X-Scope-OrgID" = "team-a" }
 
 [[service]]
 name = "webapp"

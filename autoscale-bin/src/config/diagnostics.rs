@@ -162,18 +162,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A cooldown or a window: from 0s to [`Limit::Window`].
     pub(crate) fn duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
-        parse_duration(v.get_ref()).map_err(|m| self.err(v.span(), key, m))
+        self.bounded(v, key, Limit::Window)
     }
 
-    pub(crate) fn positive_duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
-        let d = self.duration(v, key)?;
+    fn bounded(&self, v: &S<String>, key: &str, limit: Limit) -> Result<Duration> {
+        parse_duration(v.get_ref())
+            .and_then(|d| limit.check(v.get_ref(), d))
+            .map_err(|m| self.err(v.span(), key, m))
+    }
+
+    fn nonzero(&self, v: &S<String>, key: &str, limit: Limit) -> Result<Duration> {
+        let d = self.bounded(v, key, limit)?;
         if d.is_zero() {
             return Err(self.err(v.span(), key, "must be above 0s"));
         }
         Ok(d)
     }
 
+    /// A window or a period that must not be empty: above 0s, at most [`Limit::Window`].
+    pub(crate) fn positive_duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
+        self.nonzero(v, key, Limit::Window)
+    }
+
+    /// An interval or a timeout, or `default` when not set: above 0s, at most [`Limit::Interval`].
     pub(crate) fn opt_duration(
         &self,
         v: &Option<S<String>>,
@@ -181,7 +194,7 @@ impl<'a> Ctx<'a> {
         default: Duration,
     ) -> Result<Duration> {
         v.as_ref()
-            .map_or(Ok(default), |v| self.positive_duration(v, key))
+            .map_or(Ok(default), |v| self.nonzero(v, key, Limit::Interval))
     }
 
     pub(crate) fn one_of<T: Copy>(
@@ -360,6 +373,40 @@ fn rewrite_serde_message(message: &str) -> Rewritten {
         return Rewritten::Other(format!("expected {expected}, found {found}"));
     }
     Rewritten::Other(message.to_owned())
+}
+
+/// The longest duration a key takes. Bounds keep every sum and product of durations far from overflowing,
+/// and no real deployment waits longer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Limit {
+    /// Intervals and timeouts: at most 24 hours.
+    Interval,
+    /// Cooldowns and windows: at most 7 days.
+    Window,
+}
+
+impl Limit {
+    pub(crate) fn max(self) -> Duration {
+        match self {
+            Limit::Interval => Duration::from_secs(24 * 3600),
+            Limit::Window => Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// `d`, as written in `text`, if it is within the limit.
+    pub(crate) fn check(self, text: &str, d: Duration) -> std::result::Result<Duration, String> {
+        let (max, what) = match self {
+            Limit::Interval => ("24h", "an interval or timeout"),
+            Limit::Window => ("7 days (168h)", "a cooldown or window"),
+        };
+        if d > self.max() {
+            return Err(format!(
+                "{:?} is too long: {what} is at most {max}",
+                text.trim()
+            ));
+        }
+        Ok(d)
+    }
 }
 
 /// A humantime duration: `"10s"`, `"5m"`, `"1h30m"`, `"250ms"`.

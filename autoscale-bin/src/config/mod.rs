@@ -30,6 +30,7 @@
 
 mod ansible;
 mod check;
+mod client;
 mod daemon;
 mod diagnostics;
 mod env;
@@ -56,7 +57,7 @@ pub use daemon::{DaemonSettings, LogFormat, LogLevel};
 pub use diagnostics::ConfigError;
 pub(crate) use diagnostics::parse_duration;
 pub(crate) use env::seed_engine;
-pub use env::{DEFAULT_METRIC_QUERY, Env};
+pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
 pub use prometheus::{
     ClientIdentity, DEFAULT_PROMETHEUS_URL, Header, PromAuth, PromUrl, PrometheusSettings,
 };
@@ -81,8 +82,10 @@ pub enum Source {
 /// What the loaded configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadOptions {
-    /// Accept a file without `[prometheus] url` (and without `PROMETHEUS_URL`): the simulator never talks to
-    /// Prometheus, so it should not need one. The URL then reads as [`DEFAULT_PROMETHEUS_URL`].
+    /// The configuration will not query Prometheus (the simulator, a probe of a running daemon): accept a file
+    /// without `[prometheus] url` (and without `PROMETHEUS_URL`), which then reads as
+    /// [`DEFAULT_PROMETHEUS_URL`], and do not open the files the Prometheus client reads (credentials, CA,
+    /// client certificate). Every other load checks those files as `autoscale run` does.
     pub url_optional: bool,
 }
 

@@ -170,9 +170,9 @@ pub async fn run_with(
     let shared = Arc::new(Shared::new(history, persist));
     let (http_stop, http_shutdown) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
-    tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
 
     let mut config = config;
+    let mut started = false;
     let result = loop {
         let load_state = |name: &str| {
             store.load(name).map_err(|source| WiringError::State {
@@ -184,6 +184,10 @@ pub async fn run_with(
             Ok(loops) => loops,
             Err(e) => break Err(DaemonError::Wiring(e)),
         };
+        // Only once the services are wired: a daemon that fails to start never says it started.
+        if !std::mem::replace(&mut started, true) {
+            tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
+        }
         for (service, service_loop) in config.services.iter().zip(&loops) {
             shared.register(
                 service,
