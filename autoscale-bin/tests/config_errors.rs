@@ -379,6 +379,24 @@ fn errors_name_file_line_column_and_key() {
             ),
         ),
         (
+            "swarm_service_with_dot",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"swarm\"\nservice = \"web.app\"",
+            ),
+        ),
+        (
+            "swarm_default_service_with_dot",
+            broken("kind = \"compose\"", "kind = \"swarm\"").replace("\"webapp\"", "\"web.app\""),
+        ),
+        (
+            "docker_host_and_context",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"compose\"\ndocker_host = \"tcp://h:2376\"\ndocker_context = \"prod\"",
+            ),
+        ),
+        (
             "fallback_above_max",
             broken(
                 "name = \"webapp\"",
