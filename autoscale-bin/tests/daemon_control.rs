@@ -218,3 +218,117 @@ async fn sighup_with_a_bad_config_keeps_the_running_one() {
     h.controls.send(Control::Shutdown).await.unwrap();
     h.daemon.await.unwrap().unwrap();
 }
+
+/// `/metrics` of the daemon at `addr`.
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_that_renames_a_service_removes_its_series_from_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes {
+        source: ScriptedSource::constant("cpu", 0.5),
+        scalers: BTreeMap::from([
+            ("web".to_owned(), RecordingScaler::new(2)),
+            ("shop".to_owned(), RecordingScaler::new(2)),
+        ]),
+    };
+    let path = dir.path().to_owned();
+    let renamed = move || {
+        let mut config = config(&path, 10)?;
+        config.services[0].name = "shop".to_owned();
+        Ok(config)
+    };
+    let h = start(config(dir.path(), 10).unwrap(), renamed, fakes).await;
+
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let before = metrics(h.addr).await;
+    assert!(
+        before.contains(r#"autoscale_replicas{service="web",state="current"} 2"#),
+        "{before}"
+    );
+    h.controls.send(Control::Reload).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = metrics(h.addr).await;
+    assert!(!after.contains(r#"service="web""#), "{after}");
+    assert!(
+        after.contains(r#"autoscale_replicas{service="shop",state="current"} 2"#),
+        "{after}"
+    );
+    h.controls.send(Control::Shutdown).await.unwrap();
+    h.daemon.await.unwrap().unwrap();
+}
+
+/// Backends that cannot build any loop.
+struct Unwirable;
+
+#[async_trait::async_trait]
+impl Backends for Unwirable {
+    fn loops(
+        &self,
+        config: &Config,
+        _state: &dyn Fn(
+            &str,
+        )
+            -> Result<Option<EngineState>, autoscale_bin::daemon::wiring::WiringError>,
+    ) -> Result<Vec<ServiceLoop>, autoscale_bin::daemon::wiring::WiringError> {
+        Err(autoscale_bin::daemon::wiring::WiringError::State {
+            service: config.services[0].name.clone(),
+            source: std::io::Error::other("unreadable"),
+        })
+    }
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_that_cannot_wire_its_services_never_says_it_started() {
+    let logs = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || LogWriter(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let result = run_with(
+        config(dir.path(), 10).unwrap(),
+        move || config(&path, 10),
+        Arc::new(Unwirable),
+        rx,
+        listener,
+    )
+    .await;
+    assert!(result.is_err());
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(!logs.contains("daemon started"), "{logs}");
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

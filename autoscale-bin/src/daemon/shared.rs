@@ -79,6 +79,7 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         services.retain(|name, _| names.contains(name));
+        self.metrics.retain(names);
     }
 
     /// Account for a round: metrics, status, history, and persisting the state if it changed.
