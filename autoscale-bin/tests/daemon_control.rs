@@ -332,3 +332,105 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// Any duration, weighted towards the extremes where arithmetic overflows.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::MAX),
+        (u64::MAX / 4..=u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        any::<u64>().prop_map(Duration::from_secs),
+        (0u64..7 * 24 * 3600 * 1000).prop_map(Duration::from_millis),
+    ]
+}
+
+/// `config` with its service's interval, cooldowns and scale-down window replaced, as an embedder could set
+/// them (a file's are bounded by validation).
+fn with_durations(
+    mut config: Config,
+    interval: Duration,
+    cooldown: Duration,
+    window: Duration,
+) -> Config {
+    use autoscale_core::engine::{Behavior, ScalingRules};
+    let service = &mut config.services[0];
+    service.interval = interval;
+    let down = ScalingRules::default_down();
+    let mut builder = service
+        .engine
+        .builder_without_checks()
+        .cooldown_up(cooldown)
+        .cooldown_down(cooldown)
+        .behavior(Behavior {
+            scale_up: ScalingRules::default_up(),
+            scale_down: ScalingRules::new(window, down.select(), down.rules().to_vec()).unwrap(),
+        });
+    for check in service.engine.checks() {
+        builder = builder.check(check.clone());
+    }
+    service.engine = builder.build().unwrap();
+    config
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// Whatever the durations, /healthz, /readyz, /status and /metrics answer, and the loop keeps running.
+    #[test]
+    fn no_duration_panics_the_endpoints_or_the_loop(
+        interval in proptest::strategy::Strategy::prop_filter(any_duration(), "the loop needs one above zero", |d| !d.is_zero()),
+        cooldown in any_duration(),
+        window in any_duration(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let scaler = RecordingScaler::new(2);
+            let fakes = Fakes {
+                source: ScriptedSource::constant("cpu", 1.0),
+                scalers: BTreeMap::from([("web".to_owned(), scaler.clone())]),
+            };
+            let config = with_durations(config(dir.path(), 10).unwrap(), interval, cooldown, window);
+            let reload = {
+                let config = config.clone();
+                move || Ok(config.clone())
+            };
+            let h = start(config, reload, fakes).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            for path in ["/healthz", "/readyz", "/status", "/metrics"] {
+                let response = client
+                    .get(format!("http://{}{path}", h.addr))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+                let code = response.status().as_u16();
+                assert!(code == 200 || code == 503, "{path}: {code}");
+            }
+            h.controls.send(Control::Shutdown).await.unwrap();
+            h.daemon.await.unwrap().unwrap();
+        });
+    }
+}
+
+#[test]
+fn the_longest_timeouts_wire_without_overflow() {
+    use autoscale_bin::config::ScalerSettings;
+    use autoscale_bin::daemon::wiring::{Clients, LoopParts, service_loop};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), 10).unwrap();
+    config.prometheus.timeout = Duration::MAX;
+    if let ScalerSettings::Compose(compose) = &mut config.services[0].scaler {
+        compose.timeout = Duration::MAX;
+    }
+    let parts = LoopParts {
+        clients: Clients::new(&config).unwrap(),
+        metric_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+        dry_run: true,
+    };
+    service_loop(&config.services[0], &parts, None).unwrap();
+}

@@ -190,7 +190,9 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         services
             .iter()
-            .filter(|(_, v)| v.last_round.unwrap_or(v.since).elapsed() > v.interval * 3)
+            .filter(|(_, v)| {
+                v.last_round.unwrap_or(v.since).elapsed() > v.interval.saturating_mul(3)
+            })
             .map(|(name, _)| name.clone())
             .collect()
     }
