@@ -17,7 +17,8 @@ use autoscale_core::{Check, EngineConfig};
 use autoscale_docker::NameRule;
 
 use super::daemon::parse_listen;
-use super::diagnostics::{Limit, NameKind, check_name, parse_duration};
+use super::diagnostics::{NameKind, check_name};
+use super::duration::{Limit, parse_duration};
 use super::prometheus::{DEFAULT_PROMETHEUS_URL, parse_url};
 use super::{
     CheckSettings, ComposeSettings, Config, ConfigError, DaemonSettings, LogLevel, NonFinite,

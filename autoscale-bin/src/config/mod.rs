@@ -33,6 +33,7 @@ mod check;
 mod client;
 mod daemon;
 mod diagnostics;
+mod duration;
 mod env;
 mod keyword;
 mod load;
@@ -55,7 +56,7 @@ pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
 pub use check::{CheckSettings, PolicySettings, RangeQuery};
 pub use daemon::{DaemonSettings, LogFormat, LogLevel};
 pub use diagnostics::ConfigError;
-pub(crate) use diagnostics::parse_duration;
+pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;
 pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
 pub use prometheus::{
