@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use autoscale_bin::config::{
-    Config, DEFAULT_METRIC_QUERY, Env, LoadOptions, LogLevel, PolicySettings, ScalerSettings,
-    Source,
+    Config, DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES, LoadOptions, LogLevel, PolicySettings,
+    ScalerSettings, Source,
 };
 use autoscale_core::policy::Step;
 
@@ -317,4 +317,49 @@ check = [{ name = "cpu", query = "avg(cpu)", policy = { kind = "target", target 
         rendered.contains("url = \"https://scaler:REDACTED@prom:9090/\""),
         "{rendered}"
     );
+}
+
+#[test]
+fn a_variable_two_edits_from_a_known_one_is_a_likely_misspelling() {
+    let env = env(&[
+        ("SCALE_UP_TRESHOLD", "0.7"),
+        ("scale_down_threshold", "0.2"),
+        ("COOLDOWNS", "30"),
+        ("MAX_REPLICA", "5"),
+        ("MIN_REPLICAS", "1"),
+        ("PATH", "/bin"),
+        ("HOME", "/root"),
+        ("COMPOSE_PROFILES", "web"),
+        ("DOCKER_HOST", "unix:///run/docker.sock"),
+        ("RUST_LOG", "info"),
+    ]);
+    assert_eq!(
+        env.likely_misspellings(),
+        vec![
+            ("COOLDOWNS", "COOLDOWN"),
+            ("MAX_REPLICA", "MAX_REPLICAS"),
+            ("SCALE_UP_TRESHOLD", "SCALE_UP_THRESHOLD"),
+            ("scale_down_threshold", "SCALE_DOWN_THRESHOLD"),
+        ]
+    );
+}
+
+#[test]
+fn every_variable_the_configuration_reads_is_a_known_one() {
+    // Each name the environment module reads or reports is in the list the misspelling warning compares to.
+    let source = include_str!("../src/config/env.rs");
+    let mut read = Vec::new();
+    for pattern in ["env.get(\"", "parse_var(env, \"", "ConfigError::env(\""] {
+        for (i, _) in source.match_indices(pattern) {
+            let rest = &source[i + pattern.len()..];
+            read.push(&rest[..rest.find('"').unwrap()]);
+        }
+    }
+    assert!(read.len() >= 15, "{read:?}");
+    for name in read {
+        assert!(
+            KNOWN_VARIABLES.contains(&name),
+            "{name} is not in KNOWN_VARIABLES"
+        );
+    }
 }

@@ -98,12 +98,15 @@ fn refused_by_all(dir: &Path, name: &str, text: &str, env: &[(&str, &str)], expe
     }
 }
 
+/// (name, file, environment, the start of the error).
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn check_run_and_once_refuse_the_same_configurations() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(dir.path());
     let prom = "[prometheus]\nurl = \"http://127.0.0.1:9\"\n";
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "url_query",
             format!("[prometheus]\nurl = \"http://127.0.0.1:9/?x=1\"\n{d}{SERVICE}"),
