@@ -89,13 +89,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// Logs go to standard error: text by default, JSON with `log_format = "json"`; the level is RUST_LOG when
-/// set, else the configured LOG_LEVEL.
+/// set and valid, else the configured LOG_LEVEL. What the environment gets wrong without making the
+/// configuration invalid (an invalid RUST_LOG, a misspelled variable) is logged as a warning.
 fn init_logging(config: &Config, env: &Env) {
     use tracing_subscriber::EnvFilter;
-    let filter = env
-        .get("RUST_LOG")
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(config.daemon.log_level.as_str()));
+    let level = config.daemon.log_level.as_str();
+    let mut invalid_rust_log = None;
+    let filter = match env.get("RUST_LOG").map(EnvFilter::try_new) {
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            invalid_rust_log = Some(e);
+            EnvFilter::new(level)
+        }
+        None => EnvFilter::new(level),
+    };
     use std::io::IsTerminal;
     // Colours only for a person at a terminal: container logs and files get plain text.
     let builder = tracing_subscriber::fmt()
@@ -106,6 +113,22 @@ fn init_logging(config: &Config, env: &Env) {
         config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         config::LogFormat::Text => builder.try_init(),
     };
+    if let Some(e) = invalid_rust_log {
+        tracing::warn!(error = %e, level, "RUST_LOG is invalid and is ignored; logging at LOG_LEVEL's level");
+    }
+    for warning in env_warnings(env) {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// A warning for each variable that looks like a misspelling of one autoscale reads.
+fn env_warnings(env: &Env) -> Vec<String> {
+    env.likely_misspellings()
+        .into_iter()
+        .map(|(name, meant)| {
+            format!("environment variable {name} is not one autoscale reads; did you mean {meant}?")
+        })
+        .collect()
 }
 
 fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
@@ -123,10 +146,10 @@ fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
 }
 
 fn check(args: &CheckArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let config = match &args.config {
-        Some(path) => Config::load(path, env, Default::default())?,
-        None => Config::from_env(env)?,
-    };
+    let config = load(args.config.as_deref(), env)?;
+    for warning in env_warnings(env) {
+        eprintln!("warning: {warning}");
+    }
     out.write_all(config.to_redacted_toml().as_bytes())
         .map_err(CliError::output("standard output"))
 }

@@ -302,6 +302,111 @@ fn errors_name_file_line_column_and_key() {
             "nested_instances",
             format!("{PROM}[prometheus.instances.a.instances.b]\nurl = \"http://b\"\n{SERVICE}"),
         ),
+        (
+            "url_with_query",
+            broken("http://127.0.0.1:9090", "http://127.0.0.1:9090/?timeout=1s"),
+        ),
+        (
+            "url_with_fragment",
+            broken("http://127.0.0.1:9090", "http://127.0.0.1:9090/#graph"),
+        ),
+        (
+            "instance_url_with_query",
+            format!(
+                "{PROM}[prometheus.instances.edge]\nurl = \"http://edge:9090/api?x=1\"\n{SERVICE}"
+            ),
+        ),
+        (
+            "missing_bearer_token_file",
+            format!("{PROM}bearer_token_file = \"/nonexistent/token\"\n{SERVICE}"),
+        ),
+        (
+            "missing_basic_auth_password_file",
+            format!(
+                "{PROM}basic_auth = {{ username = \"u\", password_file = \"/nonexistent/pw\" }}\n{SERVICE}"
+            ),
+        ),
+        (
+            "missing_ca_file",
+            format!(
+                "[prometheus]\nurl = \"https://prom:9090\"\nca_file = \"/nonexistent/ca.pem\"\n{SERVICE}"
+            ),
+        ),
+        (
+            "ca_file_over_http",
+            format!("{PROM}ca_file = \"/nonexistent/ca.pem\"\n{SERVICE}"),
+        ),
+        (
+            "instance_inherits_missing_token",
+            format!(
+                "{PROM}bearer_token_file = \"/nonexistent/token\"\n[prometheus.instances.edge]\nurl = \"http://edge:9090\"\n{SERVICE}"
+            ),
+        ),
+        (
+            "authorization_header",
+            format!("{PROM}headers = {{ Authorization = \"Bearer x\" }}\n{SERVICE}"),
+        ),
+        (
+            "interval_too_long",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\ninterval = \"18446744073709551615s\"",
+            ),
+        ),
+        (
+            "timeout_too_long",
+            format!("{PROM}timeout = \"25h\"\n{SERVICE}"),
+        ),
+        (
+            "cooldown_too_long",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\ncooldown_down = \"8d\"",
+            ),
+        ),
+        (
+            "window_too_long",
+            format!(
+                "{}[service.behavior.scale_down]\nstabilization_window = \"169h\"\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "rule_period_too_long",
+            format!(
+                "{}[service.behavior.scale_up]\nrules = [{{ pods = 4, period = \"30d\" }}]\n",
+                broken("", "")
+            ),
+        ),
+        (
+            "swarm_service_with_dot",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"swarm\"\nservice = \"web.app\"",
+            ),
+        ),
+        (
+            "swarm_default_service_with_dot",
+            broken("kind = \"compose\"", "kind = \"swarm\"").replace("\"webapp\"", "\"web.app\""),
+        ),
+        (
+            "docker_host_and_context",
+            broken(
+                "kind = \"compose\"",
+                "kind = \"compose\"\ndocker_host = \"tcp://h:2376\"\ndocker_context = \"prod\"",
+            ),
+        ),
+        (
+            "fallback_above_max",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\nmax_replicas = 5\nfallback = { after = 3, replicas = 8 }",
+            ),
+        ),
+        (
+            "history_max_bytes_too_small",
+            format!("{PROM}[daemon]\nhistory_max_bytes = 100\n{SERVICE}"),
+        ),
         ("toml_syntax", format!("{PROM}[[service]\nname = \"x\"\n")),
         (
             "duplicate_key",
@@ -360,4 +465,152 @@ fn a_missing_file_is_an_error_naming_it() {
             .starts_with("/nonexistent/autoscale.toml: cannot read the file: "),
         "{err}"
     );
+}
+
+#[test]
+fn only_a_regular_file_of_at_most_16_mib_is_read() {
+    let load = |path: &std::path::Path| {
+        Config::load(path, &Env::empty(), LoadOptions::default())
+            .unwrap_err()
+            .to_string()
+    };
+    // A device would be read forever: it is refused before a byte is read.
+    let err = load("/dev/zero".as_ref());
+    assert_eq!(
+        err,
+        "/dev/zero: cannot read the file: it is a character device; a configuration must be a regular file"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        load(dir.path()).ends_with("it is a directory; a configuration must be a regular file")
+    );
+
+    let big = dir.path().join("big.toml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(autoscale_bin::config::MAX_FILE_BYTES + 1)
+        .unwrap();
+    assert_eq!(
+        load(&big),
+        format!(
+            "{}: the file is 16777217 bytes, over the limit of 16777216 bytes (16 MiB) for a configuration",
+            big.display()
+        )
+    );
+
+    // At the limit, the file is read.
+    let limit = dir.path().join("limit.toml");
+    let mut text = format!("{PROM}{SERVICE}");
+    text.push_str(&"#".repeat(autoscale_bin::config::MAX_FILE_BYTES as usize - text.len()));
+    std::fs::write(&limit, &text).unwrap();
+    Config::load(&limit, &Env::empty(), LoadOptions::default()).unwrap();
+}
+
+/// `n` services, each scaling its own compose service `svcI`; `extra` is appended to the last one's scaler.
+fn many_services(n: usize, last_target: &str, extra: &str) -> String {
+    let mut text = PROM.to_owned();
+    for i in 0..n {
+        let target = if i + 1 == n {
+            last_target.to_owned()
+        } else {
+            format!("svc{i}")
+        };
+        let extra = if i + 1 == n { extra } else { "" };
+        text.push_str(&format!(
+            "[[service]]\nname = \"svc{i}\"\nscaler = {{ kind = \"compose\", service = \"{target}\"{extra} }}\n\
+             check = [{{ name = \"cpu\", query = \"avg(cpu)\", policy = {{ kind = \"target\", target = 0.6 }} }}]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn the_same_target_is_found_among_many_services() {
+    let load =
+        |text: &str| Config::from_toml("c.toml", text, &Env::empty(), LoadOptions::default());
+    assert_eq!(
+        load(&many_services(2000, "svc1999", ""))
+            .unwrap()
+            .services
+            .len(),
+        2000
+    );
+    // The last service scales what the first does: far apart in the file, still found.
+    let err = load(&many_services(2000, "svc0", "")).unwrap_err();
+    assert_eq!(err.key(), Some("service[1999].scaler"));
+    assert!(
+        err.message()
+            .starts_with("scales the same target as service \"svc0\""),
+        "{err}"
+    );
+    // The same compose service on another Docker host is another target.
+    load(&many_services(
+        2000,
+        "svc0",
+        ", docker_host = \"tcp://other:2376\"",
+    ))
+    .unwrap();
+    // A name used twice is found as far apart, too.
+    let twice = many_services(3, "svc2", "").replace("name = \"svc2\"", "name = \"svc0\"");
+    let err = load(&twice).unwrap_err();
+    assert_eq!(err.key(), Some("service[2].name"));
+
+    let swarm = |name: &str, target: &str| {
+        format!(
+            "[[service]]\nname = \"{name}\"\nscaler = {{ kind = \"swarm\", service = \"{target}\" }}\n\
+             check = [{{ name = \"cpu\", query = \"avg(cpu)\", policy = {{ kind = \"target\", target = 0.6 }} }}]\n"
+        )
+    };
+    let text = format!(
+        "{PROM}{}{}{}",
+        swarm("a", "stack_web"),
+        swarm("b", "stack_api"),
+        swarm("c", "stack_web")
+    );
+    let err = load(&text).unwrap_err();
+    assert_eq!(err.key(), Some("service[2].scaler"));
+    // A compose service and a Swarm service of the same name are different targets.
+    let text = format!(
+        "{PROM}{}{}",
+        swarm("a", "web"),
+        SERVICE.replace("webapp", "web")
+    );
+    load(&text).unwrap();
+}
+
+#[test]
+fn durations_at_their_limit_are_accepted() {
+    let text = broken(
+        "name = \"webapp\"",
+        "name = \"webapp\"\ninterval = \"24h\"\ncooldown_up = \"7d\"\ncooldown_down = \"168h\"\n\
+         max_replicas = 5\nfallback = { after = 1, replicas = 5 }",
+    ) + "[service.behavior.scale_down]\nstabilization_window = \"7d\"\nrules = [{ pods = 1, period = \"7d\" }]\n";
+    let text = text.replace(
+        "url = \"http://127.0.0.1:9090\"",
+        "url = \"http://127.0.0.1:9090\"\ntimeout = \"24h\"\nready_timeout = \"1day\"",
+    );
+    let config = Config::from_toml("c.toml", &text, &Env::empty(), LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.services[0].interval.as_secs(), 24 * 3600);
+    assert_eq!(
+        config.services[0].engine.cooldown_up().as_secs(),
+        7 * 24 * 3600
+    );
+}
+
+#[test]
+fn the_client_files_are_opened_only_for_a_configuration_that_queries_prometheus() {
+    let text = format!("{PROM}bearer_token_file = \"/nonexistent/token\"\n{SERVICE}");
+    Config::from_toml(
+        "c.toml",
+        &text,
+        &Env::empty(),
+        LoadOptions { url_optional: true },
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let text = text.replace("/nonexistent/token", token.to_str().unwrap());
+    Config::from_toml("c.toml", &text, &Env::empty(), LoadOptions::default()).unwrap();
 }

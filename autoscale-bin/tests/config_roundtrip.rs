@@ -66,7 +66,8 @@ fn service() -> impl Strategy<Value = Service> {
         proptest::option::of(0u64..900),
         prop::collection::vec(policy(), 1..4),
         0u8..3,
-        "[a-z0-9][a-z0-9_-]{0,20}",
+        // Ends with a letter or digit, as a Swarm service name must.
+        "[a-z0-9]([a-z0-9_-]{0,19}[a-z0-9])?",
     )
         .prop_map(
             |(name, min, span, interval, cooldown, window, policies, scaler, target)| Service {

@@ -218,3 +218,219 @@ async fn sighup_with_a_bad_config_keeps_the_running_one() {
     h.controls.send(Control::Shutdown).await.unwrap();
     h.daemon.await.unwrap().unwrap();
 }
+
+/// `/metrics` of the daemon at `addr`.
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_that_renames_a_service_removes_its_series_from_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes {
+        source: ScriptedSource::constant("cpu", 0.5),
+        scalers: BTreeMap::from([
+            ("web".to_owned(), RecordingScaler::new(2)),
+            ("shop".to_owned(), RecordingScaler::new(2)),
+        ]),
+    };
+    let path = dir.path().to_owned();
+    let renamed = move || {
+        let mut config = config(&path, 10)?;
+        config.services[0].name = "shop".to_owned();
+        Ok(config)
+    };
+    let h = start(config(dir.path(), 10).unwrap(), renamed, fakes).await;
+
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let before = metrics(h.addr).await;
+    assert!(
+        before.contains(r#"autoscale_replicas{service="web",state="current"} 2"#),
+        "{before}"
+    );
+    h.controls.send(Control::Reload).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = metrics(h.addr).await;
+    assert!(!after.contains(r#"service="web""#), "{after}");
+    assert!(
+        after.contains(r#"autoscale_replicas{service="shop",state="current"} 2"#),
+        "{after}"
+    );
+    h.controls.send(Control::Shutdown).await.unwrap();
+    h.daemon.await.unwrap().unwrap();
+}
+
+/// Backends that cannot build any loop.
+struct Unwirable;
+
+#[async_trait::async_trait]
+impl Backends for Unwirable {
+    fn loops(
+        &self,
+        config: &Config,
+        _state: &dyn Fn(
+            &str,
+        )
+            -> Result<Option<EngineState>, autoscale_bin::daemon::wiring::WiringError>,
+    ) -> Result<Vec<ServiceLoop>, autoscale_bin::daemon::wiring::WiringError> {
+        Err(autoscale_bin::daemon::wiring::WiringError::State {
+            service: config.services[0].name.clone(),
+            source: std::io::Error::other("unreadable"),
+        })
+    }
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_that_cannot_wire_its_services_never_says_it_started() {
+    let logs = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || LogWriter(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let result = run_with(
+        config(dir.path(), 10).unwrap(),
+        move || config(&path, 10),
+        Arc::new(Unwirable),
+        rx,
+        listener,
+    )
+    .await;
+    assert!(result.is_err());
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(!logs.contains("daemon started"), "{logs}");
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Any duration, weighted towards the extremes where arithmetic overflows.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::MAX),
+        (u64::MAX / 4..=u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        any::<u64>().prop_map(Duration::from_secs),
+        (0u64..7 * 24 * 3600 * 1000).prop_map(Duration::from_millis),
+    ]
+}
+
+/// `config` with its service's interval, cooldowns and scale-down window replaced, as an embedder could set
+/// them (a file's are bounded by validation).
+fn with_durations(
+    mut config: Config,
+    interval: Duration,
+    cooldown: Duration,
+    window: Duration,
+) -> Config {
+    use autoscale_core::engine::{Behavior, ScalingRules};
+    let service = &mut config.services[0];
+    service.interval = interval;
+    let down = ScalingRules::default_down();
+    let mut builder = service
+        .engine
+        .builder_without_checks()
+        .cooldown_up(cooldown)
+        .cooldown_down(cooldown)
+        .behavior(Behavior {
+            scale_up: ScalingRules::default_up(),
+            scale_down: ScalingRules::new(window, down.select(), down.rules().to_vec()).unwrap(),
+        });
+    for check in service.engine.checks() {
+        builder = builder.check(check.clone());
+    }
+    service.engine = builder.build().unwrap();
+    config
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// Whatever the durations, /healthz, /readyz, /status and /metrics answer, and the loop keeps running.
+    #[test]
+    fn no_duration_panics_the_endpoints_or_the_loop(
+        interval in proptest::strategy::Strategy::prop_filter(any_duration(), "the loop needs one above zero", |d| !d.is_zero()),
+        cooldown in any_duration(),
+        window in any_duration(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let scaler = RecordingScaler::new(2);
+            let fakes = Fakes {
+                source: ScriptedSource::constant("cpu", 1.0),
+                scalers: BTreeMap::from([("web".to_owned(), scaler.clone())]),
+            };
+            let config = with_durations(config(dir.path(), 10).unwrap(), interval, cooldown, window);
+            let reload = {
+                let config = config.clone();
+                move || Ok(config.clone())
+            };
+            let h = start(config, reload, fakes).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            for path in ["/healthz", "/readyz", "/status", "/metrics"] {
+                let response = client
+                    .get(format!("http://{}{path}", h.addr))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+                let code = response.status().as_u16();
+                assert!(code == 200 || code == 503, "{path}: {code}");
+            }
+            h.controls.send(Control::Shutdown).await.unwrap();
+            h.daemon.await.unwrap().unwrap();
+        });
+    }
+}
+
+#[test]
+fn the_longest_timeouts_wire_without_overflow() {
+    use autoscale_bin::config::ScalerSettings;
+    use autoscale_bin::daemon::wiring::{Clients, LoopParts, service_loop};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), 10).unwrap();
+    config.prometheus.timeout = Duration::MAX;
+    if let ScalerSettings::Compose(compose) = &mut config.services[0].scaler {
+        compose.timeout = Duration::MAX;
+    }
+    let parts = LoopParts {
+        clients: Clients::new(&config).unwrap(),
+        metric_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+        dry_run: true,
+    };
+    service_loop(&config.services[0], &parts, None).unwrap();
+}

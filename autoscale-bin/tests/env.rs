@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use autoscale_bin::config::{
-    Config, DEFAULT_METRIC_QUERY, Env, LoadOptions, LogLevel, PolicySettings, ScalerSettings,
-    Source,
+    Config, DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES, LoadOptions, LogLevel, PolicySettings,
+    ScalerSettings, Source,
 };
 use autoscale_core::policy::Step;
 
@@ -181,6 +181,17 @@ fn bad_values_name_the_variable() {
             "url_file_missing",
             &[("PROMETHEUS_URL_FILE", "/nonexistent/url")],
         ),
+        (
+            "url_with_query",
+            &[("PROMETHEUS_URL", "http://prometheus:9090/?timeout=1s")],
+        ),
+        (
+            "interval_too_long",
+            &[("CHECK_INTERVAL", "18446744073709551615s")],
+        ),
+        ("interval_over_a_day", &[("CHECK_INTERVAL", "86401")]),
+        ("cooldown_too_long", &[("COOLDOWN", "8d")]),
+        ("window_too_long", &[("STABILIZATION_WINDOW", "1000h")]),
     ];
     for (name, vars) in cases {
         let err = Config::from_env(&env(vars)).unwrap_err();
@@ -279,7 +290,7 @@ fn secrets_never_show_in_debug_or_check_output() {
     let text = r#"
 [prometheus]
 url = "https://scaler:hunter2@prom:9090"
-headers = { Authorization = "Bearer tok3n", "X-Api-Key" = "k3y", "X-Scope-OrgID" = "team-a" }
+headers = { "X-Auth-Token" = "tok3n", "X-Api-Key" = "k3y", "X-Scope-OrgID" = "team-a" }
 
 [[service]]
 name = "webapp"
@@ -306,4 +317,49 @@ check = [{ name = "cpu", query = "avg(cpu)", policy = { kind = "target", target 
         rendered.contains("url = \"https://scaler:REDACTED@prom:9090/\""),
         "{rendered}"
     );
+}
+
+#[test]
+fn a_variable_two_edits_from_a_known_one_is_a_likely_misspelling() {
+    let env = env(&[
+        ("SCALE_UP_TRESHOLD", "0.7"),
+        ("scale_down_threshold", "0.2"),
+        ("COOLDOWNS", "30"),
+        ("MAX_REPLICA", "5"),
+        ("MIN_REPLICAS", "1"),
+        ("PATH", "/bin"),
+        ("HOME", "/root"),
+        ("COMPOSE_PROFILES", "web"),
+        ("DOCKER_HOST", "unix:///run/docker.sock"),
+        ("RUST_LOG", "info"),
+    ]);
+    assert_eq!(
+        env.likely_misspellings(),
+        vec![
+            ("COOLDOWNS", "COOLDOWN"),
+            ("MAX_REPLICA", "MAX_REPLICAS"),
+            ("SCALE_UP_TRESHOLD", "SCALE_UP_THRESHOLD"),
+            ("scale_down_threshold", "SCALE_DOWN_THRESHOLD"),
+        ]
+    );
+}
+
+#[test]
+fn every_variable_the_configuration_reads_is_a_known_one() {
+    // Each name the environment module reads or reports is in the list the misspelling warning compares to.
+    let source = include_str!("../src/config/env.rs");
+    let mut read = Vec::new();
+    for pattern in ["env.get(\"", "parse_var(env, \"", "ConfigError::env(\""] {
+        for (i, _) in source.match_indices(pattern) {
+            let rest = &source[i + pattern.len()..];
+            read.push(&rest[..rest.find('"').unwrap()]);
+        }
+    }
+    assert!(read.len() >= 15, "{read:?}");
+    for name in read {
+        assert!(
+            KNOWN_VARIABLES.contains(&name),
+            "{name} is not in KNOWN_VARIABLES"
+        );
+    }
 }

@@ -484,3 +484,69 @@ fn a_built_config_without_its_checks_rebuilds_the_same_engine() {
     );
     assert_eq!(svc.engine().config().idle_after(), bounded.idle_after());
 }
+
+/// Any duration at all, from zero to `Duration::MAX`, weighted towards the extremes where arithmetic
+/// overflows.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::MAX),
+        (u64::MAX / 4..=u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        any::<u64>().prop_map(Duration::from_secs),
+        (0u64..7 * 24 * 3600 * 1000).prop_map(Duration::from_millis),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// No interval, timeout, cooldown or window makes the loop panic: every sum and product saturates.
+    #[test]
+    fn no_duration_panics_the_loop(
+        interval in prop_oneof_interval(),
+        timeout in any_duration(),
+        cooldown in any_duration(),
+        window in any_duration(),
+    ) {
+        use autoscale_core::engine::{Behavior, ScalingRules};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let source = ScriptedSource::constant("cpu", 0.9);
+            let scaler = RecordingScaler::new(2);
+            let down = ScalingRules::default_down();
+            let behavior = Behavior {
+                scale_up: ScalingRules::default_up(),
+                scale_down: ScalingRules::new(window, down.select(), down.rules().to_vec()).unwrap(),
+            };
+            let config = target_config(None)
+                .cooldown_up(cooldown)
+                .cooldown_down(cooldown)
+                .behavior(behavior);
+            let svc = ServiceLoop::builder("web", config, Arc::new(scaler.clone()))
+                .check(cpu(), CheckSource::new(Arc::new(source.clone()), "cpu"))
+                .interval(interval)
+                .timeouts(Timeouts { status: timeout, metric: timeout, scale: timeout })
+                .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(1_000_000))))
+                .build()
+                .unwrap();
+            let (rounds, _) = run_for(svc, Duration::from_secs(60)).await;
+            // A short interval ran its rounds; a long one has not come round yet.
+            if interval <= Duration::from_secs(50) {
+                assert!(!rounds.is_empty());
+            }
+        });
+    }
+}
+
+/// An interval the loop accepts (above zero), short enough to run some rounds or far too long to.
+fn prop_oneof_interval() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (100u64..120_000).prop_map(Duration::from_millis),
+        any_duration().prop_filter("above zero", |d| *d >= Duration::from_millis(100)),
+    ]
+}

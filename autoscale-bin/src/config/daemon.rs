@@ -11,6 +11,8 @@ use super::raw::RawDaemon;
 const LISTEN: &str = "127.0.0.1:9464";
 const STATE_DIR: &str = "./autoscale-state";
 const HISTORY_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// The smallest `history_max_bytes`: a few entries.
+const MIN_HISTORY_MAX_BYTES: u64 = 1024;
 const CONCURRENCY: usize = 16;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -116,8 +118,15 @@ pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon) -> Result<DaemonSettings> {
     };
     let log_format = ctx.opt_keyword(&raw.log_format, "daemon.log_format", default.log_format)?;
     let history_max_bytes = match &raw.history_max_bytes {
-        Some(v) if *v.get_ref() == 0 => {
-            return Err(ctx.err(v.span(), "daemon.history_max_bytes", "must be above 0"));
+        Some(v) if *v.get_ref() < MIN_HISTORY_MAX_BYTES => {
+            return Err(ctx.err(
+                v.span(),
+                "daemon.history_max_bytes",
+                format!(
+                    "{} is too small: the history file needs at least {MIN_HISTORY_MAX_BYTES} bytes",
+                    v.get_ref()
+                ),
+            ));
         }
         Some(v) => *v.get_ref(),
         None => HISTORY_MAX_BYTES,

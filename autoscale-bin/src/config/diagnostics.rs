@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::duration::{Limit, parse_duration};
 use super::keyword::Keyword;
 use super::raw::S;
 /// Where a configuration error was found.
@@ -162,18 +163,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A cooldown or a window: from 0s to [`Limit::Window`].
     pub(crate) fn duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
-        parse_duration(v.get_ref()).map_err(|m| self.err(v.span(), key, m))
+        self.bounded(v, key, Limit::Window)
     }
 
-    pub(crate) fn positive_duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
-        let d = self.duration(v, key)?;
+    fn bounded(&self, v: &S<String>, key: &str, limit: Limit) -> Result<Duration> {
+        parse_duration(v.get_ref())
+            .and_then(|d| limit.check(v.get_ref(), d))
+            .map_err(|m| self.err(v.span(), key, m))
+    }
+
+    fn nonzero(&self, v: &S<String>, key: &str, limit: Limit) -> Result<Duration> {
+        let d = self.bounded(v, key, limit)?;
         if d.is_zero() {
             return Err(self.err(v.span(), key, "must be above 0s"));
         }
         Ok(d)
     }
 
+    /// A window or a period that must not be empty: above 0s, at most [`Limit::Window`].
+    pub(crate) fn positive_duration(&self, v: &S<String>, key: &str) -> Result<Duration> {
+        self.nonzero(v, key, Limit::Window)
+    }
+
+    /// An interval or a timeout, or `default` when not set: above 0s, at most [`Limit::Interval`].
     pub(crate) fn opt_duration(
         &self,
         v: &Option<S<String>>,
@@ -181,7 +195,7 @@ impl<'a> Ctx<'a> {
         default: Duration,
     ) -> Result<Duration> {
         v.as_ref()
-            .map_or(Ok(default), |v| self.positive_duration(v, key))
+            .map_or(Ok(default), |v| self.nonzero(v, key, Limit::Interval))
     }
 
     pub(crate) fn one_of<T: Copy>(
@@ -360,13 +374,6 @@ fn rewrite_serde_message(message: &str) -> Rewritten {
         return Rewritten::Other(format!("expected {expected}, found {found}"));
     }
     Rewritten::Other(message.to_owned())
-}
-
-/// A humantime duration: `"10s"`, `"5m"`, `"1h30m"`, `"250ms"`.
-pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|_| {
-        format!("invalid duration {s:?}: expected a number with a unit, such as \"10s\", \"5m\" or \"1h30m\"")
-    })
 }
 
 pub(crate) fn check_path(path: &str) -> std::result::Result<(), String> {

@@ -17,7 +17,8 @@ use autoscale_core::{Check, EngineConfig};
 use autoscale_docker::NameRule;
 
 use super::daemon::parse_listen;
-use super::diagnostics::{NameKind, check_name, parse_duration};
+use super::diagnostics::{NameKind, check_name};
+use super::duration::{Limit, parse_duration};
 use super::prometheus::{DEFAULT_PROMETHEUS_URL, parse_url};
 use super::{
     CheckSettings, ComposeSettings, Config, ConfigError, DaemonSettings, LogLevel, NonFinite,
@@ -28,6 +29,27 @@ use super::{
 /// The check query of the environment-only configuration: the demo webapp's utilization, requests served per
 /// second over the capacity of its replicas.
 pub const DEFAULT_METRIC_QUERY: &str = r#"sum(rate(webapp_requests_total{job="webapp"}[30s])) / sum(webapp_capacity_rps{job="webapp"})"#;
+
+/// Every environment variable the configuration reads: the original scaler's, and the overrides of a file.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "PROMETHEUS_URL",
+    "PROMETHEUS_URL_FILE",
+    "SERVICE_NAME",
+    "SCALE_UP_THRESHOLD",
+    "SCALE_DOWN_THRESHOLD",
+    "METRIC_QUERY",
+    "MIN_REPLICAS",
+    "MAX_REPLICAS",
+    "CHECK_INTERVAL",
+    "COOLDOWN",
+    "STABILIZATION_WINDOW",
+    "COMPOSE_PROJECT_NAME",
+    "COMPOSE_FILE",
+    "LOG_LEVEL",
+    "DRY_RUN",
+    "AUTOSCALE_LISTEN",
+    "STATE_DIR",
+];
 
 /// The check name of the environment-only configuration.
 pub const ENV_CHECK_NAME: &str = "metric";
@@ -57,6 +79,25 @@ impl Env {
         self
     }
 
+    /// The variables that look like a misspelling of one in [`KNOWN_VARIABLES`] (`SCALE_UP_TRESHOLD`): within
+    /// two edits of it, case ignored, without being it. Each comes with the variable it likely meant, and is
+    /// worth a warning, since a misspelled variable is otherwise silently ignored.
+    pub fn likely_misspellings(&self) -> Vec<(&str, &'static str)> {
+        self.vars
+            .keys()
+            .filter(|name| !KNOWN_VARIABLES.contains(&name.as_str()))
+            .filter_map(|name| {
+                let upper = name.to_ascii_uppercase();
+                KNOWN_VARIABLES
+                    .iter()
+                    .map(|known| (edit_distance(&upper, known), *known))
+                    .filter(|(distance, _)| *distance <= 2)
+                    .min()
+                    .map(|(_, known)| (name.as_str(), known))
+            })
+            .collect()
+    }
+
     /// The value of `name`, if set and not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars
@@ -82,6 +123,28 @@ impl fmt::Debug for Env {
         // Names only: the environment holds credentials of all kinds.
         f.debug_set().entries(self.vars.keys()).finish()
     }
+}
+
+/// Levenshtein distance over bytes (the names compared are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > 2 {
+        // More than the distance that matters; spares the table.
+        return a.len().abs_diff(b.len());
+    }
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -116,6 +179,11 @@ fn duration(s: &str) -> std::result::Result<Duration, String> {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => parse_duration(s),
     }
+}
+
+/// A [`duration`] within `limit`.
+fn bounded(limit: Limit) -> impl Fn(&str) -> std::result::Result<Duration, String> {
+    move |s| duration(s).and_then(|d| limit.check(s, d))
 }
 
 fn boolean(s: &str) -> std::result::Result<bool, String> {
@@ -232,10 +300,12 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         .to_owned();
     let min = parse_var(env, "MIN_REPLICAS", count)?.unwrap_or(service::MIN_REPLICAS);
     let max = parse_var(env, "MAX_REPLICAS", count)?.unwrap_or(service::MAX_REPLICAS);
-    let interval = parse_var(env, "CHECK_INTERVAL", duration)?.unwrap_or(service::INTERVAL);
-    let cooldown =
-        parse_var(env, "COOLDOWN", duration)?.unwrap_or(ThresholdPolicy::DEFAULT_COOLDOWN);
-    let window = parse_var(env, "STABILIZATION_WINDOW", duration)?.unwrap_or(Duration::ZERO);
+    let interval =
+        parse_var(env, "CHECK_INTERVAL", bounded(Limit::Interval))?.unwrap_or(service::INTERVAL);
+    let cooldown = parse_var(env, "COOLDOWN", bounded(Limit::Window))?
+        .unwrap_or(ThresholdPolicy::DEFAULT_COOLDOWN);
+    let window =
+        parse_var(env, "STABILIZATION_WINDOW", bounded(Limit::Window))?.unwrap_or(Duration::ZERO);
     let mut compose = ComposeSettings::new(&name);
     if let Some(project) = env.get("COMPOSE_PROJECT_NAME") {
         autoscale_docker::check_name(NameRule::ComposeProject, project)

@@ -30,8 +30,10 @@
 
 mod ansible;
 mod check;
+mod client;
 mod daemon;
 mod diagnostics;
+mod duration;
 mod env;
 mod keyword;
 mod load;
@@ -54,9 +56,9 @@ pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
 pub use check::{CheckSettings, PolicySettings, RangeQuery};
 pub use daemon::{DaemonSettings, LogFormat, LogLevel};
 pub use diagnostics::ConfigError;
-pub(crate) use diagnostics::parse_duration;
+pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;
-pub use env::{DEFAULT_METRIC_QUERY, Env};
+pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
 pub use prometheus::{
     ClientIdentity, DEFAULT_PROMETHEUS_URL, Header, PromAuth, PromUrl, PrometheusSettings,
 };
@@ -64,6 +66,10 @@ pub(crate) use render::duration as format_duration;
 pub use render::is_sensitive_name;
 pub use scaler::ScalerSettings;
 pub use service::ServiceConfig;
+
+/// The largest configuration file [`Config::load`] reads: 16 MiB, far above any real configuration (30,000
+/// services take about 8 MiB).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where a configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +83,10 @@ pub enum Source {
 /// What the loaded configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadOptions {
-    /// Accept a file without `[prometheus] url` (and without `PROMETHEUS_URL`): the simulator never talks to
-    /// Prometheus, so it should not need one. The URL then reads as [`DEFAULT_PROMETHEUS_URL`].
+    /// The configuration will not query Prometheus (the simulator, a probe of a running daemon): accept a file
+    /// without `[prometheus] url` (and without `PROMETHEUS_URL`), which then reads as
+    /// [`DEFAULT_PROMETHEUS_URL`], and do not open the files the Prometheus client reads (credentials, CA,
+    /// client certificate). Every other load checks those files as `autoscale run` does.
     pub url_optional: bool,
 }
 
@@ -99,9 +107,11 @@ pub struct Config {
 
 impl Config {
     /// Read and validate the file at `path`, then apply the environment overrides from `env`.
+    ///
+    /// Only a regular file of at most [`MAX_FILE_BYTES`] is read: a device such as `/dev/zero`, a FIFO or a
+    /// directory is refused before anything is read from it.
     pub fn load(path: &Path, env: &Env, options: LoadOptions) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
+        let text = load::read_file(path)?;
         Self::from_toml(path, &text, env, options)
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use autoscale_prom::{OnEmpty, PrometheusConfig};
 
+use super::client::{self, header_key};
 use super::diagnostics::{Ctx, NameKind, Result, join_key};
 use super::is_sensitive_name;
 use super::raw::{RawBasicAuth, RawPrometheus, S};
@@ -16,12 +17,13 @@ use super::raw::{RawBasicAuth, RawPrometheus, S};
 pub const DEFAULT_PROMETHEUS_URL: &str = "http://prometheus:9090";
 
 /// `[prometheus]` and its instances, with unset instance keys inherited. `url`, when given, comes from the
-/// environment and wins over the file's.
+/// environment and wins over the file's. `offline`: the configuration never queries Prometheus (the
+/// simulator), so it needs no URL and the files the client reads are not opened.
 pub(crate) fn section(
     ctx: &Ctx<'_>,
     raw: Option<S<RawPrometheus>>,
     url: Option<PromUrl>,
-    url_optional: bool,
+    offline: bool,
 ) -> Result<(PrometheusSettings, BTreeMap<String, PrometheusSettings>)> {
     let (prom_raw, prom_span) = match raw {
         Some(p) => {
@@ -36,9 +38,7 @@ pub(crate) fn section(
             Some(u) => {
                 parse_url(u.get_ref()).map_err(|m| ctx.err(u.span(), "prometheus.url", m))?
             }
-            None if url_optional => {
-                parse_url(DEFAULT_PROMETHEUS_URL).expect("the default URL is valid")
-            }
+            None if offline => parse_url(DEFAULT_PROMETHEUS_URL).expect("the default URL is valid"),
             None => {
                 return Err(ctx.err(
                     prom_span,
@@ -49,6 +49,14 @@ pub(crate) fn section(
         },
     };
     let prometheus = prometheus_settings(ctx, &prom_raw, "prometheus", url.clone())?;
+    client::check(
+        ctx,
+        &prom_raw,
+        "prometheus",
+        prom_span,
+        &prometheus,
+        !offline,
+    )?;
 
     let mut instances = BTreeMap::new();
     for (name, inst) in prom_raw.instances.iter().flatten() {
@@ -70,10 +78,9 @@ pub(crate) fn section(
             }
             None => url.clone(),
         };
-        instances.insert(
-            name.get_ref().clone(),
-            prometheus_settings(ctx, &merged, &key, inst_url)?,
-        );
+        let settings = prometheus_settings(ctx, &merged, &key, inst_url)?;
+        client::check(ctx, &merged, &key, inst.span(), &settings, !offline)?;
+        instances.insert(name.get_ref().clone(), settings);
     }
     Ok((prometheus, instances))
 }
@@ -249,6 +256,13 @@ pub(crate) fn parse_url(s: &str) -> std::result::Result<PromUrl, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".to_owned());
     }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(
+            "the URL has a query or fragment; expected the base URL of Prometheus, such as \
+             http://HOST:9090 or https://HOST/prometheus"
+                .to_owned(),
+        );
+    }
     Ok(PromUrl(url))
 }
 
@@ -326,7 +340,7 @@ fn prometheus_settings(
     };
     let mut headers = Vec::new();
     for (name, value) in raw.headers.iter().flatten() {
-        let hk = format!("{}.{:?}", k("headers"), name.get_ref());
+        let hk = header_key(key, name.get_ref());
         let valid_name = !name.get_ref().is_empty()
             && name
                 .get_ref()

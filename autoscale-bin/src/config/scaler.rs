@@ -52,6 +52,17 @@ enum Kind {
 
 keyword!(Kind, "scaler", "compose" => Kind::Compose, "swarm" => Kind::Swarm, "ansible" => Kind::Ansible);
 
+/// What two scalers that [`same_target`] may match have in common: the kind and the service they scale
+/// (`None` for a kind that never shares a target). Services are compared with [`same_target`] only within
+/// one bucket, which keeps loading linear in their count.
+pub(crate) fn target_bucket(scaler: &ScalerSettings) -> Option<(&'static str, String)> {
+    match scaler {
+        ScalerSettings::Compose(s) => Some(("compose", s.service.clone())),
+        ScalerSettings::Swarm(s) => Some(("swarm", s.service.clone())),
+        ScalerSettings::Ansible(_) => None,
+    }
+}
+
 /// Whether two services would scale the same thing.
 pub(crate) fn same_target(a: &ScalerSettings, b: &ScalerSettings) -> bool {
     match (a, b) {
@@ -91,8 +102,8 @@ const DOCKER_KEYS: [&str; 4] = [
 ];
 
 /// The compose or Swarm service a scaler targets: the `service` key checked against `rule`, or the autoscale
-/// service's own name. Swarm's stricter rule (no '.') is applied when its scaler is built, not here:
-/// `autoscale check` has always accepted any autoscale name for it.
+/// service's own name. Swarm's stricter rule (no '.') is applied by [`built`], as for every check the scaler
+/// makes when it is built.
 pub(crate) fn target_service(
     ctx: &Ctx<'_>,
     v: &Option<S<String>>,
@@ -105,6 +116,30 @@ pub(crate) fn target_service(
         (Some(s), None) => ctx.name(s, key, NameKind::Service),
         (None, _) => Ok(default.to_owned()),
     }
+}
+
+/// The backend's verdict, as the daemon builds the scaler (which runs nothing), so that `check` refuses what
+/// `run` would: pointed at `service` for a service name Docker refuses, else at the table.
+fn built<T>(
+    ctx: &Ctx<'_>,
+    scaler: &S<RawScaler>,
+    key: &str,
+    built: std::result::Result<T, autoscale_docker::Error>,
+) -> Result<()> {
+    built.map(drop).map_err(|e| {
+        let at_service = match (&e, &scaler.get_ref().service) {
+            (autoscale_docker::Error::InvalidName { what, .. }, Some(s))
+                if what.ends_with("service name") =>
+            {
+                Some(s.span())
+            }
+            _ => None,
+        };
+        match at_service {
+            Some(span) => ctx.err(span, join_key(key, "service"), e.to_string()),
+            None => ctx.err(scaler.span(), key, e.to_string()),
+        }
+    })
 }
 
 /// One `[service.scaler]`: the table's `kind` decides which keys it takes.
@@ -147,6 +182,7 @@ pub(crate) fn section(
             }
             compose.timeout = timeout(compose.timeout)?;
             compose.docker = docker_env(ctx, raw, key)?;
+            built(ctx, scaler, key, compose.scaler())?;
             Ok(ScalerSettings::Compose(compose))
         }
         Kind::Swarm => {
@@ -163,6 +199,7 @@ pub(crate) fn section(
             }
             swarm.timeout = timeout(swarm.timeout)?;
             swarm.docker = docker_env(ctx, raw, key)?;
+            built(ctx, scaler, key, swarm.scaler())?;
             Ok(ScalerSettings::Swarm(swarm))
         }
         Kind::Ansible => {

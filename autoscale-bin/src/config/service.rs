@@ -120,6 +120,16 @@ pub(crate) fn section(
     if let Some(fb) = &raw.fallback {
         let f = fb.get_ref();
         let mode = ctx.opt_keyword(&f.mode, &k("fallback.mode"), FallbackMode::Static)?;
+        if *f.replicas.get_ref() > max {
+            return Err(ctx.err(
+                f.replicas.span(),
+                k("fallback.replicas"),
+                format!(
+                    "{} must not be above max_replicas ({max})",
+                    f.replicas.get_ref()
+                ),
+            ));
+        }
         let fallback = Fallback::new(*f.after.get_ref(), *f.replicas.get_ref(), mode)
             .map_err(|_| ctx.err(f.after.span(), k("fallback.after"), "must be at least 1"))?;
         builder = builder.fallback(fallback);

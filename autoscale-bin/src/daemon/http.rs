@@ -408,6 +408,7 @@ mod tests {
 
     use super::*;
     use crate::daemon::history::History;
+    use crate::daemon::shared::PersistHealth;
 
     struct Server {
         addr: SocketAddr,
@@ -419,7 +420,14 @@ mod tests {
     async fn start(limits: ServeLimits) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let history = History::open(dir.path(), 1 << 20).unwrap();
-        let shared = Arc::new(Shared::new(history, std::sync::mpsc::channel().0));
+        let metrics = crate::daemon::metrics::Metrics::new();
+        let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+        let shared = Arc::new(Shared::new(
+            metrics,
+            history,
+            std::sync::mpsc::channel().0,
+            health,
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, shutdown) = watch::channel(false);

@@ -1,5 +1,8 @@
 //! The daemon's own metrics, in Prometheus exposition format.
 
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use autoscale_core::controller::{Round, ScaleResult};
@@ -49,17 +52,83 @@ struct ServiceLabel {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// A label set of one service's series.
+trait OfService: Clone + Hash + Eq {
+    fn service(&self) -> &str;
+}
+
+macro_rules! of_service {
+    ($($ty:ty),+) => {
+        $(impl OfService for $ty {
+            fn service(&self) -> &str {
+                &self.service
+            }
+        })+
+    };
+}
+of_service!(
+    Outcome,
+    Action,
+    ReplicaState,
+    CheckLabels,
+    CheckError,
+    ServiceLabel
+);
+
+/// A family that remembers the label sets it has created, so that the series of a service that is gone
+/// can go too (the family itself cannot list them).
+#[derive(Debug)]
+struct Tracked<S, M> {
+    family: Family<S, M>,
+    created: Mutex<HashSet<S>>,
+}
+
+impl<S: OfService, M: Default> Tracked<S, M> {
+    fn new(family: Family<S, M>) -> Self {
+        Tracked {
+            family,
+            created: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn get(&self, labels: &S) -> impl std::ops::Deref<Target = M> + '_ {
+        let mut created = self
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !created.contains(labels) {
+            created.insert(labels.clone());
+        }
+        self.family.get_or_create(labels)
+    }
+
+    /// Remove the series of every service not in `services`.
+    fn retain(&self, services: &HashSet<&str>) {
+        let mut created = self
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        created.retain(|labels| {
+            let keep = services.contains(labels.service());
+            if !keep {
+                self.family.remove(labels);
+            }
+            keep
+        });
+    }
+}
+
 /// Every metric the daemon exports, registered once.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    evaluations: Family<Outcome, Counter>,
-    actions: Family<Action, Counter>,
+    evaluations: Tracked<Outcome, Counter>,
+    actions: Tracked<Action, Counter>,
     duration: Histogram,
-    replicas: Family<ReplicaState, Gauge>,
-    check_value: Family<CheckLabels, FloatGauge>,
-    check_errors: Family<CheckError, Counter>,
-    last_success: Family<ServiceLabel, FloatGauge>,
+    replicas: Tracked<ReplicaState, Gauge>,
+    check_value: Tracked<CheckLabels, FloatGauge>,
+    check_errors: Tracked<CheckError, Counter>,
+    last_success: Tracked<ServiceLabel, FloatGauge>,
     persist_errors: Counter,
 }
 
@@ -124,13 +193,13 @@ impl Metrics {
         );
         Metrics {
             registry,
-            evaluations,
-            actions,
+            evaluations: Tracked::new(evaluations),
+            actions: Tracked::new(actions),
             duration,
-            replicas,
-            check_value,
-            check_errors,
-            last_success,
+            replicas: Tracked::new(replicas),
+            check_value: Tracked::new(check_value),
+            check_errors: Tracked::new(check_errors),
+            last_success: Tracked::new(last_success),
             persist_errors,
         }
     }
@@ -140,11 +209,22 @@ impl Metrics {
         self.persist_errors.clone()
     }
 
+    /// Drop every series of a service not in `services` (after a reload removed or renamed it).
+    pub fn retain(&self, services: &[String]) {
+        let keep: HashSet<&str> = services.iter().map(String::as_str).collect();
+        self.evaluations.retain(&keep);
+        self.actions.retain(&keep);
+        self.replicas.retain(&keep);
+        self.check_value.retain(&keep);
+        self.check_errors.retain(&keep);
+        self.last_success.retain(&keep);
+    }
+
     /// Account for one round.
     pub fn record(&self, round: &Round) {
         let service = &round.service;
         self.evaluations
-            .get_or_create(&Outcome {
+            .get(&Outcome {
                 service: service.clone(),
                 outcome: round.outcome().to_owned(),
             })
@@ -153,7 +233,7 @@ impl Metrics {
         if let Ok(status) = round.status {
             let set = |state: &str, v: u32| {
                 self.replicas
-                    .get_or_create(&ReplicaState {
+                    .get(&ReplicaState {
                         service: service.clone(),
                         state: state.to_owned(),
                     })
@@ -164,7 +244,7 @@ impl Metrics {
             if let Some(d) = &round.decision {
                 set("desired", d.desired);
                 self.last_success
-                    .get_or_create(&ServiceLabel {
+                    .get(&ServiceLabel {
                         service: service.clone(),
                     })
                     .set(round.at.as_secs_f64());
@@ -174,7 +254,7 @@ impl Metrics {
             match &check.result {
                 Ok(value) => {
                     self.check_value
-                        .get_or_create(&CheckLabels {
+                        .get(&CheckLabels {
                             service: service.clone(),
                             check: check.name.clone(),
                         })
@@ -182,7 +262,7 @@ impl Metrics {
                 }
                 Err((kind, _)) => {
                     self.check_errors
-                        .get_or_create(&CheckError {
+                        .get(&CheckError {
                             service: service.clone(),
                             check: check.name.clone(),
                             kind: kind.to_string(),
@@ -198,7 +278,7 @@ impl Metrics {
         );
         if let (Some(d), true) = (&round.decision, acted) {
             self.actions
-                .get_or_create(&Action {
+                .get(&Action {
                     service: service.clone(),
                     direction: d.direction.to_string(),
                     result: round.scale.as_str().to_owned(),
@@ -224,6 +304,59 @@ mod tests {
     use autoscale_core::{Decision, Direction, FailureKind, ReplicaStatus, Timestamp};
 
     use super::*;
+
+    #[test]
+    fn the_series_of_a_removed_service_go_and_the_others_stay() {
+        let metrics = Metrics::new();
+        let round = |service: &str| Round {
+            service: service.into(),
+            at: Timestamp::from_secs(1_700_000_000),
+            status: Ok(ReplicaStatus {
+                current: 2,
+                ready: 2,
+            }),
+            outside_change: None,
+            checks: vec![
+                CheckReading {
+                    name: "cpu".into(),
+                    result: Ok(0.5),
+                    recommendation: Some(2),
+                },
+                CheckReading {
+                    name: "lat".into(),
+                    result: Err((FailureKind::Timeout, "timeout".into())),
+                    recommendation: None,
+                },
+            ],
+            decision: None,
+            scale: ScaleResult::NotNeeded,
+            backoff: None,
+            duration: Duration::from_millis(3),
+        };
+        metrics.record(&round("web"));
+        metrics.record(&round("api"));
+        metrics.record(&round("api"));
+        assert!(metrics.encode().contains(r#"service="web""#));
+
+        metrics.retain(&["api".to_owned(), "new".to_owned()]);
+        let text = metrics.encode();
+        assert!(!text.contains(r#"service="web""#), "{text}");
+        for kept in [
+            r#"autoscale_evaluations_total{service="api",outcome="ok"} 2"#,
+            r#"autoscale_replicas{service="api",state="current"} 2"#,
+            r#"autoscale_check_value{service="api",check="cpu"} 0.5"#,
+            r#"autoscale_check_errors_total{service="api",check="lat",kind="timeout"} 2"#,
+        ] {
+            assert!(text.contains(kept), "missing {kept} in:\n{text}");
+        }
+        // A service that comes back starts its series afresh.
+        metrics.record(&round("web"));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"autoscale_evaluations_total{service="web",outcome="ok"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_round_shows_up_in_every_family() {

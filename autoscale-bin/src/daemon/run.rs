@@ -215,9 +215,9 @@ async fn run_locked(
     let shared = Arc::new(Shared::new(metrics, history, persist, health));
     let (http_stop, http_shutdown) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
-    tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
 
     let mut config = config;
+    let mut started = false;
     let result = loop {
         let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
         let load_state = |name: &str| {
@@ -232,6 +232,10 @@ async fn run_locked(
             Ok(loops) => loops,
             Err(e) => break Err(DaemonError::Wiring(e)),
         };
+        // Only once the services are wired: a daemon that fails to start never says it started.
+        if !std::mem::replace(&mut started, true) {
+            tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
+        }
         for (service, service_loop) in config.services.iter().zip(&loops) {
             shared.register(
                 service,

@@ -331,6 +331,7 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         services.retain(|name, _| names.contains(name));
         self.persist_health.retain(names);
+        self.metrics.retain(names);
     }
 
     /// Account for a round: metrics, status, history, and persisting the state if it changed.

@@ -233,9 +233,11 @@ pub fn service_loop(
     }
     // The client enforces its own per-query timeout; this outer one also covers waiting for a permit.
     builder = builder.timeouts(Timeouts {
-        status: scaler_timeout + Duration::from_secs(5),
-        metric: metric_timeout * 2 + Duration::from_secs(1),
-        scale: scaler_timeout + Duration::from_secs(5),
+        status: scaler_timeout.saturating_add(Duration::from_secs(5)),
+        metric: metric_timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1)),
+        scale: scaler_timeout.saturating_add(Duration::from_secs(5)),
     });
     if let Some(state) = state {
         builder = builder.state(state);
