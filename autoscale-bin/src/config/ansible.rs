@@ -58,15 +58,13 @@ pub(crate) fn section(
             settings.env.insert(name.clone(), value.clone());
         }
     }
+    ctx.at_most_one(
+        key,
+        (&raw.ansible_playbook, "ansible_playbook"),
+        (&raw.virtualenv, "virtualenv"),
+    )?;
     match (&raw.ansible_playbook, &raw.virtualenv) {
-        (Some(_), Some(v)) => {
-            return Err(ctx.err(
-                v.span(),
-                k("virtualenv"),
-                "ansible_playbook and virtualenv cannot both be set; choose one",
-            ));
-        }
-        (Some(p), None) => settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?),
+        (Some(p), _) => settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?),
         (None, Some(v)) => settings.program = Program::Virtualenv(ctx.path(v, &k("virtualenv"))?),
         (None, None) => {}
     }

@@ -65,14 +65,14 @@ pub struct CheckSettings {
     pub query: String,
     /// The Prometheus instance, `None` for `[prometheus]`.
     pub prometheus: Option<String>,
-    /// A range query instead of an instant query.
-    pub range: Option<RangeQuery>,
-    /// How several series combine; `None` makes several series an error.
-    pub reduce: Option<Reduce>,
     /// What an empty result means (the instance's setting unless the check overrides it).
     pub on_empty: OnEmpty,
     /// How ±Inf is treated.
     pub non_finite: NonFinite,
+    /// A range query instead of an instant query.
+    pub range: Option<RangeQuery>,
+    /// How several series combine; `None` makes several series an error.
+    pub reduce: Option<Reduce>,
     /// The policy.
     pub policy: PolicySettings,
     /// The activation threshold.
@@ -266,15 +266,13 @@ fn policy_settings<'r>(
         )?;
         let up = required(&raw.scale_up_above, "scale_up_above")?;
         let down = required(&raw.scale_down_below, "scale_down_below")?;
+        ctx.at_most_one(
+            key,
+            (&raw.step, "step"),
+            (&raw.step_percent, "step_percent"),
+        )?;
         let step = match (&raw.step, &raw.step_percent) {
-            (Some(_), Some(p)) => {
-                return Err(ctx.err(
-                    p.span(),
-                    k("step_percent"),
-                    "step and step_percent cannot both be set; choose one",
-                ));
-            }
-            (Some(s), None) => Step::Count(*s.get_ref()),
+            (Some(s), _) => Step::Count(*s.get_ref()),
             (None, Some(p)) => Step::Percent(*p.get_ref()),
             (None, None) => Step::Count(1),
         };

@@ -128,6 +128,23 @@ impl<'a> Ctx<'a> {
         (line, column)
     }
 
+    /// Two keys of which at most one may be set: when both are, the error points at the second.
+    pub(crate) fn at_most_one<A, B>(
+        &self,
+        key: &str,
+        (first, first_name): (&Option<S<A>>, &str),
+        (second, second_name): (&Option<S<B>>, &str),
+    ) -> Result<()> {
+        match (first, second) {
+            (Some(_), Some(b)) => Err(self.err(
+                b.span(),
+                join_key(key, second_name),
+                format!("{first_name} and {second_name} cannot both be set; choose one"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn err(
         &self,
         span: Range<usize>,

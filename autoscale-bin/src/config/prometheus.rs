@@ -308,15 +308,13 @@ fn prometheus_settings(
     url: PromUrl,
 ) -> Result<PrometheusSettings> {
     let k = |name: &str| join_key(key, name);
+    ctx.at_most_one(
+        key,
+        (&raw.bearer_token_file, "bearer_token_file"),
+        (&raw.basic_auth, "basic_auth"),
+    )?;
     let auth = match (&raw.bearer_token_file, &raw.basic_auth) {
-        (Some(_), Some(b)) => {
-            return Err(ctx.err(
-                b.span(),
-                k("basic_auth"),
-                "bearer_token_file and basic_auth cannot both be set; choose one",
-            ));
-        }
-        (Some(t), None) => Some(PromAuth::Bearer {
+        (Some(t), _) => Some(PromAuth::Bearer {
             token_file: ctx.path(t, &k("bearer_token_file"))?,
         }),
         (None, Some(b)) => {

@@ -14,6 +14,12 @@ use toml::Spanned;
 /// A value with the byte range it came from.
 pub(crate) type S<T> = Spanned<T>;
 
+/// A duration as written, such as `"30s"` or `"5m"`, parsed by validation.
+pub(crate) type RawDuration = S<String>;
+
+/// A file or directory path as written, resolved by validation.
+pub(crate) type RawPath = S<String>;
+
 /// A table whose `kind` decides which of its other keys it takes: the struct, and the list of the keys it sets
 /// (for "not allowed with kind = ..."), from one list of fields.
 macro_rules! kinded_table {
@@ -53,17 +59,17 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPrometheus {
     pub url: Option<S<String>>,
-    pub timeout: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
+    pub timeout: Option<RawDuration>,
+    pub bearer_token_file: Option<RawPath>,
     pub basic_auth: Option<S<RawBasicAuth>>,
     pub headers: Option<BTreeMap<S<String>, S<String>>>,
-    pub ca_file: Option<S<String>>,
-    pub client_cert_file: Option<S<String>>,
-    pub client_key_file: Option<S<String>>,
+    pub ca_file: Option<RawPath>,
+    pub client_cert_file: Option<RawPath>,
+    pub client_key_file: Option<RawPath>,
     pub insecure_skip_verify: Option<bool>,
     pub on_empty: Option<S<String>>,
     pub max_response_bytes: Option<S<u64>>,
-    pub ready_timeout: Option<S<String>>,
+    pub ready_timeout: Option<RawDuration>,
     pub instances: Option<BTreeMap<S<String>, S<RawPrometheus>>>,
 }
 
@@ -78,12 +84,12 @@ pub(crate) struct RawBasicAuth {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDaemon {
     pub listen: Option<S<String>>,
-    pub state_dir: Option<S<String>>,
+    pub state_dir: Option<RawPath>,
     pub log_format: Option<S<String>>,
     pub dry_run: Option<bool>,
     pub history_max_bytes: Option<S<u64>>,
     pub concurrency: Option<S<u64>>,
-    pub shutdown_timeout: Option<S<String>>,
+    pub shutdown_timeout: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -92,12 +98,12 @@ pub(crate) struct RawService {
     pub name: S<String>,
     pub min_replicas: Option<S<u32>>,
     pub max_replicas: Option<S<u32>>,
-    pub interval: Option<S<String>>,
+    pub interval: Option<RawDuration>,
     pub dry_run: Option<bool>,
-    pub cooldown_up: Option<S<String>>,
-    pub cooldown_down: Option<S<String>>,
+    pub cooldown_up: Option<RawDuration>,
+    pub cooldown_down: Option<RawDuration>,
     pub fallback: Option<S<RawFallback>>,
-    pub idle_after: Option<S<String>>,
+    pub idle_after: Option<RawDuration>,
     pub paused: Option<S<String>>,
     pub scaler: S<RawScaler>,
     #[serde(default)]
