@@ -407,8 +407,8 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
+    use crate::daemon::health::PersistHealth;
     use crate::daemon::history::History;
-    use crate::daemon::shared::PersistHealth;
 
     struct Server {
         addr: SocketAddr,

@@ -8,11 +8,13 @@
 //!
 //! One job per file: `run.rs` is the run loop and its signals ([`run`], [`run_with`]), `backends.rs` turns a
 //! configuration into loops ([`Backends`]), [`wiring`] builds one service's loop, `shared.rs` holds what the
-//! loops and the endpoints share ([`Shared`]), [`http`] serves the endpoints, [`preflight`] checks at start
-//! that each scaler can run, and [`history`], [`metrics`] and [`store`] keep what the daemon remembers. The commands that talk to a daemon (`once`, `healthcheck`,
-//! `status`) live in [`crate::commands`].
+//! loops and the endpoints share ([`Shared`]), `health.rs` tells whether each service and the state writer are
+//! healthy and the daemon ready, [`http`] serves the endpoints, [`preflight`] checks at start that each scaler
+//! can run, and [`history`], [`metrics`] and [`store`] keep what the daemon remembers. The commands that talk
+//! to a daemon (`once`, `healthcheck`, `status`) live in [`crate::commands`].
 
 mod backends;
+mod health;
 pub mod history;
 pub mod http;
 pub mod metrics;

@@ -16,9 +16,10 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, Env};
 use crate::daemon::backends::{Backends, RealBackends};
+use crate::daemon::health::PersistHealth;
 use crate::daemon::history::History;
 use crate::daemon::metrics::Metrics;
-use crate::daemon::shared::{Persist, PersistHealth, Shared};
+use crate::daemon::shared::{Persist, Shared};
 use crate::daemon::store::{StateLock, StateStore};
 use crate::daemon::wiring::WiringError;
 use crate::daemon::{Control, DaemonError, http};

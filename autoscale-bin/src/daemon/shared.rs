@@ -7,16 +7,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use autoscale_core::controller::{Round, ScaleBackoff, ScaleResult};
-use autoscale_core::{EngineState, FailureKind, Timestamp, Token};
-use prometheus_client::metrics::counter::Counter;
+use autoscale_core::controller::{Round, ScaleResult};
+use autoscale_core::{EngineState, Timestamp, Token};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::config::ServiceConfig;
+use crate::daemon::health::{PersistHealth, ServiceHealth, is_stale, readiness};
 use crate::daemon::history::{Entry, History};
 use crate::daemon::metrics::Metrics;
-use crate::daemon::preflight::{self, Stage};
+use crate::daemon::preflight;
 
 /// What the HTTP endpoints and the loops share.
 #[derive(Debug)]
@@ -38,203 +38,41 @@ pub(super) enum Persist {
     Flush(mpsc::SyncSender<()>),
 }
 
-/// Whether the state writer's last write of each service failed, and the count of failed writes.
-#[derive(Debug)]
-pub(super) struct PersistHealth {
-    errors: Counter,
-    failing: Mutex<BTreeMap<String, String>>,
-}
-
-impl PersistHealth {
-    pub(super) fn new(errors: Counter) -> Self {
-        PersistHealth {
-            errors,
-            failing: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// Account for one write of `service`'s state.
-    pub(super) fn record(&self, service: &str, result: std::io::Result<()>) {
-        let mut failing = self
-            .failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match result {
-            Ok(()) => {
-                if failing.remove(service).is_some() {
-                    tracing::info!(service, "the engine state is persisted again");
-                }
-            }
-            Err(e) => {
-                self.errors.inc();
-                tracing::error!(service, error = %e, "cannot persist the engine state");
-                failing.insert(service.to_owned(), e.to_string());
-            }
-        }
-    }
-
-    /// The services whose last write failed, with the error.
-    fn failing(&self) -> BTreeMap<String, String> {
-        self.failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn retain(&self, names: &[String]) {
-        self.failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|name, _| names.contains(name));
-    }
-}
-
 /// What `/status`, `/healthz` and `/readyz` know about one service.
 #[derive(Debug, Clone)]
-struct ServiceView {
-    interval: Duration,
+pub(super) struct ServiceView {
+    pub(super) interval: Duration,
     /// The longest a round may take by its timeouts.
-    round_budget: Duration,
-    since: Instant,
-    last_round: Option<Instant>,
+    pub(super) round_budget: Duration,
+    pub(super) since: Instant,
+    pub(super) last_round: Option<Instant>,
     dry_run: bool,
     cooldown_up: Duration,
     cooldown_down: Duration,
     last: Option<serde_json::Value>,
     last_blocked: Option<(Token, u32)>,
     last_scale_at: Option<Timestamp>,
-    health: ServiceHealth,
+    pub(super) health: ServiceHealth,
 }
 
-/// The latest result of each kind of backend call of one service: what `/readyz` reports.
-#[derive(Debug, Clone, Default)]
-struct ServiceHealth {
-    /// The latest status read failed (or the preflight's did, before any round).
-    status: Option<String>,
-    /// The latest scale call failed, or the preflight found a program missing; cleared by a successful
-    /// scale call (or a passing preflight, for its own failure).
-    scale: Option<String>,
-    scale_from_preflight: bool,
-    /// The latest round's metric queries: `None` before any, else the checks whose source did not answer.
-    queries: Option<Result<(), String>>,
-    /// The scale backoff in force.
-    backoff: Option<ScaleBackoff>,
-}
-
-impl ServiceHealth {
-    fn observe(&mut self, round: &Round) {
-        self.backoff = round.backoff;
-        if let Err((_, message)) = &round.status {
-            self.status = Some(message.clone());
-            return;
-        }
-        self.status = None;
-        // A failure that shows the source did not answer, as opposed to an answer without usable data.
-        let unanswered: Vec<String> = round
-            .checks
-            .iter()
-            .filter_map(|c| match &c.result {
-                Err((kind, _)) if unanswered(*kind) => Some(format!("check {} ({kind})", c.name)),
-                _ => None,
-            })
-            .collect();
-        self.queries = Some(if unanswered.is_empty() {
-            Ok(())
-        } else {
-            Err(unanswered.join(", "))
-        });
-        match &round.scale {
-            ScaleResult::Failed { message, .. } => {
-                self.scale = Some(message.clone());
-                self.scale_from_preflight = false;
-            }
-            ScaleResult::Scaled | ScaleResult::Unchanged => self.scale = None,
-            ScaleResult::NotNeeded | ScaleResult::DryRun | ScaleResult::BackingOff => {}
+#[cfg(test)]
+impl ServiceView {
+    /// A service registered now that has not completed a round.
+    pub(super) fn new(interval: Duration, round_budget: Duration) -> Self {
+        ServiceView {
+            interval,
+            round_budget,
+            since: Instant::now(),
+            last_round: None,
+            dry_run: false,
+            cooldown_up: Duration::ZERO,
+            cooldown_down: Duration::ZERO,
+            last: None,
+            last_blocked: None,
+            last_scale_at: None,
+            health: ServiceHealth::default(),
         }
     }
-
-    fn preflight(&mut self, result: Result<(), &preflight::Failure>) {
-        match result {
-            Ok(()) => {
-                if self.scale_from_preflight {
-                    self.scale = None;
-                }
-            }
-            Err(failure) => match failure.stage {
-                Stage::Status => self.status = Some(failure.to_string()),
-                Stage::Program => {
-                    self.scale = Some(failure.to_string());
-                    self.scale_from_preflight = true;
-                }
-            },
-        }
-    }
-
-    /// Why this service keeps the daemon from being ready: one line per failing kind of call.
-    fn problems(&self, service: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if let Some(why) = &self.status {
-            problems.push(format!("service {service}: status read failing: {why}"));
-        }
-        if let Some(why) = &self.scale {
-            problems.push(format!("service {service}: scale calls failing: {why}"));
-        }
-        if let Some(Err(why)) = &self.queries {
-            problems.push(format!(
-                "service {service}: Prometheus did not answer the latest query of {why}"
-            ));
-        }
-        problems
-    }
-}
-
-/// Whether a check failure of this kind means the metric source did not answer.
-fn unanswered(kind: FailureKind) -> bool {
-    matches!(
-        kind,
-        FailureKind::Unavailable
-            | FailureKind::Timeout
-            | FailureKind::Rejected
-            | FailureKind::Other
-    )
-}
-
-/// Why the daemon is not ready: one line per reason, none when it is ready. Each term of readiness is one
-/// statement here.
-///
-/// - Before a service's first round, Prometheus must have answered its readiness probe; after it, the
-///   latest queries count, so readiness follows Prometheus both ways.
-/// - Every service has completed a round.
-/// - No service's latest status read, scale call or metric query failed (nor its preflight).
-fn readiness(prometheus_probe_ok: bool, services: &BTreeMap<String, ServiceView>) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if !prometheus_probe_ok && services.values().any(|v| v.health.queries.is_none()) {
-        reasons.push("Prometheus has not answered /-/ready yet".to_owned());
-    }
-    let waiting: Vec<&str> = services
-        .iter()
-        .filter(|(_, v)| v.last_round.is_none())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if !waiting.is_empty() {
-        reasons.push(format!("no evaluation yet for {}", waiting.join(", ")));
-    }
-    for (name, view) in services {
-        reasons.extend(view.health.problems(name));
-    }
-    reasons
-}
-
-/// How long a service may go without completing a round before `/healthz` calls it stuck: three intervals
-/// plus the longest one round may take by its timeouts, so a slow backend that times out is not a stuck loop.
-fn staleness_limit(view: &ServiceView) -> Duration {
-    view.interval
-        .saturating_mul(3)
-        .saturating_add(view.round_budget)
-}
-
-fn is_stale(view: &ServiceView) -> bool {
-    view.last_round.unwrap_or(view.since).elapsed() > staleness_limit(view)
 }
 
 impl Shared {
@@ -430,7 +268,7 @@ impl Shared {
         })
     }
 
-    /// Services whose loop has not completed a round within its [`staleness_limit`].
+    /// Services whose loop has not completed a round within its [`staleness_limit`](super::health::staleness_limit).
     pub(super) fn stale_services(&self) -> Vec<String> {
         let services = self
             .services
@@ -563,163 +401,4 @@ fn rfc3339(t: Timestamp) -> String {
     jiff::Timestamp::from_millisecond(t.as_millis())
         .map(|ts| ts.to_string())
         .unwrap_or_else(|_| t.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use autoscale_core::ReplicaStatus;
-    use autoscale_core::controller::CheckReading;
-
-    use super::*;
-
-    fn view(interval: Duration, round_budget: Duration) -> ServiceView {
-        ServiceView {
-            interval,
-            round_budget,
-            since: Instant::now(),
-            last_round: None,
-            dry_run: false,
-            cooldown_up: Duration::ZERO,
-            cooldown_down: Duration::ZERO,
-            last: None,
-            last_blocked: None,
-            last_scale_at: None,
-            health: ServiceHealth::default(),
-        }
-    }
-
-    fn round(
-        status: Result<ReplicaStatus, (FailureKind, String)>,
-        check: Result<f64, FailureKind>,
-        scale: ScaleResult,
-    ) -> Round {
-        Round {
-            service: "web".into(),
-            at: Timestamp::from_secs(1_700_000_000),
-            status,
-            outside_change: None,
-            checks: vec![CheckReading {
-                name: "cpu".into(),
-                result: check.map_err(|k| (k, k.to_string())),
-                recommendation: None,
-            }],
-            decision: None,
-            scale,
-            duration: Duration::ZERO,
-            backoff: None,
-        }
-    }
-
-    #[test]
-    fn readiness_follows_the_latest_result_of_each_call() {
-        let mut services = BTreeMap::from([(
-            "web".to_owned(),
-            view(Duration::from_secs(10), Duration::ZERO),
-        )]);
-        assert_eq!(
-            readiness(false, &services),
-            [
-                "Prometheus has not answered /-/ready yet",
-                "no evaluation yet for web"
-            ]
-        );
-        let web = services.get_mut("web").unwrap();
-        web.last_round = Some(Instant::now());
-        let ok = || Ok(ReplicaStatus::all_ready(2));
-        // A query that went unanswered, then one answered: the probe that gave up no longer counts.
-        web.health.observe(&round(
-            ok(),
-            Err(FailureKind::Timeout),
-            ScaleResult::NotNeeded,
-        ));
-        assert_eq!(
-            readiness(false, &services),
-            ["service web: Prometheus did not answer the latest query of check cpu (timeout)"]
-        );
-        let web = services.get_mut("web").unwrap();
-        web.health
-            .observe(&round(ok(), Ok(0.5), ScaleResult::NotNeeded));
-        assert!(readiness(false, &services).is_empty());
-        // An answer without data is an answer.
-        let web = services.get_mut("web").unwrap();
-        web.health.observe(&round(
-            ok(),
-            Err(FailureKind::Empty),
-            ScaleResult::NotNeeded,
-        ));
-        assert!(readiness(true, &services).is_empty());
-
-        // A failed scale call holds until one succeeds; rounds without a call (or backing off) keep it.
-        let web = services.get_mut("web").unwrap();
-        let failed = ScaleResult::Failed {
-            kind: FailureKind::Other,
-            message: "compose failed".into(),
-        };
-        web.health.observe(&round(ok(), Ok(0.5), failed));
-        web.health
-            .observe(&round(ok(), Ok(0.5), ScaleResult::BackingOff));
-        assert_eq!(
-            readiness(true, &services),
-            ["service web: scale calls failing: compose failed"]
-        );
-        let web = services.get_mut("web").unwrap();
-        web.health
-            .observe(&round(ok(), Ok(0.5), ScaleResult::Scaled));
-        assert!(readiness(true, &services).is_empty());
-
-        // A failed status read holds until the next one succeeds.
-        let web = services.get_mut("web").unwrap();
-        let status = Err((FailureKind::Unavailable, "docker is down".to_owned()));
-        web.health
-            .observe(&round(status, Ok(0.5), ScaleResult::NotNeeded));
-        assert_eq!(
-            readiness(true, &services),
-            ["service web: status read failing: docker is down"]
-        );
-        let web = services.get_mut("web").unwrap();
-        web.health
-            .observe(&round(ok(), Ok(0.5), ScaleResult::NotNeeded));
-        assert!(readiness(true, &services).is_empty());
-    }
-
-    #[test]
-    fn a_failed_preflight_holds_until_the_calls_it_stands_for_succeed() {
-        let mut services = BTreeMap::from([(
-            "web".to_owned(),
-            view(Duration::from_secs(10), Duration::ZERO),
-        )]);
-        let web = services.get_mut("web").unwrap();
-        web.last_round = Some(Instant::now());
-        let missing = preflight::Failure {
-            stage: Stage::Program,
-            error: "no Docker Compose found".into(),
-            fix: "install it".into(),
-        };
-        web.health.preflight(Err(&missing));
-        web.health.observe(&round(
-            Ok(ReplicaStatus::all_ready(1)),
-            Ok(0.1),
-            ScaleResult::NotNeeded,
-        ));
-        assert_eq!(
-            readiness(true, &services),
-            ["service web: scale calls failing: no Docker Compose found; to fix: install it"]
-        );
-        // A passing preflight (after a reload) clears its own failure.
-        let web = services.get_mut("web").unwrap();
-        web.health.preflight(Ok(()));
-        assert!(readiness(true, &services).is_empty());
-    }
-
-    #[test]
-    fn the_staleness_limit_covers_a_round_and_saturates() {
-        let slow = view(Duration::from_secs(1), Duration::from_secs(45));
-        assert_eq!(staleness_limit(&slow), Duration::from_secs(48));
-        let huge = view(Duration::MAX, Duration::MAX);
-        assert_eq!(staleness_limit(&huge), Duration::MAX);
-        assert!(!is_stale(&huge));
-        let mut stuck = view(Duration::from_millis(1), Duration::from_millis(1));
-        stuck.since -= Duration::from_millis(5);
-        assert!(is_stale(&stuck));
-    }
 }
