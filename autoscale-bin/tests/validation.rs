@@ -175,6 +175,42 @@ fn check_run_and_once_refuse_the_same_configurations() {
             vec![],
             ":6:21: daemon.history_max_bytes: 10 is too small",
         ),
+        (
+            "ansible_status_default_swarm_name",
+            format!(
+                "{prom}{d}{}",
+                SERVICE.replace("name = \"webapp\"", "name = \"web.app\"").replace(
+                    "kind = \"compose\"\ncommand = [\"false\"]",
+                    "kind = \"ansible\"\nplaybook = \"scale.yml\"\nstatus = { kind = \"swarm\" }"
+                )
+            ),
+            vec![],
+            ":12:10: service[0].scaler.status: invalid swarm service name \"web.app\": '.' is not allowed",
+        ),
+        (
+            "ansible_status_default_compose_project",
+            format!(
+                "{prom}{d}{}",
+                SERVICE.replace(
+                    "kind = \"compose\"\ncommand = [\"false\"]",
+                    "kind = \"ansible\"\nplaybook = \"scale.yml\"\nextra_vars = { compose_project = \"Web App\" }"
+                )
+            ),
+            vec![],
+            ":12:14: service[0].scaler.extra_vars: invalid compose project name \"Web App\"",
+        ),
+        (
+            "ansible_env_of_the_scaler",
+            format!(
+                "{prom}{d}{}",
+                SERVICE.replace(
+                    "kind = \"compose\"\ncommand = [\"false\"]",
+                    "kind = \"ansible\"\nplaybook = \"scale.yml\"\nenv = { ANSIBLE_STDOUT_CALLBACK = \"default\" }"
+                )
+            ),
+            vec![],
+            ":10:8: service[0].scaler: invalid ansible scaler settings: env ANSIBLE_STDOUT_CALLBACK is set by the scaler",
+        ),
     ];
     for (name, text, env, expected) in cases {
         refused_by_all(dir.path(), name, &text, &env, expected);

@@ -1,7 +1,11 @@
 //! `[service.scaler]` of kind ansible, and its `status` table.
 
-use autoscale_ansible::{AnsibleSettings, Program, StatusPlaybook, StatusSettings};
-use autoscale_docker::NameRule;
+use std::sync::Arc;
+
+use autoscale_ansible::{
+    AnsibleScaler, AnsibleSettings, Program, StatusPlaybook, StatusSettings, StatusSource,
+};
+use autoscale_docker::{ComposeScaler, NameRule, SwarmSettings};
 
 use super::diagnostics::{Ctx, NameKind, Result, check_name, join_key, only_keys};
 use super::keyword::keyword;
@@ -76,7 +80,72 @@ pub(crate) fn section(
     settings.check_mode = raw.check_mode.as_ref().is_some_and(|c| *c.get_ref());
     settings.vault_password_file =
         ctx.opt_path(&raw.vault_password_file, &k("vault_password_file"))?;
+    // The status target is where a name Docker refuses can still hide: a default taken from the service's
+    // name, or from `extra_vars.compose_project`.
+    let (at, at_key) = match (&raw.status, &raw.extra_vars) {
+        (Some(s), _) => (s.span(), k("status")),
+        (None, Some(vars)) => (vars.span(), k("extra_vars")),
+        (None, None) => (raw.kind.span(), key.to_owned()),
+    };
+    let status =
+        status_source(service, &settings).map_err(|e| ctx.err(at, at_key, e.to_string()))?;
+    settings
+        .builder(service, status)
+        .build()
+        .map_err(|e| ctx.err(raw.kind.span(), key, e.to_string()))?;
     Ok(settings)
+}
+
+/// The ansible scaler of `service`, as the daemon runs it; building it runs nothing, so loading builds it too
+/// and `check` refuses what `run` would. Without `status`, it counts the compose service of the same name in the
+/// project the playbook scales (`extra_vars.compose_project`, or the original scaler's project).
+pub(crate) fn scaler(
+    service: &str,
+    settings: &AnsibleSettings,
+) -> std::result::Result<AnsibleScaler, Box<dyn std::error::Error + Send + Sync>> {
+    let source = status_source(service, settings)?;
+    Ok(settings.builder(service, source).build()?)
+}
+
+/// Where the ansible scaler of `service` reads the current count.
+fn status_source(
+    service: &str,
+    settings: &AnsibleSettings,
+) -> std::result::Result<StatusSource, autoscale_docker::Error> {
+    let default_status = StatusSettings::Compose {
+        project: settings
+            .extra_vars
+            .get("compose_project")
+            .and_then(|v| v.as_str())
+            .unwrap_or(autoscale_docker::DEFAULT_PROJECT)
+            .to_owned(),
+        file: None,
+        service: service.to_owned(),
+    };
+    let status = settings.status.as_ref().unwrap_or(&default_status);
+    Ok(match status {
+        StatusSettings::Compose {
+            project,
+            file,
+            service,
+        } => {
+            // Without a file, Compose finds the project's own files, which `ComposeSettings` cannot express.
+            let docker = autoscale_docker::DockerCli::new().timeout(settings.timeout);
+            let mut builder = ComposeScaler::builder(project, service).docker(docker);
+            if let Some(file) = file {
+                builder = builder.file(file);
+            }
+            StatusSource::Scaler(Arc::new(builder.build()?))
+        }
+        StatusSettings::Swarm { service } => {
+            let mut swarm = SwarmSettings::new(service);
+            swarm.timeout = settings.timeout;
+            StatusSource::Scaler(Arc::new(swarm.scaler()?))
+        }
+        StatusSettings::Playbook { .. } => status
+            .playbook_source()
+            .expect("a playbook status has a playbook source"),
+    })
 }
 
 /// The status table's `kind`.

@@ -46,6 +46,7 @@ mod service;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub(crate) use ansible::scaler as ansible_scaler;
 /// The scalers' settings are their backend crates' own types.
 pub use autoscale_ansible::{
     AnsibleSettings, Program as AnsibleProgram, StatusSettings as AnsibleStatus,

@@ -4,17 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_ansible::StatusSource;
 use autoscale_core::Scaler;
 use autoscale_core::controller::{CheckSource, ServiceLoop, Timeouts};
-use autoscale_docker::ComposeScaler;
 use autoscale_prom::{PrometheusClient, PrometheusSource};
 use tokio::sync::Semaphore;
 
-use crate::config::{
-    AnsibleSettings, AnsibleStatus, Config, PrometheusSettings, ScalerSettings, ServiceConfig,
-    SwarmSettings,
-};
+use crate::config::{self, Config, PrometheusSettings, ScalerSettings, ServiceConfig};
 
 /// A backend's error, kept whole so that its `source()` chain survives.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -126,55 +121,14 @@ fn client(
         })
 }
 
-/// The ansible scaler of `service`. Without `status`, it counts the compose service of the same name in the
-/// project the playbook scales (`extra_vars.compose_project`, or the original scaler's project).
-fn ansible_scaler(
-    service: &str,
-    settings: &AnsibleSettings,
-) -> Result<autoscale_ansible::AnsibleScaler, BoxError> {
-    let default_status = AnsibleStatus::Compose {
-        project: settings
-            .extra_vars
-            .get("compose_project")
-            .and_then(|v| v.as_str())
-            .unwrap_or(autoscale_docker::DEFAULT_PROJECT)
-            .to_owned(),
-        file: None,
-        service: service.to_owned(),
-    };
-    let status = settings.status.as_ref().unwrap_or(&default_status);
-    let source = match status {
-        AnsibleStatus::Compose {
-            project,
-            file,
-            service,
-        } => {
-            // Without a file, Compose finds the project's own files, which `ComposeSettings` cannot express.
-            let docker = autoscale_docker::DockerCli::new().timeout(settings.timeout);
-            let mut builder = ComposeScaler::builder(project, service).docker(docker);
-            if let Some(file) = file {
-                builder = builder.file(file);
-            }
-            StatusSource::Scaler(Arc::new(builder.build()?))
-        }
-        AnsibleStatus::Swarm { service } => {
-            let mut swarm = SwarmSettings::new(service);
-            swarm.timeout = settings.timeout;
-            StatusSource::Scaler(Arc::new(swarm.scaler()?))
-        }
-        AnsibleStatus::Playbook { .. } => status
-            .playbook_source()
-            .expect("a playbook status has a playbook source"),
-    };
-    Ok(settings.builder(service, source).build()?)
-}
-
 /// The scaler of a service, and the timeout of its calls.
 pub fn scaler(service: &ServiceConfig) -> Result<(Arc<dyn Scaler>, Duration), WiringError> {
     let built: Result<Arc<dyn Scaler>, BoxError> = match &service.scaler {
         ScalerSettings::Compose(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
         ScalerSettings::Swarm(s) => s.scaler().map(|c| Arc::new(c) as _).map_err(Into::into),
-        ScalerSettings::Ansible(s) => ansible_scaler(&service.name, s).map(|c| Arc::new(c) as _),
+        ScalerSettings::Ansible(s) => {
+            config::ansible_scaler(&service.name, s).map(|c| Arc::new(c) as _)
+        }
     };
     let scaler = built.map_err(|source| WiringError::Scaler {
         service: service.name.clone(),
