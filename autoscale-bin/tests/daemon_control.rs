@@ -2,60 +2,19 @@
 //! rounds, state persistence and HTTP: SIGTERM during a slow scale call, SIGHUP with a good and a bad
 //! configuration.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use autoscale_bin::config::{Config, ConfigError, Env, LoadOptions};
 use autoscale_bin::daemon::{Backends, Control, run_with};
-use autoscale_core::controller::{CheckSource, ServiceLoop, TokioClock};
+use autoscale_core::EngineState;
+use autoscale_core::controller::ServiceLoop;
 use autoscale_core::testing::{RecordingScaler, ScriptedSource};
-use autoscale_core::{EngineState, Timestamp};
+use support::Fakes;
 use tokio::sync::mpsc;
-
-/// Loops over a scripted metric source and recording scalers, one per service name.
-struct Fakes {
-    source: ScriptedSource,
-    scalers: BTreeMap<String, RecordingScaler>,
-}
-
-#[async_trait::async_trait]
-impl Backends for Fakes {
-    fn loops(
-        &self,
-        config: &Config,
-        state: &dyn Fn(
-            &str,
-        )
-            -> Result<Option<EngineState>, autoscale_bin::daemon::wiring::WiringError>,
-    ) -> Result<Vec<ServiceLoop>, autoscale_bin::daemon::wiring::WiringError> {
-        config
-            .services
-            .iter()
-            .map(|service| {
-                let scaler = self.scalers[&service.name].clone();
-                let engine = service.engine.builder_without_checks();
-                let mut builder = ServiceLoop::builder(&service.name, engine, Arc::new(scaler))
-                    .interval(service.interval)
-                    .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
-                        1_800_000_000,
-                    ))));
-                for (engine_check, check) in service.engine.checks().iter().zip(&service.checks) {
-                    let source = CheckSource::new(Arc::new(self.source.clone()), &check.query);
-                    builder = builder.check(engine_check.clone(), source);
-                }
-                if let Some(s) = state(&service.name)? {
-                    builder = builder.state(s);
-                }
-                Ok(builder.build()?)
-            })
-            .collect()
-    }
-
-    async fn wait_ready(&self, _config: &Config) -> bool {
-        true
-    }
-}
 
 fn config(dir: &std::path::Path, max: u32) -> Result<Config, ConfigError> {
     let toml = format!(

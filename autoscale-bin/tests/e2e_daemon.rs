@@ -2,8 +2,10 @@
 //! containers (host network), and the built `autoscale` binary. A load step drives the webapp's utilization
 //! above target; the service must scale up, and back down once the load stops, within bounded time.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use autoscale_core::testing::require_service;
+use support::{free_port, get, status_json, wait_until};
 
 const IMAGE: &str = "local/autoscale-webapp:dev";
 const PORTS: (u16, u16) = (19111, 19130);
@@ -58,56 +61,8 @@ impl Drop for Cleanup {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP GET on loopback; returns (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn status_json(addr: SocketAddr) -> Option<serde_json::Value> {
-    let (code, body) = get(addr, "/status").ok()?;
-    (code == 200)
-        .then(|| serde_json::from_str(&body).ok())
-        .flatten()
-}
-
 fn current_replicas(addr: SocketAddr) -> Option<u64> {
     status_json(addr)?["services"][0]["current"].as_u64()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("{what}: not within {limit:?}");
 }
 
 /// Sends `rps` requests per second, spread over the webapp replicas that answer, until `stop`.

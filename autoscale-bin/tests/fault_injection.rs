@@ -9,8 +9,9 @@
 //!
 //! After each, the state file parses and every history line parses.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use autoscale_core::testing::require_service;
+use support::{free_port, get, status_json, wait_until};
 
 struct Env {
     docker_host: String,
@@ -37,7 +39,7 @@ fn env() -> Option<Env> {
 struct Prometheus {
     addr: SocketAddr,
     value: Arc<AtomicU64>,
-    _runtime: tokio::runtime::Runtime,
+    _server: support::Server,
 }
 
 impl Prometheus {
@@ -66,20 +68,11 @@ impl Prometheus {
                 get(|| async { "Prometheus Server is Ready.\n" }),
             )
             .route("/api/v1/query", any(query));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let server = support::serve(app);
         Prometheus {
-            addr,
+            addr: server.addr,
             value,
-            _runtime: runtime,
+            _server: server,
         }
     }
 
@@ -137,48 +130,6 @@ impl Cleanup {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-fn status(addr: SocketAddr) -> Option<serde_json::Value> {
-    let (code, body) = get(addr, "/status").ok()?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not within {limit:?}");
 }
 
 fn signal(child: &Child, name: &str) {
@@ -249,7 +200,7 @@ fn spawn_daemon(files: &Files, listen: SocketAddr, log: &str) -> Child {
 
 fn token(addr: SocketAddr) -> Option<String> {
     Some(
-        status(addr)?["services"][0]["last_evaluation"]["token"]
+        status_json(addr)?["services"][0]["last_evaluation"]["token"]
             .as_str()?
             .to_owned(),
     )
@@ -470,7 +421,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         assert!(
             Instant::now() < deadline,
             "no cooldown after a restart: {:#?}\n{}",
-            status(listen),
+            status_json(listen),
             files.log("c.log")
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -501,7 +452,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         Duration::from_secs(30),
         || token(listen).is_some(),
     );
-    let status = status(listen).unwrap();
+    let status = status_json(listen).unwrap();
     let service = &status["services"][0];
     assert_eq!(
         service["last_evaluation"]["token"], "cooldown",

@@ -9,8 +9,9 @@
 //!   the daemon keeps running, `/readyz` names the service and why, and the failing scale calls back off,
 //!   as `/status` shows.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing;
+use support::{free_port, get, wait_until};
 
 /// The scripted Prometheus: `up` decides whether it answers at all (503 otherwise), `delay_ms` how long a
 /// query takes.
@@ -34,7 +36,7 @@ struct Script {
 struct FakePrometheus {
     url: String,
     script: Script,
-    _runtime: tokio::runtime::Runtime,
+    _server: support::Server,
 }
 
 fn fake_prometheus(up: bool, delay: Duration) -> FakePrometheus {
@@ -74,20 +76,11 @@ fn fake_prometheus(up: bool, delay: Duration) -> FakePrometheus {
     let app = Router::new()
         .route("/-/ready", routing::get(ready))
         .route("/api/v1/query", routing::get(query.clone()).post(query));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    let server = support::serve(app);
     FakePrometheus {
-        url,
+        url: format!("http://{}", server.addr),
         script,
-        _runtime: runtime,
+        _server: server,
     }
 }
 
@@ -116,47 +109,6 @@ impl Drop for Daemon {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP GET on loopback; returns (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{what}: not within {limit:?}");
 }
 
 /// The docker host, or `None` (skipping loudly, failing in CI) without one.

@@ -2,6 +2,8 @@
 //! unhealthy one (503), a closed port and one that never answers. Each case checks the exit code and the
 //! exact message a container runtime or a person sees.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,32 +12,10 @@ use autoscale_bin::{CliError, run_with};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use support::{Server, serve};
 
 const STATUS_JSON: &str = r#"{"services":[{"service":"web","current":2,"ready":2,"desired":3,
 "cooldown_remaining_s":{"up":0.0,"down":12.4},"last_evaluation":{"scale":"scaled","reason":"cpu above 0.8"}}]}"#;
-
-/// A daemon stand-in on 127.0.0.1:0, served by its own runtime: the commands under test start theirs.
-struct Server {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn serve(app: Router) -> Server {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    Server {
-        addr,
-        _runtime: runtime,
-    }
-}
 
 fn healthy() -> Server {
     serve(
