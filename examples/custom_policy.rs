@@ -1,10 +1,18 @@
-//! A custom policy driving the engine: one replica per 50 queued jobs; the engine adds stabilization, rate
-//! rules, bounds and cooldowns. Run: `cargo run -p autoscale-examples --example custom_policy`
+//! A custom policy driving the engine: one replica per 50 queued jobs, and never fewer than the deepest queue
+//! of the last five minutes needed, which it reads from its check's history. The engine adds stabilization,
+//! rate rules, bounds and cooldowns, and keeps the history in its state.
+//! Run: `cargo run -p autoscale-examples --example custom_policy`
 use std::sync::Arc;
+use std::time::Duration;
 
+use autoscale_core::engine::MIN_RESOLUTION;
+use autoscale_core::policy::PolicyContext;
 use autoscale_core::{
     Check, Engine, EngineConfig, EngineState, Policy, ReplicaStatus, Replicas, Timestamp,
 };
+
+/// How far back the policy looks.
+const MEMORY: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct QueueDepth(f64);
@@ -13,8 +21,20 @@ impl Policy for QueueDepth {
     fn kind(&self) -> &str {
         "queue_depth"
     }
-    fn recommend(&self, queued: f64, _: ReplicaStatus) -> Replicas {
-        (queued / self.0).ceil() as Replicas
+    fn recommend(
+        &self,
+        queued: f64,
+        _: ReplicaStatus,
+        context: &mut PolicyContext<'_>,
+    ) -> Replicas {
+        let now = context.now();
+        let history = context.history_mut();
+        history.record(now, queued, MIN_RESOLUTION, MEMORY);
+        let deepest = history
+            .between(now - MEMORY, now, MIN_RESOLUTION)
+            .map(|bucket| bucket.max)
+            .fold(queued, f64::max);
+        (deepest / self.0).ceil() as Replicas
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use autoscale_core::controller::{CheckSource, ServiceLoop};
 use autoscale_core::engine::{Rule, ScalingRules, Select};
+use autoscale_core::policy::PolicyContext;
 use autoscale_core::{
     Behavior, Check, EngineConfig, MetricSource, Policy, ReplicaStatus, Replicas, ScaleOutcome,
     Scaler, Timestamp,
@@ -41,7 +42,7 @@ impl Policy for JobsPerWorker {
     fn kind(&self) -> &str {
         "jobs_per_worker"
     }
-    fn recommend(&self, queued: f64, _status: ReplicaStatus) -> Replicas {
+    fn recommend(&self, queued: f64, _: ReplicaStatus, _: &mut PolicyContext<'_>) -> Replicas {
         (queued / self.0).ceil() as Replicas
     }
 }

@@ -536,11 +536,16 @@ impl ServiceLoop {
         }
 
         let observations = self.fetch_all(at).await;
-        round.checks = self.readings(&observations, status);
-        let (decision, state) =
-            self.engine
-                .evaluate(std::mem::take(&mut self.state), status, &observations, at);
+        let mut per_check = vec![None; observations.len()];
+        let (decision, state) = self.engine.evaluate_checks(
+            std::mem::take(&mut self.state),
+            status,
+            &observations,
+            at,
+            &mut per_check,
+        );
         self.state = state;
+        round.checks = self.readings(&observations, &per_check);
         self.log_decision(&round, &decision);
 
         if decision.is_change() {
@@ -638,7 +643,12 @@ impl ServiceLoop {
             .collect()
     }
 
-    fn readings(&self, observations: &[Observation], status: ReplicaStatus) -> Vec<CheckReading> {
+    /// Each check's value and, from the evaluation just made, its own recommendation.
+    fn readings(
+        &self,
+        observations: &[Observation],
+        per_check: &[Option<Replicas>],
+    ) -> Vec<CheckReading> {
         let checks = self.engine.config().checks();
         observations
             .iter()
@@ -648,10 +658,7 @@ impl ServiceLoop {
                     .engine
                     .classify(i, Some(*obs))
                     .map_err(|kind| (kind, format!("{kind}")));
-                let recommendation = result
-                    .as_ref()
-                    .ok()
-                    .map(|v| checks[i].policy().recommend(*v, status));
+                let recommendation = per_check.get(i).copied().flatten();
                 CheckReading {
                     name: checks[i].name().to_owned(),
                     result,

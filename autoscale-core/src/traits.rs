@@ -6,10 +6,13 @@
 //! silently skip.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::engine::CheckHistory;
 use crate::error::Result;
+use crate::policy::PolicyContext;
 use crate::types::{ReplicaStatus, Replicas, Timestamp};
 
 /// Where one check's value comes from: Prometheus, or anything else that can answer a query.
@@ -45,17 +48,40 @@ pub trait Scaler: Send + Sync + fmt::Debug {
 }
 
 /// Turns one check's value and the service's status into a recommended replica count. Synchronous and pure:
-/// the same value and status always give the same recommendation.
+/// the same value, status and history always give the same recommendation.
+///
+/// A memoryless policy ignores its [`PolicyContext`]. A policy that learns from the past (the
+/// [`PredictivePolicy`](crate::policy::PredictivePolicy)) records into the check's history through it; the
+/// history lives in the [`EngineState`](crate::EngineState), so it is persisted and replayed like the rest.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Policy: Send + Sync + fmt::Debug {
     /// A short, stable name of the policy's kind, such as `target` or `threshold`. The simulator's summary
     /// joins the kinds of a service's checks with `+`.
     fn kind(&self) -> &str;
 
-    /// The replica count this policy recommends for `value` given `status`.
+    /// The replica count this policy recommends for `value` given `status`, at `context.now()`.
     ///
-    /// The value is finite unless the check was configured to accept non-finite values.
-    fn recommend(&self, value: f64, status: ReplicaStatus) -> Replicas;
+    /// The value is finite unless the check was configured to accept non-finite values. The engine calls this
+    /// once per evaluation and check, with the check's own history in `context`.
+    fn recommend<'a>(
+        &self,
+        value: f64,
+        status: ReplicaStatus,
+        context: &mut PolicyContext<'a>,
+    ) -> Replicas;
+
+    /// How much of the past this policy wants in its check's history before its first evaluation, so that a
+    /// runner with a metric store can fill it ([`learn`](Self::learn)). `None`, the default, for a policy that
+    /// keeps no history.
+    fn backfill(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Take in one past sample of demand at `at`, oldest first, as evaluations at that time would have
+    /// recorded it. The default does nothing, which is right for a policy without history.
+    fn learn(&self, history: &mut CheckHistory, at: Timestamp, demand: f64) {
+        let _ = (history, at, demand);
+    }
 }
 
 /// Compile-time guard: all three traits must stay usable as trait objects.

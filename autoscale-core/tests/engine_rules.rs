@@ -115,7 +115,9 @@ fn a_custom_policy_plugs_in_through_the_trait() {
     policy.expect_kind().return_const("custom".to_owned());
     policy
         .expect_recommend()
-        .withf(|value, status| *value == 42.0 && status.current == 3)
+        .withf(|value, status, context| {
+            *value == 42.0 && status.current == 3 && context.history().check == "custom"
+        })
         .return_const(7u32);
     let config = EngineConfig::builder(1, 10)
         .check(Check::new("custom", Arc::new(policy)))

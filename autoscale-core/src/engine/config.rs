@@ -40,6 +40,9 @@ pub enum ConfigError {
     /// `fallback.after` must be at least 1.
     #[error("fallback.after must be at least 1")]
     FallbackAfter,
+    /// A dead-band's `min_drop` must lie in [0, 1).
+    #[error("min_drop must be at least 0 and below 1, got {0}")]
+    MinDrop(String),
     /// An activation threshold must be finite.
     #[error("activation must be a finite number, got {0}")]
     Activation(String),
@@ -161,12 +164,59 @@ impl Rule {
     }
 }
 
-/// The behavior of one direction: its stabilization window and its rate rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A scale-down dead-band: scale down only once the recommendation has stayed at least `min_drop` (a fraction of
+/// the current count) below the current count for `hold`. Smaller drops never scale down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadband {
+    min_drop: f64,
+    hold: Duration,
+}
+
+impl Deadband {
+    /// The default drop: a fifth of the current count.
+    pub const DEFAULT_MIN_DROP: f64 = 0.2;
+    /// The default hold.
+    pub const DEFAULT_HOLD: Duration = Duration::from_secs(600);
+
+    /// A dead-band. `min_drop` must lie in `[0, 1)`.
+    pub fn new(min_drop: f64, hold: Duration) -> Result<Self, ConfigError> {
+        if !(min_drop.is_finite() && (0.0..1.0).contains(&min_drop)) {
+            return Err(ConfigError::MinDrop(min_drop.to_string()));
+        }
+        Ok(Deadband { min_drop, hold })
+    }
+
+    /// The defaults: 0.2 for 10 minutes.
+    pub fn default_predictive() -> Self {
+        Deadband {
+            min_drop: Self::DEFAULT_MIN_DROP,
+            hold: Self::DEFAULT_HOLD,
+        }
+    }
+
+    /// The fraction of the current count the recommendation must stay below it by.
+    pub fn min_drop(&self) -> f64 {
+        self.min_drop
+    }
+
+    /// How long it must stay there.
+    pub fn hold(&self) -> Duration {
+        self.hold
+    }
+
+    /// Whether `recommendation` is far enough below `current`.
+    pub(crate) fn is_below(&self, current: Replicas, recommendation: Replicas) -> bool {
+        f64::from(recommendation) <= f64::from(current) * (1.0 - self.min_drop)
+    }
+}
+
+/// The behavior of one direction: its stabilization window, its rate rules and, for scale-down, a dead-band.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScalingRules {
     stabilization_window: Duration,
     select: Select,
     rules: Vec<Rule>,
+    deadband: Option<Deadband>,
 }
 
 impl ScalingRules {
@@ -183,7 +233,19 @@ impl ScalingRules {
             stabilization_window,
             select,
             rules,
+            deadband: None,
         })
+    }
+
+    /// With a dead-band (only the scale-down direction applies one).
+    pub fn with_deadband(mut self, deadband: Option<Deadband>) -> Self {
+        self.deadband = deadband;
+        self
+    }
+
+    /// The dead-band, if any.
+    pub fn deadband(&self) -> Option<Deadband> {
+        self.deadband
     }
 
     /// Kubernetes' scale-up default: no window, max of 4 pods and 100 % per 15 s.
@@ -202,6 +264,7 @@ impl ScalingRules {
                     period,
                 },
             ],
+            deadband: None,
         }
     }
 
@@ -214,6 +277,7 @@ impl ScalingRules {
                 amount: RuleAmount::Percent(100),
                 period: Duration::from_secs(15),
             }],
+            deadband: None,
         }
     }
 
@@ -242,7 +306,7 @@ impl ScalingRules {
 }
 
 /// Both directions' behavior.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Behavior {
     /// Scale-up behavior.
     pub scale_up: ScalingRules,

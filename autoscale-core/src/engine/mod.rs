@@ -27,17 +27,20 @@
 //!   exactly its count, nor the out-of-range rule.
 
 mod config;
+mod history;
 mod reason;
 mod rules;
 mod state;
 
+use crate::policy::PolicyContext;
 use crate::types::duration_millis;
 use crate::{Direction, FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
 
 pub use config::{
-    Behavior, Check, ConfigError, EngineConfig, EngineConfigBuilder, Fallback, FallbackMode, Pause,
-    Rule, RuleAmount, ScalingRules, Select,
+    Behavior, Check, ConfigError, Deadband, EngineConfig, EngineConfigBuilder, Fallback,
+    FallbackMode, Pause, Rule, RuleAmount, ScalingRules, Select,
 };
+pub use history::{Bucket, CheckHistory, Ewma, MAX_BUCKETS, MIN_RESOLUTION, bucket_start};
 pub use reason::{Change, Cooldown, Decision, Limit, Reason, Token};
 pub use state::{EngineState, Recommendation, ScaleEvent};
 
@@ -101,11 +104,25 @@ impl Engine {
     /// from.
     pub fn evaluate(
         &self,
-        mut state: EngineState,
+        state: EngineState,
         status: ReplicaStatus,
         observations: &[Observation],
         now: Timestamp,
     ) -> (Decision, EngineState) {
+        self.evaluate_checks(state, status, observations, now, &mut [])
+    }
+
+    /// [`evaluate`](Self::evaluate), also writing each check's own recommendation into `per_check` (as many
+    /// as it has room for; `None` for a check that failed), for a caller that reports them.
+    pub fn evaluate_checks(
+        &self,
+        mut state: EngineState,
+        status: ReplicaStatus,
+        observations: &[Observation],
+        now: Timestamp,
+        per_check: &mut [Option<Replicas>],
+    ) -> (Decision, EngineState) {
+        per_check.fill(None);
         let current = status.current;
         // A backend may briefly report more ready than desired replicas (a scale-down in progress).
         let status = ReplicaStatus {
@@ -125,17 +142,35 @@ impl Engine {
         // whichever step ends up deciding it: an out-of-range round still moves the failure counter (step 8)
         // and the idle clock (step 4), and events older than every rule period (step 6) are dropped.
         count_failures(&mut state, reason.failed_checks == readings.len());
+        self.align_histories(&mut state);
         self.update_idle_clock(&mut state, readings, now);
         self.prune_scale_events(&mut state, now);
 
         // 1. Out-of-range current: no metric needed, so it decides alone.
         let decided = match self.out_of_range(current) {
             Some(change) => {
+                // The policies still see the round, so that their histories have no hole and each check's
+                // own recommendation is known; the number is not used.
+                self.recommend(
+                    &mut state,
+                    readings,
+                    status,
+                    now,
+                    &mut Reason::empty(),
+                    per_check,
+                );
                 reason.out_of_range = Some(change);
                 change.to
             }
             // 2 to 7, when some check succeeded; otherwise 8.
-            None => match self.scale_on_metrics(&mut state, readings, status, now, &mut reason) {
+            None => match self.scale_on_metrics(
+                &mut state,
+                readings,
+                status,
+                now,
+                &mut reason,
+                per_check,
+            ) {
                 Some(desired) => desired,
                 None => {
                     reason.fallback = self.fallback(&state, current);
@@ -206,10 +241,11 @@ impl Engine {
         status: ReplicaStatus,
         now: Timestamp,
         reason: &mut Reason,
+        per_check: &mut [Option<Replicas>],
     ) -> Option<Replicas> {
         let current = status.current;
         // 2 and 3.
-        let (check, mut n) = self.recommend(readings, status)?;
+        let (check, mut n) = self.recommend(state, readings, status, now, reason, per_check)?;
         reason.check = Some(check);
         reason.partial_data =
             hold_on_partial_data(current, n, reason.failed_checks).inspect(|c| n = c.to);
@@ -220,6 +256,7 @@ impl Engine {
             .inspect(|c| n = c.to);
         // 5.
         reason.stabilized = self.stabilize(state, current, n, now).inspect(|c| n = c.to);
+        reason.deadband = self.deadband(state, current, n, now).inspect(|c| n = c.to);
         // 6.
         reason.limited = self
             .limit(state, current, n, now)
@@ -232,18 +269,57 @@ impl Engine {
     }
 
     /// Steps 2 and 3: one recommendation per successful check, and the largest wins (the first check at a
-    /// tie). `None` when every check failed.
-    fn recommend(&self, readings: &[Reading], status: ReplicaStatus) -> Option<(usize, Replicas)> {
+    /// tie). Each policy sees its check's history in `state`. `None` when every check failed.
+    fn recommend(
+        &self,
+        state: &mut EngineState,
+        readings: &[Reading],
+        status: ReplicaStatus,
+        now: Timestamp,
+        reason: &mut Reason,
+        per_check: &mut [Option<Replicas>],
+    ) -> Option<(usize, Replicas)> {
         let mut best: Option<(usize, Replicas)> = None;
         for (i, reading) in readings.iter().enumerate() {
             if let Reading::Value(value) = *reading {
-                let rec = self.config.checks[i].policy().recommend(value, status);
+                let history = &mut state.checks[i];
+                let mut context = PolicyContext::new(now, history);
+                let rec = self.config.checks[i]
+                    .policy()
+                    .recommend(value, status, &mut context);
+                let forecast = context.into_forecast();
+                if let Some(slot) = per_check.get_mut(i) {
+                    *slot = Some(rec);
+                }
                 if best.is_none_or(|(_, b)| rec > b) {
                     best = Some((i, rec));
+                    reason.forecast = forecast;
                 }
             }
         }
         best
+    }
+
+    /// Give every check its history: the one it had, by name, or an empty one.
+    fn align_histories(&self, state: &mut EngineState) {
+        let checks = &self.config.checks;
+        let aligned = state.checks.len() == checks.len()
+            && state
+                .checks
+                .iter()
+                .zip(checks)
+                .all(|(h, c)| h.check == c.name());
+        if aligned {
+            return;
+        }
+        let mut old = std::mem::take(&mut state.checks);
+        state.checks = checks
+            .iter()
+            .map(|c| match old.iter().position(|h| h.check == c.name()) {
+                Some(i) => old.swap_remove(i),
+                None => CheckHistory::new(c.name()),
+            })
+            .collect();
     }
 
     /// Step 4: leave zero only when some value is strictly above its activation threshold, and reach zero only
@@ -311,6 +387,31 @@ impl Engine {
         });
         self.prune_recommendations(state, now);
         changed(recommendation, stabilized)
+    }
+
+    /// Step 5, second half: with a scale-down dead-band, a scale-down waits until the recommendation has stayed
+    /// at least `min_drop` below `current` for `hold`; a smaller drop never scales down.
+    fn deadband(
+        &self,
+        state: &mut EngineState,
+        current: Replicas,
+        recommendation: Replicas,
+        now: Timestamp,
+    ) -> Option<Change> {
+        let Some(deadband) = self.config.behavior.scale_down.deadband() else {
+            state.below_since = None;
+            return None;
+        };
+        if recommendation >= current || !deadband.is_below(current, recommendation) {
+            state.below_since = None;
+            return changed(recommendation, recommendation.max(current));
+        }
+        let since = *state.below_since.get_or_insert(now);
+        if now.saturating_since(since) >= deadband.hold() {
+            None
+        } else {
+            changed(recommendation, current)
+        }
     }
 
     /// Step 6: the rate rules of the direction, and the bound on that side, whichever is tighter.

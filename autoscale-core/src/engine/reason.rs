@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::Forecast;
 use crate::{Direction, Replicas};
 
 /// The stable token that starts every reason. Logs, history and the simulator's CSV print it.
@@ -21,6 +22,8 @@ pub enum Token {
     Activation,
     /// A stabilization window held the count.
     Stabilized,
+    /// The scale-down dead-band held the count.
+    Deadband,
     /// A rate rule limited the change.
     RateLimited,
     /// The maximum bound limited a scale-up.
@@ -52,6 +55,7 @@ impl Token {
             Token::PartialData => "partial_data",
             Token::Activation => "activation",
             Token::Stabilized => "stabilized",
+            Token::Deadband => "deadband",
             Token::RateLimited => "rate_limited",
             Token::MaxReplicas => "max_replicas",
             Token::MinReplicas => "min_replicas",
@@ -106,7 +110,7 @@ pub struct Cooldown {
 /// The structured reason of a [`Decision`]: the recommendation and every rule that changed the number.
 ///
 /// Fields are `None` for rules that did not change the number on this evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     /// The leading token: the last rule that changed the number, or the direction.
     pub token: Token,
@@ -115,6 +119,9 @@ pub struct Reason {
     pub recommended: Option<Replicas>,
     /// The index of the check whose recommendation won.
     pub check: Option<usize>,
+    /// How the winning check's policy reached its recommendation, when it forecasts (the predictive policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
     /// How many checks failed.
     pub failed_checks: usize,
     /// Step 1: the out-of-range rule set the count.
@@ -125,6 +132,9 @@ pub struct Reason {
     pub activation: Option<Change>,
     /// Step 5: a stabilization window changed the recommendation.
     pub stabilized: Option<Change>,
+    /// Step 5, second half: the scale-down dead-band held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadband: Option<Change>,
     /// Step 6: a rate rule or a bound limited it.
     pub limited: Option<(Limit, Change)>,
     /// Step 7: a cooldown blocked it.
@@ -141,11 +151,13 @@ impl Reason {
             token: Token::WithinTolerance,
             recommended: None,
             check: None,
+            forecast: None,
             failed_checks: 0,
             out_of_range: None,
             partial_data: None,
             activation: None,
             stabilized: None,
+            deadband: None,
             limited: None,
             cooldown: None,
             fallback: None,
@@ -167,6 +179,8 @@ impl Reason {
                 Limit::MaxReplicas => Token::MaxReplicas,
                 Limit::MinReplicas => Token::MinReplicas,
             })
+        } else if self.deadband.is_some() {
+            Some(Token::Deadband)
         } else if self.stabilized.is_some() {
             Some(Token::Stabilized)
         } else if self.activation.is_some() {
@@ -199,6 +213,9 @@ impl fmt::Display for Reason {
         if let Some(r) = self.recommended {
             parts.push(format!("recommended {r}"));
         }
+        if let Some(forecast) = self.forecast {
+            parts.push(format!("from {forecast}"));
+        }
         if self.failed_checks > 0 {
             parts.push(format!("{} check(s) failed", self.failed_checks));
         }
@@ -210,6 +227,9 @@ impl fmt::Display for Reason {
         }
         if let Some(c) = self.stabilized {
             parts.push(format!("stabilized {} -> {}", c.from, c.to));
+        }
+        if let Some(c) = self.deadband {
+            parts.push(format!("deadband {} -> {}", c.from, c.to));
         }
         if let Some((limit, c)) = self.limited {
             let what = match limit {
@@ -243,7 +263,7 @@ impl fmt::Display for Reason {
 }
 
 /// The engine's answer for one evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// The count before the decision.
     pub current: Replicas,

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::CheckHistory;
 use crate::{Replicas, Timestamp};
 
 /// One recorded recommendation, for the stabilization windows.
@@ -31,7 +32,7 @@ pub struct ScaleEvent {
 ///
 /// Fields a newer version added are ignored when read (the reader can tell which with
 /// [`EngineState::FIELDS`]), so a downgrade keeps what this version knows; missing fields take their default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EngineState {
     /// The schema version that wrote the state ([`EngineState::VERSION`] for a state of this version).
@@ -48,6 +49,13 @@ pub struct EngineState {
     pub idle_since: Option<Timestamp>,
     /// The count the service had after the last evaluation or scaling action, to spot changes made outside.
     pub last_known_replicas: Option<Replicas>,
+    /// Since when the recommendation has been far enough below the current count for the scale-down
+    /// dead-band. Any scaling action restarts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub below_since: Option<Timestamp>,
+    /// Each check's history, in the order of the configuration's checks (memoryless policies leave theirs
+    /// empty).
+    pub checks: Vec<CheckHistory>,
 }
 
 impl Default for EngineState {
@@ -60,6 +68,8 @@ impl Default for EngineState {
             consecutive_failures: 0,
             idle_since: None,
             last_known_replicas: None,
+            below_since: None,
+            checks: Vec::new(),
         }
     }
 }
@@ -78,6 +88,8 @@ impl EngineState {
         "consecutive_failures",
         "idle_since",
         "last_known_replicas",
+        "below_since",
+        "checks",
     ];
 
     /// Bring every time later than `now` back to `now`, and return the latest such time, if there was one.
@@ -99,11 +111,22 @@ impl EngineState {
         if let Some(t) = &mut self.idle_since {
             clamp(t);
         }
+        if let Some(t) = &mut self.below_since {
+            clamp(t);
+        }
         for r in &mut self.recommendations {
             clamp(&mut r.at);
         }
         for e in &mut self.scale_events {
             clamp(&mut e.at);
+        }
+        for check in &mut self.checks {
+            for ewma in [&mut check.short_term, &mut check.last_season]
+                .into_iter()
+                .flatten()
+            {
+                clamp(&mut ewma.at);
+            }
         }
         latest
     }
@@ -120,6 +143,7 @@ impl EngineState {
             change: i64::from(to) - i64::from(from),
         });
         self.last_scale_at = Some(at);
+        self.below_since = None;
     }
 
     /// Compare a freshly read count with the last known one. If someone scaled the service outside autoscale,
@@ -170,7 +194,11 @@ mod tests {
 
     #[test]
     fn fields_lists_every_serialized_field() {
-        let value = serde_json::to_value(EngineState::default()).unwrap();
+        let mut state = EngineState::default();
+        state.below_since = Some(Timestamp::EPOCH);
+        state.checks.push(crate::engine::CheckHistory::new("c"));
+        state.checks[0].short_term = Some(crate::engine::Ewma::start(Timestamp::EPOCH, 1.0));
+        let value = serde_json::to_value(state).unwrap();
         let mut keys: Vec<&str> = value
             .as_object()
             .unwrap()

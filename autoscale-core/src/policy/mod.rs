@@ -1,8 +1,12 @@
 //! The built-in policies. Anything else that implements [`Policy`](crate::Policy) plugs in the same way.
 
+mod context;
+mod predictive;
 mod target;
 mod threshold;
 
+pub use context::{Forecast, Part, PolicyContext};
+pub use predictive::PredictivePolicy;
 pub use target::{TargetForm, TargetPolicy};
 pub use threshold::{Step, ThresholdPolicy};
 
@@ -36,4 +40,28 @@ pub enum PolicyError {
     /// A step must move at least one replica.
     #[error("step must be at least 1 replica or a percent above 0, got {0}")]
     Step(String),
+    /// A short-term window must span at least one bucket of history.
+    #[error("window must be at least 60s, got {}s", .0.as_secs_f64())]
+    Window(std::time::Duration),
+    /// `z` must be a finite number of deviations, at least 0.
+    #[error("z must be a finite number at least 0, got {0}")]
+    Z(f64),
+    /// A season must lie between an hour and a week.
+    #[error("season must be between 1h and 7d, got {}s", .0.as_secs_f64())]
+    Season(std::time::Duration),
+    /// The look-ahead must be shorter than the season.
+    #[error("lead must be shorter than the season, got {}s", .0.as_secs_f64())]
+    Lead(std::time::Duration),
+}
+
+/// One recommendation with a fresh, throwaway history: for tests of memoryless policies.
+#[cfg(test)]
+pub(crate) fn recommend_once(
+    policy: &dyn crate::Policy,
+    value: f64,
+    status: crate::ReplicaStatus,
+) -> Replicas {
+    let mut history = crate::engine::CheckHistory::default();
+    let mut context = PolicyContext::new(crate::Timestamp::EPOCH, &mut history);
+    policy.recommend(value, status, &mut context)
 }

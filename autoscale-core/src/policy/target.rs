@@ -1,6 +1,6 @@
 //! Target tracking, as Kubernetes' HPA does it.
 
-use crate::policy::{PolicyError, ceil_replicas};
+use crate::policy::{PolicyContext, PolicyError, ceil_replicas};
 use crate::{Policy, ReplicaStatus, Replicas};
 
 /// How a [`TargetPolicy`]'s metric relates to the replicas.
@@ -75,7 +75,12 @@ impl Policy for TargetPolicy {
         "target"
     }
 
-    fn recommend(&self, value: f64, status: ReplicaStatus) -> Replicas {
+    fn recommend(
+        &self,
+        value: f64,
+        status: ReplicaStatus,
+        _context: &mut PolicyContext<'_>,
+    ) -> Replicas {
         let ReplicaStatus { current, ready } = status;
         match self.form {
             TargetForm::PerReplica => {
@@ -116,6 +121,7 @@ impl Policy for TargetPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::recommend_once;
 
     fn per_replica(target: f64) -> TargetPolicy {
         TargetPolicy::new(target, TargetForm::PerReplica).unwrap()
@@ -125,25 +131,31 @@ mod tests {
     fn per_replica_follows_the_hpa_formula() {
         let p = per_replica(0.6);
         // ratio 1.5 on 4 ready: ceil(6.0) = 6
-        assert_eq!(p.recommend(0.9, ReplicaStatus::all_ready(4)), 6);
+        assert_eq!(recommend_once(&p, 0.9, ReplicaStatus::all_ready(4)), 6);
         // ratio 0.5: ceil(2.0) = 2
-        assert_eq!(p.recommend(0.3, ReplicaStatus::all_ready(4)), 2);
+        assert_eq!(recommend_once(&p, 0.3, ReplicaStatus::all_ready(4)), 2);
     }
 
     #[test]
     fn tolerance_bounds_are_inclusive() {
         let p = TargetPolicy::with_tolerance(1.0, TargetForm::PerReplica, 0.1).unwrap();
-        assert_eq!(p.recommend(1.1, ReplicaStatus::all_ready(10)), 10);
-        assert_eq!(p.recommend(0.9, ReplicaStatus::all_ready(10)), 10);
-        assert_eq!(p.recommend(1.1000001, ReplicaStatus::all_ready(10)), 12);
-        assert_eq!(p.recommend(0.8999999, ReplicaStatus::all_ready(10)), 9);
+        assert_eq!(recommend_once(&p, 1.1, ReplicaStatus::all_ready(10)), 10);
+        assert_eq!(recommend_once(&p, 0.9, ReplicaStatus::all_ready(10)), 10);
+        assert_eq!(
+            recommend_once(&p, 1.1000001, ReplicaStatus::all_ready(10)),
+            12
+        );
+        assert_eq!(
+            recommend_once(&p, 0.8999999, ReplicaStatus::all_ready(10)),
+            9
+        );
     }
 
     #[test]
     fn from_zero_the_tolerance_is_skipped() {
         let p = per_replica(1.0);
-        assert_eq!(p.recommend(1.05, ReplicaStatus::all_ready(0)), 2);
-        assert_eq!(p.recommend(0.0, ReplicaStatus::all_ready(0)), 0);
+        assert_eq!(recommend_once(&p, 1.05, ReplicaStatus::all_ready(0)), 2);
+        assert_eq!(recommend_once(&p, 0.0, ReplicaStatus::all_ready(0)), 0);
     }
 
     #[test]
@@ -151,7 +163,8 @@ mod tests {
         let p = per_replica(0.5);
         // 2 of 5 ready, ratio 1.2: ceil(2.4) = 3, held at 5.
         assert_eq!(
-            p.recommend(
+            recommend_once(
+                &p,
                 0.6,
                 ReplicaStatus {
                     current: 5,
@@ -162,7 +175,8 @@ mod tests {
         );
         // Nothing ready: the value is one replica's: ceil(3.0) = 3, held at 5.
         assert_eq!(
-            p.recommend(
+            recommend_once(
+                &p,
                 1.5,
                 ReplicaStatus {
                     current: 5,
@@ -173,7 +187,8 @@ mod tests {
         );
         // Below target with replicas starting: a scale-down is still allowed.
         assert_eq!(
-            p.recommend(
+            recommend_once(
+                &p,
                 0.25,
                 ReplicaStatus {
                     current: 5,
@@ -187,9 +202,9 @@ mod tests {
     #[test]
     fn total_form_is_external_average_value() {
         let p = TargetPolicy::new(100.0, TargetForm::Total).unwrap();
-        assert_eq!(p.recommend(450.0, ReplicaStatus::all_ready(2)), 5);
-        assert_eq!(p.recommend(205.0, ReplicaStatus::all_ready(2)), 2);
-        assert_eq!(p.recommend(50.0, ReplicaStatus::all_ready(0)), 1);
+        assert_eq!(recommend_once(&p, 450.0, ReplicaStatus::all_ready(2)), 5);
+        assert_eq!(recommend_once(&p, 205.0, ReplicaStatus::all_ready(2)), 2);
+        assert_eq!(recommend_once(&p, 50.0, ReplicaStatus::all_ready(0)), 1);
     }
 
     #[test]

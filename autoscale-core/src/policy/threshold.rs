@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::policy::{PolicyError, ceil_replicas};
+use crate::policy::{PolicyContext, PolicyError, ceil_replicas};
 use crate::{Policy, ReplicaStatus, Replicas};
 
 /// How far one threshold decision moves.
@@ -88,7 +88,12 @@ impl Policy for ThresholdPolicy {
         "threshold"
     }
 
-    fn recommend(&self, value: f64, status: ReplicaStatus) -> Replicas {
+    fn recommend(
+        &self,
+        value: f64,
+        status: ReplicaStatus,
+        _context: &mut PolicyContext<'_>,
+    ) -> Replicas {
         let current = status.current;
         if value > self.up {
             current.saturating_add(self.step.replicas(current))
@@ -103,26 +108,27 @@ impl Policy for ThresholdPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::recommend_once;
 
     #[test]
     fn strict_comparisons_and_a_floor_at_zero() {
         let p = ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap();
         let s = ReplicaStatus::all_ready(3);
-        assert_eq!(p.recommend(0.61, s), 4);
-        assert_eq!(p.recommend(0.6, s), 3);
-        assert_eq!(p.recommend(0.3, s), 3);
-        assert_eq!(p.recommend(0.29, s), 2);
+        assert_eq!(recommend_once(&p, 0.61, s), 4);
+        assert_eq!(recommend_once(&p, 0.6, s), 3);
+        assert_eq!(recommend_once(&p, 0.3, s), 3);
+        assert_eq!(recommend_once(&p, 0.29, s), 2);
         let big = ThresholdPolicy::new(0.6, 0.3, Step::Count(5)).unwrap();
-        assert_eq!(big.recommend(0.0, s), 0);
+        assert_eq!(recommend_once(&big, 0.0, s), 0);
     }
 
     #[test]
     fn percent_steps_round_up_and_move_at_least_one() {
         let p = ThresholdPolicy::new(0.6, 0.3, Step::Percent(50.0)).unwrap();
-        assert_eq!(p.recommend(1.0, ReplicaStatus::all_ready(3)), 5); // ceil(1.5) = 2
-        assert_eq!(p.recommend(1.0, ReplicaStatus::all_ready(1)), 2); // ceil(0.5) = 1
-        assert_eq!(p.recommend(1.0, ReplicaStatus::all_ready(0)), 1); // max(1, 0)
-        assert_eq!(p.recommend(0.0, ReplicaStatus::all_ready(10)), 5);
+        assert_eq!(recommend_once(&p, 1.0, ReplicaStatus::all_ready(3)), 5); // ceil(1.5) = 2
+        assert_eq!(recommend_once(&p, 1.0, ReplicaStatus::all_ready(1)), 2); // ceil(0.5) = 1
+        assert_eq!(recommend_once(&p, 1.0, ReplicaStatus::all_ready(0)), 1); // max(1, 0)
+        assert_eq!(recommend_once(&p, 0.0, ReplicaStatus::all_ready(10)), 5);
     }
 
     #[test]

@@ -582,7 +582,12 @@ mod tests {
             "echo"
         }
 
-        fn recommend(&self, value: f64, _: ReplicaStatus) -> Replicas {
+        fn recommend(
+            &self,
+            value: f64,
+            _: ReplicaStatus,
+            _: &mut crate::policy::PolicyContext<'_>,
+        ) -> Replicas {
             value as Replicas
         }
     }
