@@ -83,6 +83,12 @@ pub struct CheckSettings {
 }
 
 impl CheckSettings {
+    /// The query whose past values are this check's demand, to fill a forecasting policy's history at start
+    /// (`None` when the policy keeps no history or the demand cannot be read from a query).
+    pub fn backfill_query(&self) -> Option<&str> {
+        None
+    }
+
     /// How the Prometheus source asks and reads this check's query.
     pub fn query_options(&self) -> std::result::Result<QueryOptions, autoscale_prom::Error> {
         let mut options = QueryOptions::new()
