@@ -3,6 +3,30 @@
 //!
 //! Both steps are pure, so they are tested on bodies captured from a real Prometheus and fuzzed on arbitrary
 //! bytes. Nothing here panics on any input.
+//!
+//! # Memory
+//!
+//! An answer may hold a hundred thousand series, and a daemon decodes one every few seconds for as long as
+//! it runs, so decoding makes a few large allocations per answer rather than several per series. A
+//! [`Vector`] or [`Matrix`] holds one string with every label name and value of the answer, one list of
+//! offsets into it (each series a range of that list), one list of entries, and for a matrix one list of
+//! every point. The `result` array is read one series at a time straight into these: label text that needs
+//! no unescaping is copied from the body without an allocation of its own, and nothing is built per series
+//! only to be converted and dropped.
+//!
+//! Per-series allocations cost memory twice: the peak (each small allocation carries malloc's overhead) and,
+//! worse, what stays after the answer is dropped, because glibc keeps hundreds of thousands of freed small
+//! chunks in its fastbins and tcache instead of giving them back. Large allocations are mapped on their own
+//! (or sit at the top of the heap) and go back to the system when freed. Measured with `cargo bench --bench
+//! prom_memory` (RSS over idle; an 8 MiB answer of 141,904 one-label series / of 51,307 five-label series):
+//!
+//! | allocations                      | short: peak     | settled  | 5 labels: peak  | settled |
+//! |----------------------------------|-----------------|----------|-----------------|---------|
+//! | labels and points of each series | 31.9 MiB (4.0×) | 15.5 MiB | 35.3 MiB (4.4×) | 0.4 MiB |
+//! | a few per answer                 | 16.4 MiB (2.1×) | 0.6 MiB  | 17.3 MiB (2.2×) | 0.5 MiB |
+//!
+//! What stays after any answer, even one of 1 KB, is 0.2 to 0.6 MiB, most of it the decoding thread's own
+//! (a thread that allocates 1 KB and ends leaves about 0.2 MiB: its stack and malloc arena).
 
 use std::borrow::Cow;
 use std::fmt;
