@@ -1112,6 +1112,31 @@ mod tests {
     }
 
     #[test]
+    fn labels_given_out_of_order_are_sorted_and_the_last_of_a_name_wins() {
+        let QueryData::Matrix(matrix) = data(
+            r#"{"resultType":"matrix","result":[
+                {"metric":{"b":"1","a":"2","b":"3","c":"\u00e9\n"},"values":[[1,"1"],[2,"2"]]},
+                {"metric":{"a":"x"},"values":[[3,"3"]]}]}"#,
+        ) else {
+            panic!("not a matrix")
+        };
+        let series: Vec<_> = matrix.iter().collect();
+        assert_eq!(series.len(), 2);
+        let labels: Vec<_> = series[0].labels.iter().collect();
+        assert_eq!(labels, [("a", "2"), ("b", "3"), ("c", "é\n")]);
+        assert_eq!(series[0].labels.get("b"), Some("3"));
+        assert_eq!(series[0].points.len(), 2);
+        assert_eq!(series[1].labels.get("a"), Some("x"));
+        assert_eq!(
+            series[1].points,
+            [Point {
+                time: 3.0,
+                value: 3.0
+            }]
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_unknown_result_types_are_errors() {
         let body = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"],"stats":{}},"infos":["x"]}"#;
         assert!(matches!(
