@@ -183,8 +183,10 @@ pub struct SimulateArgs {
 
     /// Run several policies over the same trace and print their summaries side by side. Each entry is `seed`
     /// (the original scaler: threshold 0.6/0.3, step 1, cooldown 60s), `hpa` (a target of 0.6 per replica
-    /// with Kubernetes' default behavior), `oracle` (perfect foresight at a target of 0.6: a lower bound, not a
-    /// policy), or a configuration file, `FILE` or `FILE#SERVICE`. The references take min, max and interval
+    /// with Kubernetes' default behavior), `predictive` (the predictive policy with its defaults, a target of
+    /// 0.6 per replica), `oracle` (perfect foresight at a target of 0.6: a reference that knows the future, not
+    /// a policy and not a lower bound on cost, since a policy's tolerance can undercut it), or a configuration
+    /// file, `FILE` or `FILE#SERVICE`. The references take min, max and interval
     /// from --config's service (else 1, 10, 10s); --config's service, when given, comes first.
     #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1..)]
     pub compare: Vec<String>,

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_core::policy::{PolicyError, Step, TargetForm, TargetPolicy, ThresholdPolicy};
+use autoscale_core::policy::{
+    PolicyError, PredictivePolicy, Step, TargetForm, TargetPolicy, ThresholdPolicy,
+};
 use autoscale_core::{Check, Policy};
 
 use autoscale_prom::{
@@ -54,6 +56,28 @@ pub enum PolicySettings {
         /// How far one decision moves.
         step: Step,
     },
+    /// A forecast of demand.
+    Predictive {
+        /// The target value.
+        target: f64,
+        /// Per replica or total.
+        per: TargetForm,
+        /// The short-term window.
+        window: Duration,
+        /// Deviations above the short-term mean.
+        z: f64,
+        /// The season, `None` when the seasonal forecast is off.
+        season: Option<Duration>,
+        /// How far ahead the seasonal forecast looks.
+        lead: Duration,
+    },
+}
+
+impl PolicySettings {
+    /// Whether the policy forecasts (and so the service's scale-down defaults to the dead-band).
+    pub fn is_predictive(&self) -> bool {
+        matches!(self, PolicySettings::Predictive { .. })
+    }
 }
 
 /// One check's query settings.
@@ -75,6 +99,8 @@ pub struct CheckSettings {
     pub reduce: Option<Reduce>,
     /// The policy.
     pub policy: PolicySettings,
+    /// A query of this check's demand, to fill a predictive policy's history at start (`demand_query`).
+    pub demand_query: Option<String>,
     /// The activation threshold.
     pub activation: f64,
     /// The engine's side of this check (its name, policy and activation), as the service's engine holds it.
@@ -85,8 +111,19 @@ pub struct CheckSettings {
 impl CheckSettings {
     /// The query whose past values are this check's demand, to fill a forecasting policy's history at start
     /// (`None` when the policy keeps no history or the demand cannot be read from a query).
+    ///
+    /// A predictive check's `demand_query`, or its own query when it is a total (its values are then the
+    /// demand). A per-replica value times the replicas of the time is the demand, and the replica count of the
+    /// past is not in the query, so a per-replica check without `demand_query` starts cold.
     pub fn backfill_query(&self) -> Option<&str> {
-        None
+        match self.policy {
+            PolicySettings::Predictive { per, .. } => match (&self.demand_query, per) {
+                (Some(q), _) => Some(q),
+                (None, TargetForm::Total) => Some(&self.query),
+                (None, TargetForm::PerReplica) => None,
+            },
+            _ => None,
+        }
     }
 
     /// How the Prometheus source asks and reads this check's query.
@@ -180,7 +217,15 @@ pub(crate) fn section(
         .transpose()?;
     let on_empty = ctx.opt_keyword(&raw.on_empty, &k("on_empty"), on_empty_default)?;
     let non_finite = ctx.opt_keyword(&raw.non_finite, &k("non_finite"), NonFinite::default())?;
-    let (policy_settings, policy) = policy_settings(ctx, raw.policy.get_ref(), &k("policy"))?;
+    let (policy_settings, policy) =
+        policy_settings(ctx, raw.policy.get_ref(), &k("policy"), interval)?;
+    let demand_query = match &raw.policy.get_ref().demand_query {
+        Some(q) if q.get_ref().trim().is_empty() => {
+            return Err(ctx.err(q.span(), k("policy.demand_query"), "must not be empty"));
+        }
+        Some(q) => Some(q.get_ref().clone()),
+        None => None,
+    };
     let mut check =
         Check::new(name.clone(), policy).accepting_non_finite(non_finite == NonFinite::Accept);
     let mut activation = 0.0;
@@ -199,6 +244,7 @@ pub(crate) fn section(
         on_empty,
         non_finite,
         policy: policy_settings,
+        demand_query,
         activation,
         engine: check,
     };
@@ -210,14 +256,22 @@ pub(crate) fn section(
 enum PolicyKind {
     Target,
     Threshold,
+    Predictive,
 }
 
-keyword!(PolicyKind, "policy", "target" => PolicyKind::Target, "threshold" => PolicyKind::Threshold);
+keyword!(
+    PolicyKind,
+    "policy",
+    "target" => PolicyKind::Target,
+    "threshold" => PolicyKind::Threshold,
+    "predictive" => PolicyKind::Predictive
+);
 
 fn policy_settings<'r>(
     ctx: &Ctx<'_>,
     raw: &'r RawPolicy,
     key: &str,
+    interval: Duration,
 ) -> Result<(PolicySettings, Arc<dyn Policy>)> {
     let k = |name: &str| join_key(key, name);
     let kind: PolicyKind = ctx.keyword(&raw.kind, &k("kind"))?;
@@ -226,6 +280,9 @@ fn policy_settings<'r>(
         let why = format!("a {} policy needs {name}", raw.kind.get_ref());
         ctx.required(v, &raw.kind, &k(name), &why)
     };
+    if kind == PolicyKind::Predictive {
+        return predictive(ctx, raw, key, interval);
+    }
     if kind == PolicyKind::Target {
         only_keys(
             ctx,
@@ -301,4 +358,81 @@ fn policy_settings<'r>(
         };
         Ok((settings, Arc::new(policy)))
     }
+}
+
+/// `kind = "predictive"`: the target and form as a target policy's, the forecast's own keys, and
+/// `demand_query`.
+fn predictive(
+    ctx: &Ctx<'_>,
+    raw: &RawPolicy,
+    key: &str,
+    interval: Duration,
+) -> Result<(PolicySettings, Arc<dyn Policy>)> {
+    let k = |name: &str| join_key(key, name);
+    only_keys(
+        ctx,
+        key,
+        "predictive",
+        &raw.present(),
+        &[
+            "kind",
+            "target",
+            "per",
+            "window",
+            "z",
+            "season",
+            "lead",
+            "demand_query",
+        ],
+    )?;
+    let why = "a predictive policy needs target";
+    let target = ctx.required(&raw.target, &raw.kind, &k("target"), why)?;
+    let per = ctx.opt_keyword(&raw.per, &k("per"), TargetForm::PerReplica)?;
+    let window = match &raw.window {
+        Some(w) => ctx.positive_duration(w, &k("window"))?,
+        None => PredictivePolicy::DEFAULT_WINDOW,
+    };
+    let z = raw
+        .z
+        .as_ref()
+        .map_or(PredictivePolicy::DEFAULT_Z, |z| *z.get_ref());
+    let season = match &raw.season {
+        Some(s) if s.get_ref() == "off" => None,
+        Some(s) => Some(ctx.positive_duration(s, &k("season"))?),
+        None => Some(PredictivePolicy::DEFAULT_SEASON),
+    };
+    let lead = match &raw.lead {
+        Some(l) => ctx.duration(l, &k("lead"))?,
+        None => PredictivePolicy::DEFAULT_STARTUP.saturating_add(interval),
+    };
+    let policy =
+        PredictivePolicy::with(*target.get_ref(), per, window, z, season, lead).map_err(|e| {
+            let at = |v: &Option<S<String>>, name: &str| {
+                ctx.err(
+                    v.as_ref().map_or(raw.kind.span(), S::span),
+                    k(name),
+                    e.to_string(),
+                )
+            };
+            match e {
+                PolicyError::Window(_) => at(&raw.window, "window"),
+                PolicyError::Season(_) => at(&raw.season, "season"),
+                PolicyError::Lead(_) => at(&raw.lead, "lead"),
+                PolicyError::Z(_) => ctx.err(
+                    raw.z.as_ref().map_or(raw.kind.span(), S::span),
+                    k("z"),
+                    e.to_string(),
+                ),
+                _ => ctx.err(target.span(), k("target"), e.to_string()),
+            }
+        })?;
+    let settings = PolicySettings::Predictive {
+        target: policy.target(),
+        per,
+        window,
+        z,
+        season,
+        lead,
+    };
+    Ok((settings, Arc::new(policy)))
 }

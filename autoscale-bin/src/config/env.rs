@@ -353,6 +353,7 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
             scale_down_below: down,
             step: Step::Count(1),
         },
+        demand_query: None,
         activation: 0.0,
         engine: engine.checks()[0].clone(),
     };

@@ -178,7 +178,7 @@ pub(crate) struct RawCheck {
 }
 
 kinded_table! {
-    /// Both policy kinds' keys; validation checks which the kind allows.
+    /// Every policy kind's keys; validation checks which the kind allows.
     struct RawPolicy {
         target: f64,
         per: String,
@@ -187,6 +187,11 @@ kinded_table! {
         scale_down_below: f64,
         step: u32,
         step_percent: f64,
+        window: String,
+        z: f64,
+        season: String,
+        lead: String,
+        demand_query: String,
     }
 }
 
@@ -203,6 +208,14 @@ pub(crate) struct RawDirection {
     pub stabilization_window: Option<S<String>>,
     pub select: Option<S<String>>,
     pub rules: Option<S<Vec<S<RawRule>>>>,
+    pub deadband: Option<S<RawDeadband>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeadband {
+    pub min_drop: Option<S<f64>>,
+    pub hold: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

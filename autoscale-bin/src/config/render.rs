@@ -233,6 +233,27 @@ fn check_table(c: &CheckSettings) -> Table {
             keys.push(step);
             ("threshold", keys)
         }
+        PolicySettings::Predictive {
+            target,
+            per,
+            window,
+            z,
+            season,
+            lead,
+        } => {
+            let mut keys = vec![
+                ("target", Value::Float(target)),
+                ("per", s(per.keyword())),
+                ("window", d(window)),
+                ("z", Value::Float(z)),
+                ("season", season.map_or_else(|| s("off"), d)),
+                ("lead", d(lead)),
+            ];
+            if let Some(q) = &c.demand_query {
+                keys.push(("demand_query", s(q.clone())));
+            }
+            ("predictive", keys)
+        }
     };
     let mut p = Table::new();
     p.insert("kind".into(), s(kind));
@@ -273,6 +294,12 @@ fn direction_table(r: &ScalingRules) -> Table {
         })
         .collect();
     t.insert("rules".into(), Value::Array(rules));
+    if let Some(db) = r.deadband() {
+        let mut dt = Table::new();
+        dt.insert("min_drop".into(), Value::Float(db.min_drop()));
+        dt.insert("hold".into(), d(db.hold()));
+        t.insert("deadband".into(), Value::Table(dt));
+    }
     t
 }
 

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autoscale_core::EngineConfig;
-use autoscale_core::engine::{Behavior, Fallback, FallbackMode, Pause, Rule, ScalingRules, Select};
+use autoscale_core::engine::{
+    Behavior, Deadband, Fallback, FallbackMode, Pause, Rule, ScalingRules, Select,
+};
 use autoscale_core::policy::ThresholdPolicy;
 
 use super::check::{self, CheckSettings, PolicySettings};
 use super::diagnostics::{Ctx, NameKind, Result, join_key};
 use super::keyword::keyword;
 use super::prometheus::PrometheusSettings;
-use super::raw::{RawBehavior, RawDirection, RawService, S};
+use super::raw::{RawBehavior, RawDeadband, RawDirection, RawService, S};
 use super::scaler::{self, ScalerSettings};
 
 keyword!(FallbackMode, "fallback mode", "static" => FallbackMode::Static, "if_higher" => FallbackMode::IfHigher);
@@ -108,9 +110,17 @@ pub(crate) fn section(
         checks.push(settings);
     }
 
-    if let Some(behavior) = &raw.behavior {
-        builder = builder.behavior(behavior_settings(ctx, behavior, &k("behavior"))?);
-    }
+    // A forecast is smoothed already: its service's scale-down defaults to the dead-band.
+    let predictive = checks.iter().any(|c| c.policy.is_predictive());
+    let default_behavior = if predictive {
+        Behavior::predictive()
+    } else {
+        Behavior::default()
+    };
+    builder = builder.behavior(match &raw.behavior {
+        Some(behavior) => behavior_settings(ctx, behavior, &k("behavior"), default_behavior)?,
+        None => default_behavior,
+    });
     if let Some(c) = &raw.cooldown_up {
         builder = builder.cooldown_up(ctx.duration(c, &k("cooldown_up"))?);
     }
@@ -163,14 +173,19 @@ pub(crate) fn section(
     })
 }
 
-fn behavior_settings(ctx: &Ctx<'_>, raw: &RawBehavior, key: &str) -> Result<Behavior> {
+fn behavior_settings(
+    ctx: &Ctx<'_>,
+    raw: &RawBehavior,
+    key: &str,
+    default: Behavior,
+) -> Result<Behavior> {
     let side = |raw: &Option<S<RawDirection>>, name: &str, default: ScalingRules| match raw {
         Some(r) => direction(ctx, r, &join_key(key, name), default),
         None => Ok(default),
     };
     Ok(Behavior {
-        scale_up: side(&raw.scale_up, "scale_up", ScalingRules::default_up())?,
-        scale_down: side(&raw.scale_down, "scale_down", ScalingRules::default_down())?,
+        scale_up: side(&raw.scale_up, "scale_up", default.scale_up)?,
+        scale_down: side(&raw.scale_down, "scale_down", default.scale_down)?,
     })
 }
 
@@ -228,5 +243,31 @@ fn direction(
             out
         }
     };
-    ScalingRules::new(window, select, rules).map_err(|e| ctx.err(0..0, k("rules"), e.to_string()))
+    let deadband = match &raw.deadband {
+        None => default.deadband(),
+        Some(d) if key.ends_with("scale_up") => {
+            return Err(ctx.err(d.span(), k("deadband"), "only scale_down has a dead-band"));
+        }
+        Some(d) => Some(deadband(ctx, d.get_ref(), &k("deadband"))?),
+    };
+    ScalingRules::new(window, select, rules)
+        .map(|r| r.with_deadband(deadband))
+        .map_err(|e| ctx.err(0..0, k("rules"), e.to_string()))
+}
+
+/// `deadband = { min_drop = 0.2, hold = "10m" }`; a key left out takes its default.
+fn deadband(ctx: &Ctx<'_>, raw: &RawDeadband, key: &str) -> Result<Deadband> {
+    let k = |name: &str| join_key(key, name);
+    let min_drop = raw
+        .min_drop
+        .as_ref()
+        .map_or(Deadband::DEFAULT_MIN_DROP, |m| *m.get_ref());
+    let hold = match &raw.hold {
+        Some(h) => ctx.duration(h, &k("hold"))?,
+        None => Deadband::DEFAULT_HOLD,
+    };
+    Deadband::new(min_drop, hold).map_err(|e| {
+        let span = raw.min_drop.as_ref().map_or(0..0, S::span);
+        ctx.err(span, k("min_drop"), e.to_string())
+    })
 }

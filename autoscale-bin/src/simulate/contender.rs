@@ -1,11 +1,12 @@
 //! What `simulate` can run: a configured service, the built-in default, and the references of `--compare`
-//! (`seed`, `hpa`, `oracle`).
+//! (`seed`, `hpa`, `predictive`, `oracle`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_core::policy::{TargetForm, TargetPolicy, ThresholdPolicy};
+use autoscale_core::engine::Behavior;
+use autoscale_core::policy::{PredictivePolicy, TargetForm, TargetPolicy, ThresholdPolicy};
 use autoscale_core::sim::{self, MetricMode, Model, Summary, Tick, Trace};
 use autoscale_core::{Check, Engine, EngineConfig, Replicas};
 
@@ -15,7 +16,7 @@ use crate::error::CliError;
 /// The name of the built-in service that runs when no configuration is given.
 pub const DEFAULT_SERVICE: &str = "webapp";
 
-/// The target of the `hpa` and `oracle` references, and of the built-in service.
+/// The target of the `hpa`, `predictive` and `oracle` references, and of the built-in service.
 const REFERENCE_TARGET: f64 = 0.6;
 
 /// One policy to simulate, with its labels.
@@ -103,7 +104,29 @@ impl Contender {
         )
     }
 
-    /// Perfect foresight at a target of 0.6: a lower bound, not a policy.
+    /// The predictive policy with its defaults at a target of 0.6 per replica, and the scale-down of a
+    /// service with a predictive check (the dead-band, no stabilization window).
+    pub fn predictive(service: &str, min: Replicas, max: Replicas, interval: Duration) -> Self {
+        let policy = PredictivePolicy::new(REFERENCE_TARGET, TargetForm::PerReplica, interval)
+            .expect("the reference target is valid");
+        let engine = EngineConfig::builder(min, max)
+            .check(Check::new("utilization", Arc::new(policy)))
+            .behavior(Behavior::predictive())
+            .build()
+            .expect("bounds come from a valid configuration");
+        Self::reference(
+            "predictive",
+            service,
+            "predictive",
+            min,
+            max,
+            interval,
+            engine,
+        )
+    }
+
+    /// Perfect foresight at a target of 0.6: a reference that knows the future, not a policy, and not a lower
+    /// bound on cost (a policy's tolerance can undercut it).
     pub fn oracle(service: &str, min: Replicas, max: Replicas, interval: Duration) -> Self {
         Contender {
             label: "oracle".to_owned(),
@@ -141,7 +164,7 @@ impl Contender {
         }
     }
 
-    /// A `--compare` entry: `seed`, `hpa`, `oracle`, `FILE` or `FILE#SERVICE`. The references take their
+    /// A `--compare` entry: `seed`, `hpa`, `predictive`, `oracle`, `FILE` or `FILE#SERVICE`. The references take their
     /// bounds and interval from `base`.
     pub fn parse(entry: &str, base: &Contender, env: &Env) -> Result<Contender, CliError> {
         let entry = entry.trim();
@@ -149,6 +172,7 @@ impl Contender {
         match entry {
             "seed" => return Ok(Self::seed(service, min, max, interval)),
             "hpa" => return Ok(Self::hpa(service, min, max, interval)),
+            "predictive" => return Ok(Self::predictive(service, min, max, interval)),
             "oracle" => return Ok(Self::oracle(service, min, max, interval)),
             _ => {}
         }
@@ -159,7 +183,7 @@ impl Contender {
         let path = Path::new(file);
         if file.is_empty() || (name.is_none() && !path.is_file()) {
             return Err(CliError::Input(format!(
-                "--compare: {entry:?} is neither seed, hpa, oracle nor a configuration file (FILE or FILE#SERVICE)"
+                "--compare: {entry:?} is neither seed, hpa, predictive, oracle nor a configuration file (FILE or FILE#SERVICE)"
             )));
         }
         let config = super::load_config(path, env)?;

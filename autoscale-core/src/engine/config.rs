@@ -281,6 +281,18 @@ impl ScalingRules {
         }
     }
 
+    /// The scale-down default of a service with a forecasting check: no stabilization window, 100 % per 15 s,
+    /// and the default [`Deadband`] instead. The forecast is already smoothed, so a trailing maximum over its
+    /// recommendations would only hold replicas it no longer needs; the dead-band keeps small drops from
+    /// turning into scale actions.
+    pub fn default_down_predictive() -> Self {
+        ScalingRules {
+            stabilization_window: Duration::ZERO,
+            deadband: Some(Deadband::default_predictive()),
+            ..Self::default_down()
+        }
+    }
+
     /// The stabilization window.
     pub fn stabilization_window(&self) -> Duration {
         self.stabilization_window
@@ -324,6 +336,15 @@ impl Default for Behavior {
 }
 
 impl Behavior {
+    /// The behavior of a service with a forecasting check: Kubernetes' scale-up, and
+    /// [`ScalingRules::default_down_predictive`].
+    pub fn predictive() -> Self {
+        Behavior {
+            scale_up: ScalingRules::default_up(),
+            scale_down: ScalingRules::default_down_predictive(),
+        }
+    }
+
     /// The longest stabilization window of either direction: how long recommendations are kept.
     pub fn longest_window(&self) -> Duration {
         self.scale_up

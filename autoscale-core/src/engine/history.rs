@@ -35,6 +35,11 @@ pub struct Bucket {
 
 /// An exponentially weighted mean and variance, decayed by elapsed time rather than by sample count, so a
 /// gap in the samples or a changed interval weighs the way time says.
+///
+/// It keeps the total weight of what it has seen: while the samples span less than a window, each weighs
+/// the same (the statistic is then the plain mean and variance so far, not one biased towards the first
+/// sample), and from a few windows on it is the usual exponential average. A policy that starts cold thus
+/// learns the level and the spread of its first minutes at once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
     /// The weighted mean.
@@ -43,6 +48,13 @@ pub struct Ewma {
     pub variance: f64,
     /// When the last sample was taken.
     pub at: Timestamp,
+    /// The total weight of the samples, in (0, 1]: 1 once they span many windows.
+    #[serde(default = "full_weight")]
+    pub weight: f64,
+}
+
+fn full_weight() -> f64 {
+    1.0
 }
 
 impl Ewma {
@@ -52,6 +64,7 @@ impl Ewma {
             mean: x,
             variance: 0.0,
             at,
+            weight: 0.0,
         }
     }
 
@@ -67,9 +80,15 @@ impl Ewma {
         }
         let tau = duration_millis(window).max(1) as f64;
         let alpha = 1.0 - (-(elapsed as f64) / tau).exp();
+        if self.weight.is_nan() || self.weight <= 0.0 {
+            // The first sample weighs as much as one interval's.
+            self.weight = alpha;
+        }
+        self.weight = (self.weight * (1.0 - alpha) + alpha).min(1.0);
+        let k = alpha / self.weight;
         let delta = x - self.mean;
-        self.mean += alpha * delta;
-        self.variance = (1.0 - alpha) * (self.variance + alpha * delta * delta);
+        self.mean += k * delta;
+        self.variance = (1.0 - k) * (self.variance + k * delta * delta);
         self.at = at;
     }
 

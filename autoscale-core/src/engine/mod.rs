@@ -389,8 +389,14 @@ impl Engine {
         changed(recommendation, stabilized)
     }
 
-    /// Step 5, second half: with a scale-down dead-band, a scale-down waits until the recommendation has stayed
-    /// at least `min_drop` below `current` for `hold`; a smaller drop never scales down.
+    /// Step 5, second half: with a scale-down dead-band, a scale-down waits until the recommendation has been
+    /// below `current` for `hold`, and then happens only if it is at least `min_drop` below; a smaller drop
+    /// never scales down.
+    ///
+    /// The hold runs from the first evaluation below `current`, and only a recommendation at or above
+    /// `current` (the service needs every replica it has) restarts it. A brief rise that stays below
+    /// `current`, such as the tail of a burst, does not: otherwise on a noisy signal every burst would hold the
+    /// count it caused for another full `hold`, the trailing maximum the dead-band is meant to replace.
     fn deadband(
         &self,
         state: &mut EngineState,
@@ -402,12 +408,13 @@ impl Engine {
             state.below_since = None;
             return None;
         };
-        if recommendation >= current || !deadband.is_below(current, recommendation) {
+        if recommendation >= current {
             state.below_since = None;
-            return changed(recommendation, recommendation.max(current));
+            return None;
         }
         let since = *state.below_since.get_or_insert(now);
-        if now.saturating_since(since) >= deadband.hold() {
+        let held = now.saturating_since(since) >= deadband.hold();
+        if held && deadband.is_below(current, recommendation) {
             None
         } else {
             changed(recommendation, current)

@@ -194,10 +194,13 @@ mod tests {
 
     #[test]
     fn fields_lists_every_serialized_field() {
-        let mut state = EngineState::default();
-        state.below_since = Some(Timestamp::EPOCH);
-        state.checks.push(crate::engine::CheckHistory::new("c"));
-        state.checks[0].short_term = Some(crate::engine::Ewma::start(Timestamp::EPOCH, 1.0));
+        let mut history = crate::engine::CheckHistory::new("c");
+        history.short_term = Some(crate::engine::Ewma::start(Timestamp::EPOCH, 1.0));
+        let state = EngineState {
+            below_since: Some(Timestamp::EPOCH),
+            checks: vec![history],
+            ..EngineState::default()
+        };
         let value = serde_json::to_value(state).unwrap();
         let mut keys: Vec<&str> = value
             .as_object()

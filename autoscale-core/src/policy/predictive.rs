@@ -7,11 +7,13 @@
 //! 2. **Short term.** An exponentially weighted mean `m` and deviation `σ` of demand over `window`, and the
 //!    estimate `m + z·σ`. On a noisy signal this is the level plus the noise a replica count must absorb,
 //!    instead of a trailing maximum; on a quiet one it is the mean.
-//! 3. **Seasonal.** The demand one `season` ago, over the next `lead` (the time a new replica needs to be
-//!    ready, plus one interval), scaled by how the last `window` compares with the same time one season
-//!    earlier (the ratio held within [1/2, 2], so one odd day cannot multiply a forecast without bound). It
-//!    is there so that replicas are ready when a daily ramp arrives. It only ever adds capacity: a forecast
-//!    alone never scales in.
+//! 3. **Seasonal.** The level demand held one `season` ago from `lead` ahead on (the time a new replica
+//!    needs to be ready, plus one interval): the lowest one-minute mean over the `window` that starts there,
+//!    so a single noisy minute of the last season is not a forecast, while a ramp or a step is. It is scaled
+//!    by how today compares with the same time one season earlier (the ratio of the two short-term means,
+//!    at most 2, so one quiet day cannot multiply a forecast without bound; a busier last season scales it
+//!    down as far as today says), and today's `z·σ` is added. It is there so that replicas are ready when a
+//!    daily ramp arrives, and it only ever adds capacity: a forecast alone never scales in.
 //!
 //! The recommendation is the largest of the three, divided by the target, rounded up. The decision's reason
 //! names the part that won and all three numbers.
@@ -26,7 +28,7 @@ use crate::engine::{CheckHistory, Ewma, MIN_RESOLUTION};
 use crate::policy::{Forecast, Part, PolicyContext, PolicyError, TargetForm, ceil_replicas};
 use crate::{Policy, ReplicaStatus, Replicas, Timestamp};
 
-/// The largest factor by which the last `window` may scale the demand of one season ago, either way.
+/// The largest factor by which today's level may scale up the demand of one season ago.
 const MAX_LEVEL_RATIO: f64 = 2.0;
 
 /// Forecast demand from its short-term statistics and its season, and provision for it at `target`.
@@ -44,7 +46,7 @@ impl PredictivePolicy {
     /// The default short-term window.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
     /// The default number of deviations above the short-term mean.
-    pub const DEFAULT_Z: f64 = 2.0;
+    pub const DEFAULT_Z: f64 = 1.5;
     /// The default season: a day.
     pub const DEFAULT_SEASON: Duration = Duration::from_secs(24 * 3600);
     /// The default startup delay the look-ahead covers, before the evaluation interval is added.
@@ -178,17 +180,18 @@ impl PredictivePolicy {
             .map_or(demand, |e| e.mean + self.z * e.deviation());
         let seasonal = self.season.and_then(|season| {
             let last = history.last_season?;
-            let level = history.short_term?.mean;
-            if !(last.mean > 0.0 && level >= 0.0) {
+            let now_stats = history.short_term?;
+            if !(last.mean > 0.0 && now_stats.mean >= 0.0) {
                 return None;
             }
-            let ratio = (level / last.mean).clamp(1.0 / MAX_LEVEL_RATIO, MAX_LEVEL_RATIO);
-            let from = now - season;
-            let peak = history
-                .between(from, from + self.lead, MIN_RESOLUTION)
-                .map(|b| b.max)
-                .reduce(f64::max)?;
-            Some(peak * ratio)
+            let ratio = (now_stats.mean / last.mean).min(MAX_LEVEL_RATIO);
+            // The level last season held from the look-ahead on: a single noisy minute is not a forecast.
+            let from = now - season + self.lead;
+            let sustained = history
+                .between(from, from + self.window, MIN_RESOLUTION)
+                .map(|b| b.mean)
+                .reduce(f64::min)?;
+            Some(ratio * sustained + self.z * now_stats.deviation())
         });
         let mut forecast = Forecast {
             part: Part::Current,

@@ -47,7 +47,7 @@
 //! // Nine requests need ceil(9 / 0.6) = 15 replicas at the target.
 //! assert_eq!(summary.max_replicas_used, 15);
 //!
-//! // The oracle knows the future: a lower bound for the same trace and target.
+//! // The oracle knows the future: the reference for the same trace and target.
 //! let oracle = sim::simulate_oracle(1, 20, 0.6, Duration::from_secs(15), &trace, &model, |_| {});
 //! assert!(oracle.slo_violation_s <= summary.slo_violation_s);
 //!

@@ -326,11 +326,13 @@ pub fn simulate(
     run(interval, trace, model, initial, decide, on_tick)
 }
 
-/// The perfect-foresight reference: at each tick it requests
-/// `ceil(max load over [t, t + startup_delay] / (capacity * target))`, clamped to `[min, max]`, and gets it at
-/// once, with no tolerance, window, rate rule or cooldown. Replicas start and stop as in [`simulate`].
+/// The perfect-foresight reference: at each tick it requests `ceil(max load over [t, t + ahead] / (capacity *
+/// target))`, where `t + ahead` is the first tick at or after `t + startup_delay` (the tick at which the
+/// replicas it asks for are ready), clamped to `[min, max]`, and gets it at once, with no tolerance, window,
+/// rate rule or cooldown. Replicas start and stop as in [`simulate`].
 ///
-/// It is a lower bound to compare policies against, not a policy: it knows the future. `recommended` is the
+/// It is a reference to compare policies against, not a policy: it knows the future. It is not a lower bound
+/// on cost: a policy's tolerance (the HPA's 10 %) can run hotter than its target and undercut it. `recommended` is the
 /// unclamped request; the reason is `scale_up`, `scale_down`, `within_tolerance`, or `max_replicas` /
 /// `min_replicas` when a bound changed the request. `target` should be above 0 (a target of 0 asks for
 /// `max`); if `min > max`, `max` wins.
@@ -349,7 +351,16 @@ pub fn simulate_oracle(
 ) -> Summary {
     let initial = model.initial.unwrap_or(min);
     let per_replica = model.capacity * target;
-    let mut window = WindowMax::new(trace, duration_millis(model.startup_delay));
+    // Replicas asked for at `t` serve from the first tick at or after `t + startup_delay`: the request must
+    // cover the load up to that tick, which lies a whole number of intervals ahead. (With a delay shorter
+    // than the interval, looking only `startup_delay` ahead would miss the next tick's load.)
+    let dt = duration_millis(interval).max(1);
+    let delay = duration_millis(model.startup_delay);
+    let ahead = (delay.max(0) as u64)
+        .div_ceil(dt as u64)
+        .saturating_mul(dt as u64);
+    let ahead = i64::try_from(ahead).unwrap_or(i64::MAX);
+    let mut window = WindowMax::new(trace, ahead);
     let decide = |input: &Input| {
         let peak = window.max_at(input.now);
         let wanted = (peak / per_replica).ceil();
@@ -658,6 +669,22 @@ mod tests {
         // The default initial count is min_replicas.
         let (ticks, _) = collect(|f| simulate(&engine, 10 * S, &trace, &Model::default(), f));
         assert_eq!(ticks[0].current, 2);
+    }
+
+    #[test]
+    fn oracle_with_a_delay_shorter_than_the_interval_looks_to_the_next_tick() {
+        // Hourly steps up, ticks every 10 minutes, replicas ready 2 minutes after they are asked for: they
+        // serve from the next tick, so each request must cover that tick's load.
+        let trace = trace(&[(0, 1.0), (600, 3.0), (1200, 6.0), (1800, 6.0)]);
+        let model = Model {
+            startup_delay: 120 * S,
+            initial: Some(1),
+            ..Model::default()
+        };
+        let (ticks, summary) = collect(|f| simulate_oracle(1, 20, 1.0, 600 * S, &trace, &model, f));
+        let asked: Vec<Replicas> = ticks.iter().map(|t| t.desired).collect();
+        assert_eq!(asked, [3, 6, 6, 6]);
+        assert_eq!(summary.slo_violation_s, 0.0);
     }
 
     #[test]
