@@ -1,12 +1,12 @@
 //! The per-service control loop: status, then checks, then the engine, then scale, then record.
 //!
 //! [`ServiceLoop`] is what the `autoscale` daemon runs for each service, and what a Rust program embeds to
-//! autoscale with its own [`MetricSource`]s, [`Policy`](crate::Policy)s and [`Scaler`]. It owns the service's
+//! autoscale with its own [`MetricSource`]s, [`Policy`]s and [`Scaler`]. It owns the service's
 //! [`EngineState`]; the engine itself stays pure. Every backend call has a timeout, a service's evaluations
 //! never overlap (the next tick waits for the current round), and metric queries can share a semaphore that
 //! bounds concurrency across services.
 //!
-//! A check whose policy learns from the past ([`Policy::backfill`](crate::Policy::backfill)) and whose source
+//! A check whose policy learns from the past ([`Policy::backfill`]) and whose source
 //! comes with a backfill query ([`CheckSource::backfill`]) has its history filled from the source's past when
 //! the loop starts ([`ServiceLoop::start_backfill`]). The range query runs beside the rounds: scaling never
 //! waits for it, and a backfill that fails leaves the policy to start without history.
@@ -116,7 +116,7 @@ impl CheckSource {
 
     /// Fill the check's history at the loop's start from the past of `query`, asked of the same source with
     /// [`MetricSource::fetch_range`]. Its values are the demand the policy learns
-    /// ([`Policy::learn`](crate::Policy::learn)), which for a per-replica metric is not the check's query.
+    /// ([`Policy::learn`]), which for a per-replica metric is not the check's query.
     /// Only a check whose policy asks for a backfill uses it.
     pub fn backfill(mut self, query: impl Into<String>) -> Self {
         self.backfill = Some(query.into());
