@@ -1,10 +1,15 @@
 //! The per-service control loop: status, then checks, then the engine, then scale, then record.
 //!
 //! [`ServiceLoop`] is what the `autoscale` daemon runs for each service, and what a Rust program embeds to
-//! autoscale with its own [`MetricSource`]s, [`Policy`](crate::Policy)s and [`Scaler`]. It owns the service's
+//! autoscale with its own [`MetricSource`]s, [`Policy`]s and [`Scaler`]. It owns the service's
 //! [`EngineState`]; the engine itself stays pure. Every backend call has a timeout, a service's evaluations
 //! never overlap (the next tick waits for the current round), and metric queries can share a semaphore that
 //! bounds concurrency across services.
+//!
+//! A check whose policy learns from the past ([`Policy::backfill`]) and whose source
+//! comes with a backfill query ([`CheckSource::backfill`]) has its history filled from the source's past when
+//! the loop starts ([`ServiceLoop::start_backfill`]). The range query runs beside the rounds: scaling never
+//! waits for it, and a backfill that fails leaves the policy to start without history.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -33,15 +38,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::engine::{
-    Check, ConfigError, Decision, Engine, EngineConfigBuilder, EngineState, Token,
+    Check, CheckHistory, ConfigError, Decision, Engine, EngineConfigBuilder, EngineState,
+    MIN_RESOLUTION, Token,
 };
 use crate::error::Error;
-use crate::traits::{MetricSource, ScaleOutcome, Scaler};
+use crate::traits::{MetricSource, Policy, ScaleOutcome, Scaler};
 use crate::types::{FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
 
 /// A source of wall-clock time for the loop. The engine never reads a clock; the loop does, through this.
@@ -87,11 +95,13 @@ impl Clock for TokioClock {
     }
 }
 
-/// Where one check's value comes from: a source and the query to ask it.
+/// Where one check's value comes from: a source and the query to ask it, and optionally the query of its
+/// past demand to fill a forecasting policy's history at start.
 #[derive(Debug, Clone)]
 pub struct CheckSource {
     source: Arc<dyn MetricSource>,
     query: String,
+    backfill: Option<String>,
 }
 
 impl CheckSource {
@@ -100,12 +110,27 @@ impl CheckSource {
         CheckSource {
             source,
             query: query.into(),
+            backfill: None,
         }
+    }
+
+    /// Fill the check's history at the loop's start from the past of `query`, asked of the same source with
+    /// [`MetricSource::fetch_range`]. Its values are the demand the policy learns
+    /// ([`Policy::learn`]), which for a per-replica metric is not the check's query.
+    /// Only a check whose policy asks for a backfill uses it.
+    pub fn backfill(mut self, query: impl Into<String>) -> Self {
+        self.backfill = Some(query.into());
+        self
     }
 
     /// The query.
     pub fn query(&self) -> &str {
         &self.query
+    }
+
+    /// The backfill query, if there is one.
+    pub fn backfill_query(&self) -> Option<&str> {
+        self.backfill.as_deref()
     }
 }
 
@@ -321,6 +346,27 @@ pub struct ServiceLoop {
     state: EngineState,
     options: LoopOptions,
     backoff: Option<ScaleBackoff>,
+    /// Whether [`ServiceLoop::start_backfill`] ran: it fetches at most once per loop.
+    backfill_started: bool,
+    /// The range fetches still running, merged by the first round after they finish.
+    backfills: Vec<PendingBackfill>,
+}
+
+/// One check's range fetch, running in its own task.
+#[derive(Debug)]
+struct PendingBackfill {
+    /// The check's index in the engine's configuration.
+    check: usize,
+    /// How far back it reaches.
+    span: Duration,
+    task: JoinHandle<crate::Result<Vec<(Timestamp, f64)>>>,
+}
+
+impl Drop for PendingBackfill {
+    /// A loop given up (at shutdown or a reload) stops its fetches with it.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// How a loop runs, apart from its engine and checks: the same in the builder and in the loop.
@@ -423,6 +469,8 @@ impl ServiceLoopBuilder {
             state: self.state,
             options: self.options,
             backoff: None,
+            backfill_started: false,
+            backfills: Vec::new(),
         })
     }
 }
@@ -488,8 +536,134 @@ impl ServiceLoop {
         self.state
     }
 
+    /// Start filling the history of every check that wants it, once per loop: [`run`](Self::run) calls it
+    /// before its first round; a program driving [`evaluate_once`](Self::evaluate_once) itself calls it
+    /// first. It returns at once.
+    ///
+    /// A check is backfilled when its policy asks for a span of the past ([`Policy::backfill`]), its source
+    /// has a backfill query ([`CheckSource::backfill`]) and its history is empty: a state restored with a
+    /// history already has its past, and is left alone. The range `[now - span, now]` is fetched at one point
+    /// a minute (the history's resolution) in a task of its own, under the metric timeout and the shared
+    /// metric permits, while the rounds run as usual. The first round after it finishes merges it (see
+    /// [`merge_backfill`]); a failure is logged once and the policy starts without history. Nothing is
+    /// retried before the next loop start (a restart or a reload).
+    pub fn start_backfill(&mut self) {
+        if std::mem::replace(&mut self.backfill_started, true) {
+            return;
+        }
+        let end = self.options.clock.now();
+        let checks = self.engine.config().checks();
+        for (i, (check, source)) in checks.iter().zip(&self.sources).enumerate() {
+            let (Some(span), Some(query)) = (check.policy().backfill(), source.backfill.clone())
+            else {
+                continue;
+            };
+            if self
+                .state
+                .checks
+                .iter()
+                .any(|h| h.check == check.name() && !h.is_empty())
+            {
+                tracing::debug!(
+                    service = %self.name, check = check.name(),
+                    "not backfilling: the restored state already holds this check's history"
+                );
+                continue;
+            }
+            let start = end - span;
+            let metric = Arc::clone(&source.source);
+            let permits = self.options.metric_permits.clone();
+            let limit = self.options.timeouts.metric;
+            let task = tokio::spawn(async move {
+                let fetch = async {
+                    let _permit = match &permits {
+                        Some(permits) => Some(permits.acquire().await),
+                        None => None,
+                    };
+                    metric.fetch_range(&query, start, end, MIN_RESOLUTION).await
+                };
+                match timeout(limit, fetch).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::Timeout {
+                        backend: "metric source",
+                        after: limit,
+                        source: format!("range query {query:?} from {start} to {end}").into(),
+                    }),
+                }
+            });
+            self.backfills.push(PendingBackfill {
+                check: i,
+                span,
+                task,
+            });
+        }
+    }
+
+    /// Merge every backfill that has finished into its check's history; leave the others running.
+    fn merge_finished_backfills(&mut self) {
+        if self.backfills.is_empty() {
+            return;
+        }
+        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.backfills)
+            .into_iter()
+            .partition(|b| b.task.is_finished());
+        self.backfills = running;
+        for mut backfill in done {
+            let Some(joined) = (&mut backfill.task).now_or_never() else {
+                // Finished tasks are ready; should one not be, it is merged next round.
+                self.backfills.push(backfill);
+                continue;
+            };
+            let Some(check) = self.engine.config().checks().get(backfill.check) else {
+                continue;
+            };
+            let name = check.name();
+            let points = match joined {
+                Ok(Ok(points)) => points,
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        service = %self.name, check = name, kind = %e.kind(), error = %e,
+                        "backfilling the check's history failed; its policy starts without history"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        service = %self.name, check = name, error = %e,
+                        "the backfill of the check's history did not finish; its policy starts without history"
+                    );
+                    continue;
+                }
+            };
+            let slot = match self.state.checks.iter().position(|h| h.check == name) {
+                Some(i) => i,
+                None => {
+                    self.state.checks.push(CheckHistory::new(name));
+                    self.state.checks.len() - 1
+                }
+            };
+            match merge_backfill(check.policy().as_ref(), &self.state.checks[slot], points) {
+                Some((merged, learned)) => {
+                    self.state.checks[slot] = merged;
+                    tracing::info!(
+                        service = %self.name, check = name, points = learned,
+                        span_s = backfill.span.as_secs(),
+                        "backfilled the check's history from the metric source"
+                    );
+                }
+                None => tracing::warn!(
+                    service = %self.name, check = name,
+                    "not backfilling: the policy's live history has no buckets to order the past before"
+                ),
+            }
+        }
+    }
+
     /// One round: read the status, fetch every check, evaluate, scale if needed, and record.
+    ///
+    /// A backfill that has finished since the last round is merged first, so this round already uses it.
     pub async fn evaluate_once(&mut self) -> Round {
+        self.merge_finished_backfills();
         let started = Instant::now();
         let at = self.options.clock.now();
         if let Some(latest) = self.state.clamp_future(at) {
@@ -583,6 +757,7 @@ impl ServiceLoop {
     where
         F: FnMut(&Round, &EngineState) + Send,
     {
+        self.start_backfill();
         // A stable per-service phase offset (up to a tenth of the interval) spreads services' rounds apart.
         let start = Instant::now() + phase_offset(&self.name, self.options.interval);
         let mut ticker = tokio::time::interval_at(start, self.options.interval);
@@ -748,6 +923,40 @@ impl ServiceLoop {
             }
         }
     }
+}
+
+/// A check's history with its backfilled past put before what the loop has recorded live, and how many of the
+/// past `points` it took in. `None` when `live` cannot be ordered against the past (it holds statistics but no
+/// buckets), and is better kept as it is.
+///
+/// The history is rebuilt through the policy, as if the loop had run all along: a fresh history learns
+/// ([`Policy::learn`]) the backfilled points older than the first live bucket, oldest first, then the live
+/// buckets on top, each as one sample of its mean at its start. Where the two overlap the live samples win.
+/// A live bucket's maximum and sample count are not kept (it becomes one sample of its mean), which changes a
+/// forecast by at most the spread within a minute of the first minutes after start.
+pub fn merge_backfill(
+    policy: &dyn Policy,
+    live: &CheckHistory,
+    mut points: Vec<(Timestamp, f64)>,
+) -> Option<(CheckHistory, usize)> {
+    let first_live = live.buckets.front().map(|b| b.start);
+    if first_live.is_none() && !live.is_empty() {
+        return None;
+    }
+    points.sort_by_key(|&(at, _)| at);
+    let mut merged = CheckHistory::new(live.check.clone());
+    let mut learned = 0;
+    for (at, demand) in points {
+        if first_live.is_some_and(|first| at >= first) {
+            break;
+        }
+        policy.learn(&mut merged, at, demand);
+        learned += 1;
+    }
+    for bucket in &live.buckets {
+        policy.learn(&mut merged, bucket.start, bucket.mean);
+    }
+    Some((merged, learned))
 }
 
 /// A backend call under a timeout, with the timeout as a typed error.

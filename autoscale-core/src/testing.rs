@@ -41,6 +41,10 @@ pub fn fake_error(kind: FailureKind) -> Error {
 ///
 /// Each query has a queue of answers; a fetch pops the front, and the last answer repeats once the queue has
 /// one left. A query with no script fails as [`FailureKind::Empty`].
+///
+/// Its past, for [`MetricSource::fetch_range`], is scripted apart ([`set_range`](Self::set_range)): a range
+/// fetch answers the scripted points inside the range asked, after [`with_range_delay`](Self::with_range_delay)
+/// of tokio time.
 #[derive(Debug, Default, Clone)]
 pub struct ScriptedSource {
     inner: Arc<Mutex<ScriptedInner>>,
@@ -50,6 +54,22 @@ pub struct ScriptedSource {
 struct ScriptedInner {
     answers: HashMap<String, VecDeque<std::result::Result<f64, FailureKind>>>,
     fetches: Vec<(String, Timestamp)>,
+    ranges: HashMap<String, std::result::Result<Vec<(Timestamp, f64)>, FailureKind>>,
+    range_fetches: Vec<RangeFetch>,
+    range_delay: std::time::Duration,
+}
+
+/// One [`MetricSource::fetch_range`] call a [`ScriptedSource`] received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeFetch {
+    /// The query.
+    pub query: String,
+    /// The range's start.
+    pub start: Timestamp,
+    /// The range's end.
+    pub end: Timestamp,
+    /// The step asked for.
+    pub step: std::time::Duration,
 }
 
 impl ScriptedSource {
@@ -85,6 +105,26 @@ impl ScriptedSource {
     pub fn fetches(&self) -> Vec<(String, Timestamp)> {
         lock(&self.inner).fetches.clone()
     }
+
+    /// Script `query`'s past: the points a range fetch answers (those inside the range asked), or its failure.
+    pub fn set_range(
+        &self,
+        query: &str,
+        answer: std::result::Result<Vec<(Timestamp, f64)>, FailureKind>,
+    ) {
+        lock(&self.inner).ranges.insert(query.to_owned(), answer);
+    }
+
+    /// Make every range fetch take `delay` (tokio time) before it answers, like a slow server.
+    pub fn with_range_delay(self, delay: std::time::Duration) -> Self {
+        lock(&self.inner).range_delay = delay;
+        self
+    }
+
+    /// Every range fetch so far, in order (recorded when it starts).
+    pub fn range_fetches(&self) -> Vec<RangeFetch> {
+        lock(&self.inner).range_fetches.clone()
+    }
 }
 
 #[async_trait]
@@ -100,6 +140,37 @@ impl MetricSource for ScriptedSource {
         match answer {
             Some(Ok(v)) => Ok(v),
             Some(Err(kind)) => Err(fake_error(kind)),
+            None => Err(fake_error(FailureKind::Empty)),
+        }
+    }
+
+    async fn fetch_range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: std::time::Duration,
+    ) -> Result<Vec<(Timestamp, f64)>> {
+        let delay = {
+            let mut inner = lock(&self.inner);
+            inner.range_fetches.push(RangeFetch {
+                query: query.to_owned(),
+                start,
+                end,
+                step,
+            });
+            inner.range_delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match lock(&self.inner).ranges.get(query) {
+            Some(Ok(points)) => Ok(points
+                .iter()
+                .copied()
+                .filter(|&(at, _)| start <= at && at <= end)
+                .collect()),
+            Some(Err(kind)) => Err(fake_error(*kind)),
             None => Err(fake_error(FailureKind::Empty)),
         }
     }
@@ -347,6 +418,74 @@ mod tests {
             FailureKind::Empty
         );
         assert_eq!(source.fetches().len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripted_ranges_answer_the_points_inside_the_range_after_their_delay() {
+        let source = ScriptedSource::new().with_range_delay(std::time::Duration::from_secs(3));
+        let t = Timestamp::from_secs;
+        source.set_range("q", Ok(vec![(t(0), 1.0), (t(60), 2.0), (t(120), 3.0)]));
+        source.set_range("bad", Err(FailureKind::Unavailable));
+        let step = std::time::Duration::from_secs(60);
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            source.fetch_range("q", t(30), t(120), step).await.unwrap(),
+            vec![(t(60), 2.0), (t(120), 3.0)]
+        );
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(3));
+        assert_eq!(
+            source
+                .fetch_range("bad", t(0), t(60), step)
+                .await
+                .unwrap_err()
+                .kind(),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            source
+                .fetch_range("none", t(0), t(60), step)
+                .await
+                .unwrap_err()
+                .kind(),
+            FailureKind::Empty
+        );
+        assert_eq!(
+            source.range_fetches()[0],
+            RangeFetch {
+                query: "q".to_owned(),
+                start: t(30),
+                end: t(120),
+                step
+            }
+        );
+        assert_eq!(source.range_fetches().len(), 3);
+    }
+
+    #[derive(Debug)]
+    struct Live;
+
+    #[async_trait]
+    impl MetricSource for Live {
+        async fn fetch(&self, _query: &str, _at: Timestamp) -> Result<f64> {
+            Ok(1.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_without_a_past_refuses_a_range_naming_the_query() {
+        let source: Box<dyn MetricSource> = Box::new(Live);
+        let err = source
+            .fetch_range(
+                "queue_depth",
+                Timestamp::EPOCH,
+                Timestamp::from_secs(60),
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Rejected);
+        assert!(err.to_string().contains("cannot read a range"), "{err}");
+        assert!(err.to_string().contains("queue_depth"), "{err}");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::engine::CheckHistory;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::policy::PolicyContext;
 use crate::types::{ReplicaStatus, Replicas, Timestamp};
 
@@ -24,6 +24,31 @@ pub trait MetricSource: Send + Sync + fmt::Debug {
     /// Returning a value means "this is the metric"; any doubt (no sample, several series, NaN unless the
     /// source is configured to accept it) must be an error, because a wrong value is a wrong scaling action.
     async fn fetch(&self, query: &str, at: Timestamp) -> Result<f64>;
+
+    /// Fetch the values of `query` over `[start, end]`, about one point every `step`, oldest first: the past
+    /// a forecasting policy learns from before its first evaluation (see [`Policy::backfill`]).
+    ///
+    /// A source may widen `step` to keep the answer within its limits, and skips the points that have no
+    /// usable value (NaN), so the points need not be evenly spaced. Several series are combined as
+    /// [`fetch`](Self::fetch) would combine them, or are an error.
+    ///
+    /// The default returns [`Error::Rejected`]: a source that cannot read the past says so, and the policy
+    /// starts without history. Unlike `fetch` it is optional, because most sources are live gauges with no
+    /// past to read; a source that wraps another must forward it, or backfilling through it stops working.
+    async fn fetch_range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Result<Vec<(Timestamp, f64)>> {
+        let _ = (start, end, step);
+        Err(Error::Rejected {
+            backend: "metric source",
+            source: format!("this metric source cannot read a range of values (query {query:?})")
+                .into(),
+        })
+    }
 }
 
 /// What a [`Scaler::scale`] call did.

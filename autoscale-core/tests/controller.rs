@@ -550,3 +550,380 @@ fn prop_oneof_interval() -> impl proptest::strategy::Strategy<Value = Duration> 
         any_duration().prop_filter("above zero", |d| *d >= Duration::from_millis(100)),
     ]
 }
+
+/// Filling a forecasting check's history from its source's past at the loop's start.
+mod backfill {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use autoscale_core::controller::{CheckSource, Round, ServiceLoop, TokioClock, merge_backfill};
+    use autoscale_core::engine::{CheckHistory, bucket_start};
+    use autoscale_core::policy::{PredictivePolicy, TargetForm, TargetPolicy};
+    use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+    use autoscale_core::{Check, EngineConfig, EngineState, MockMetricSource, Policy, Timestamp};
+
+    /// The loop's clock at its start: a whole minute, so samples fall on bucket starts.
+    const T0: i64 = 999_960;
+    const SEASON: u64 = 3600;
+    const WINDOW: u64 = 300;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+
+    fn policy() -> Arc<PredictivePolicy> {
+        Arc::new(
+            PredictivePolicy::with(
+                10.0,
+                TargetForm::Total,
+                Duration::from_secs(WINDOW),
+                0.0,
+                Some(Duration::from_secs(SEASON)),
+                Duration::from_secs(600),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// A season and a window of past demand, one point a minute up to `T0`: 10, with a peak of 100 one season
+    /// ago, during the minutes the seasonal forecast looks ahead at.
+    fn past() -> Vec<(Timestamp, f64)> {
+        let span = (SEASON + WINDOW) as i64;
+        (0..=span / 60)
+            .map(|m| {
+                let at = T0 - span + m * 60;
+                let peak = (T0 - 3540..=T0 - 3000).contains(&at);
+                (t(at), if peak { 100.0 } else { 10.0 })
+            })
+            .collect()
+    }
+
+    fn service(
+        source: Arc<dyn autoscale_core::MetricSource>,
+        backfill: bool,
+        state: EngineState,
+        policy: Arc<dyn Policy>,
+    ) -> (ServiceLoop, RecordingScaler) {
+        let scaler = RecordingScaler::new(1);
+        let mut check_source = CheckSource::new(source, "rps");
+        if backfill {
+            check_source = check_source.backfill("rps_demand");
+        }
+        let service = ServiceLoop::builder(
+            "web",
+            EngineConfig::builder(1, 20),
+            Arc::new(scaler.clone()),
+        )
+        .check(Check::new("demand", policy), check_source)
+        .interval(Duration::from_secs(10))
+        .clock(Arc::new(TokioClock::starting_at(t(T0))))
+        .state(state)
+        .build()
+        .unwrap();
+        (service, scaler)
+    }
+
+    fn recommendation(round: &Round) -> Option<u32> {
+        round.checks[0].recommendation
+    }
+
+    fn scripted(live: f64) -> ScriptedSource {
+        let source = ScriptedSource::constant("rps", live);
+        source.set_range("rps_demand", Ok(past()));
+        source
+    }
+
+    /// Log lines captured while the guard lives (this thread only: the tests run on one thread).
+    struct Logs {
+        buffer: Arc<Mutex<Vec<u8>>>,
+        _guard: tracing::subscriber::DefaultGuard,
+    }
+
+    impl Logs {
+        fn capture() -> Logs {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = Arc::clone(&buffer);
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || LogWriter(Arc::clone(&writer)))
+                .finish();
+            Logs {
+                buffer,
+                _guard: tracing::subscriber::set_default(subscriber),
+            }
+        }
+
+        fn lines(&self, containing: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.buffer.lock().unwrap())
+                .lines()
+                .filter(|l| l.contains(containing))
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backfilled_check_decides_as_if_it_had_learned_the_past_itself() {
+        let logs = Logs::capture();
+        let source = scripted(10.0);
+        let (mut backfilled, _) = service(
+            Arc::new(source.clone()),
+            true,
+            EngineState::default(),
+            policy(),
+        );
+        backfilled.start_backfill();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let round = backfilled.evaluate_once().await;
+
+        let mut learned = CheckHistory::new("demand");
+        for (at, demand) in past() {
+            policy().learn(&mut learned, at, demand);
+        }
+        let state = EngineState {
+            checks: vec![learned],
+            ..EngineState::default()
+        };
+        let (mut direct, _) = service(Arc::new(scripted(10.0)), false, state, policy());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let expected = direct.evaluate_once().await;
+
+        assert_eq!(round.decision, expected.decision);
+        assert_eq!(round.checks, expected.checks);
+        assert_eq!(backfilled.state().checks, direct.state().checks);
+        // The seasonal peak one season ago (100, a little more by the ratio of levels), at the target of 10:
+        // what a cold start cannot know.
+        assert!(recommendation(&round) >= Some(10), "{round:?}");
+        let (mut cold, _) = service(
+            Arc::new(scripted(10.0)),
+            false,
+            EngineState::default(),
+            policy(),
+        );
+        cold.start_backfill();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(recommendation(&cold.evaluate_once().await), Some(1));
+
+        let fetches = source.range_fetches();
+        assert_eq!(fetches.len(), 1);
+        assert_eq!(fetches[0].query, "rps_demand");
+        assert_eq!(
+            (fetches[0].start, fetches[0].end, fetches[0].step),
+            (
+                t(T0) - Duration::from_secs(SEASON + WINDOW),
+                t(T0),
+                Duration::from_secs(60)
+            )
+        );
+        let info = logs.lines("backfilled the check's history");
+        assert_eq!(info.len(), 1, "{info:?}");
+        for field in [
+            "INFO",
+            "service=web",
+            "check=\"demand\"",
+            "points=66",
+            "span_s=3900",
+        ] {
+            assert!(info[0].contains(field), "{field} missing: {}", info[0]);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_backfill_goes_before_the_live_history_and_the_rounds_never_waited() {
+        let source = scripted(50.0).with_range_delay(Duration::from_secs(12));
+        let (mut svc, _) = service(
+            Arc::new(source.clone()),
+            true,
+            EngineState::default(),
+            policy(),
+        );
+        svc.start_backfill();
+        let mut rounds = Vec::new();
+        for _ in 0..4 {
+            rounds.push(svc.evaluate_once().await);
+            if rounds.len() < 4 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+        let at: Vec<Timestamp> = rounds.iter().map(|r| r.at).collect();
+        assert_eq!(at, [t(T0), t(T0 + 10), t(T0 + 20), t(T0 + 30)]);
+        // Live only until the fetch finishes at T0 + 12 s (within the metric timeout): the rounds before ran on
+        // what they had, and the one after has the seasonal forecast.
+        assert!(
+            rounds[..2]
+                .iter()
+                .all(|r| recommendation(r) == Some(5) && r.decision.is_some()),
+            "{rounds:?}"
+        );
+
+        assert!(recommendation(&rounds[2]) >= Some(10), "{:?}", rounds[2]);
+
+        let history = &svc.state().checks[0];
+        let starts: Vec<Timestamp> = history.buckets.iter().map(|b| b.start).collect();
+        let first = t(T0 - (SEASON + WINDOW) as i64);
+        assert_eq!(starts.first(), Some(&first));
+        assert_eq!(
+            starts.len(),
+            66,
+            "65 minutes of the past, then the live one"
+        );
+        assert!(
+            starts
+                .windows(2)
+                .all(|w| w[1].saturating_since(w[0]) == Duration::from_secs(60))
+        );
+        let live = history.buckets.back().unwrap();
+        assert_eq!((live.start, live.mean), (t(T0), 50.0));
+        let peak = history
+            .bucket_at(t(T0 - 3540), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(peak.mean, 100.0);
+        assert_eq!(
+            history.buckets[history.buckets.len() - 2].start,
+            bucket_start(t(T0 - 60), Duration::from_secs(60))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_backfill_is_logged_once_and_the_policy_starts_cold() {
+        let logs = Logs::capture();
+        let mut source = MockMetricSource::new();
+        source.expect_fetch().returning(|_, _| Ok(10.0));
+        source
+            .expect_fetch_range()
+            .times(1)
+            .returning(|query, _, _, _| {
+                Err(autoscale_core::Error::Unavailable {
+                    backend: "mock",
+                    source: format!("connection refused asking {query}").into(),
+                })
+            });
+        let (mut svc, _) = service(Arc::new(source), true, EngineState::default(), policy());
+        svc.start_backfill();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let first = svc.evaluate_once().await;
+        svc.start_backfill();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let second = svc.evaluate_once().await;
+
+        assert_eq!(recommendation(&first), Some(1));
+        assert!(second.decision.is_some());
+        assert_eq!(svc.state().checks[0].buckets.len(), 1, "live samples only");
+        let warnings = logs.lines("backfilling the check's history failed");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        for field in [
+            "WARN",
+            "service=web",
+            "check=\"demand\"",
+            "kind=unavailable",
+            "connection refused asking rps_demand",
+        ] {
+            assert!(
+                warnings[0].contains(field),
+                "{field} missing: {}",
+                warnings[0]
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_range_fetch_delays_no_round_and_times_out() {
+        let logs = Logs::capture();
+        // As good as never: a year.
+        let source = scripted(10.0).with_range_delay(Duration::from_secs(365 * 24 * 3600));
+        let (svc, scaler) = service(
+            Arc::new(source.clone()),
+            true,
+            EngineState::default(),
+            policy(),
+        );
+        let (rounds, _) = super::run_for(svc, Duration::from_secs(95)).await;
+
+        assert_eq!(rounds.len(), 10);
+        assert!(rounds[0].at.saturating_since(t(T0)) < Duration::from_secs(1));
+        assert!(rounds.iter().all(|r| r.decision.is_some()));
+        assert_eq!(scaler.status_calls(), 10);
+        // The metric timeout (15 s by default) ends the fetch: one warning, and the policy stays cold.
+        let warnings = logs.lines("backfilling the check's history failed");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("kind=timeout"), "{}", warnings[0]);
+        assert!(rounds.iter().all(|r| recommendation(r) == Some(1)));
+        assert_eq!(source.range_fetches().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_empty_histories_of_policies_that_ask_are_backfilled() {
+        let source = scripted(10.0);
+        // A restored history already holds the past.
+        let mut restored = CheckHistory::new("demand");
+        policy().learn(&mut restored, t(T0 - 600), 10.0);
+        let state = EngineState {
+            checks: vec![restored.clone()],
+            ..EngineState::default()
+        };
+        let (mut svc, _) = service(Arc::new(source.clone()), true, state, policy());
+        svc.start_backfill();
+        // A memoryless policy wants no past.
+        let target = Arc::new(TargetPolicy::new(1.0, TargetForm::Total).unwrap());
+        let (mut memoryless, _) = service(
+            Arc::new(source.clone()),
+            true,
+            EngineState::default(),
+            target,
+        );
+        memoryless.start_backfill();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        svc.evaluate_once().await;
+        memoryless.evaluate_once().await;
+
+        assert!(source.range_fetches().is_empty());
+        assert_eq!(svc.state().checks[0].buckets[0], restored.buckets[0]);
+    }
+
+    #[test]
+    fn the_merge_keeps_the_live_buckets_and_only_the_older_past() {
+        let policy = policy();
+        let mut live = CheckHistory::new("demand");
+        for s in [0, 30, 60] {
+            policy.learn(&mut live, t(T0 + s), 7.0);
+        }
+        // The past overlaps the live minutes, and comes unordered.
+        let mut points = past();
+        points.push((t(T0 + 60), 999.0));
+        points.reverse();
+        let (merged, learned) = merge_backfill(policy.as_ref(), &live, points).unwrap();
+        assert_eq!(learned, 65);
+        assert_eq!(merged.check, "demand");
+        let tail: Vec<(Timestamp, f64)> = merged
+            .buckets
+            .iter()
+            .rev()
+            .take(3)
+            .map(|b| (b.start, b.mean))
+            .collect();
+        assert_eq!(tail, [(t(T0 + 60), 7.0), (t(T0), 7.0), (t(T0 - 60), 10.0)]);
+
+        // A history with statistics but no buckets cannot be ordered: it is kept as it is.
+        let mut bare = CheckHistory::new("demand");
+        bare.short_term = live.short_term;
+        assert!(merge_backfill(policy.as_ref(), &bare, past()).is_none());
+        // An empty one takes the whole past.
+        let (all, learned) =
+            merge_backfill(policy.as_ref(), &CheckHistory::new("demand"), past()).unwrap();
+        assert_eq!((learned, all.buckets.len()), (66, 66));
+    }
+}

@@ -18,8 +18,8 @@ use crate::backoff::Backoff;
 use crate::cache::{Key, RoundCache};
 use crate::config::PrometheusConfig;
 use crate::error::{Error, QueryTarget};
-use crate::options::{OnEmpty, QueryOptions, RangeWindow, fmt_duration};
-use crate::response::{Envelope, QueryResponse, evaluate, parse};
+use crate::options::{MAX_RANGE_POINTS, OnEmpty, QueryOptions, RangeWindow, fmt_duration};
+use crate::response::{Envelope, QueryResponse, evaluate, evaluate_range, parse};
 
 /// Queries whose encoded parameters are longer than this go as a form POST, so no proxy or server URL
 /// limit truncates them; shorter ones stay GETs, which show up readably in access logs.
@@ -190,6 +190,30 @@ impl PrometheusClient {
         let response = self.fetch(query, at, options.window()).await?;
         evaluate(&response.data, options, self.on_empty).map_err(|reason| Error::Result {
             target: Box::new(self.target(query, at, options.window())),
+            reason,
+            warnings: response.warnings.clone(),
+        })
+    }
+
+    /// The points of `query` over `[start, end]`, oldest first, read according to `options` (see
+    /// [`evaluate_range`](crate::response::evaluate_range)): the past a forecasting policy learns from.
+    ///
+    /// It is one `query_range` ending at `end`, through the same requests, retries, timeout and size cap as
+    /// every query. The step is `step`, widened when needed so that the range has at most
+    /// [`MAX_RANGE_POINTS`] points; the first point is the last whole step after `start`. The check's own
+    /// range window does not apply: `query` is asked as it is.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+        options: &QueryOptions,
+    ) -> Result<Vec<(Timestamp, f64)>, Error> {
+        let window = range_window(start, end, step)?;
+        let response = self.fetch(query, end, Some(&window)).await?;
+        evaluate_range(&response.data, options).map_err(|reason| Error::Result {
+            target: Box::new(self.target(query, end, Some(&window))),
             reason,
             warnings: response.warnings.clone(),
         })
@@ -553,6 +577,23 @@ impl PrometheusClient {
     }
 }
 
+/// The window of a range `[start, end]` at `step` or more: at least 1 ms, and coarse enough to stay within
+/// [`MAX_RANGE_POINTS`]. A range shorter than its step is one step.
+fn range_window(start: Timestamp, end: Timestamp, step: Duration) -> Result<RangeWindow, Error> {
+    let span_ms =
+        u64::try_from(end.as_millis().saturating_sub(start.as_millis())).map_err(|_| {
+            Error::config(format!(
+                "a range must end after it starts (from {start} to {end})"
+            ))
+        })?;
+    let step_ms = u64::try_from(step.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(span_ms.div_ceil(MAX_RANGE_POINTS - 1))
+        .max(1);
+    let step = Duration::from_millis(step_ms);
+    RangeWindow::new(Duration::from_millis(span_ms).max(step), step)
+}
+
 /// A redirect target for a message: scheme, host, port and path only (no credentials, no query).
 fn safe_location(location: &str) -> String {
     match Url::parse(location) {
@@ -606,6 +647,27 @@ mod tests {
             "https://prom.example/api/v1/query"
         );
         assert_eq!(safe_location("/login?next=/api"), "/login");
+    }
+
+    #[test]
+    fn a_long_range_widens_its_step_to_stay_within_the_point_cap() {
+        let t = Timestamp::from_secs;
+        let minute = Duration::from_secs(60);
+        let day = range_window(t(0), t(86_400 + 900), minute).unwrap();
+        assert_eq!(
+            (day.range(), day.step()),
+            (Duration::from_secs(87_300), minute)
+        );
+        // Two weeks at a minute would be 20,161 points: the step widens to fit.
+        let fortnight = range_window(t(0), t(14 * 86_400), minute).unwrap();
+        let points = fortnight.range().as_millis() / fortnight.step().as_millis() + 1;
+        assert!(fortnight.step() > minute && points <= u128::from(MAX_RANGE_POINTS));
+        assert_eq!(
+            range_window(t(0), t(10), minute).unwrap().range(),
+            minute,
+            "one step"
+        );
+        assert!(range_window(t(10), t(0), minute).is_err());
     }
 
     #[test]

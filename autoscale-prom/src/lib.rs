@@ -8,6 +8,9 @@
 //!   once the parameters pass [`POST_THRESHOLD`] bytes), or `query_range` over a [`RangeWindow`] ending at
 //!   the evaluation time, reduced per series by avg, max, min or last. Identical requests of one evaluation
 //!   round are fetched once.
+//! - **The past**: [`MetricSource::fetch_range`](autoscale_core::MetricSource::fetch_range), to fill a
+//!   forecasting check's history at start, is one `query_range` at a minute's step (wider past 11,000
+//!   points); several series are combined per timestamp by the check's [`Reduce`], NaN points skipped.
 //! - **Results**: one sample of a vector, or a scalar. Empty is an error unless `on_empty = "zero"`; several
 //!   series are an error naming their label sets unless a [`Reduce`] combines them; NaN is always an error,
 //!   ±Inf unless accepted; matrices (from an instant query) and strings are errors; Prometheus's own

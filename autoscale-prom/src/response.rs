@@ -29,8 +29,10 @@
 //! (a thread that allocates 1 KB and ends leaves about 0.2 MiB: its stack and malloc arena).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
+use autoscale_core::Timestamp;
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -1060,6 +1062,88 @@ pub fn evaluate(
     }
 }
 
+/// Turn the answer of a `query_range` into points of the past, oldest first, for a policy to learn from:
+///
+/// - it must be a matrix; a series holding native histogram points is [`ResultError::Histogram`];
+/// - NaN points are skipped, as are points whose value is infinite unless the options accept infinities:
+///   they are readings a live evaluation would have failed on, so the past simply lacks them;
+/// - several series are combined per timestamp (over the series that have a point there) by the options'
+///   [`Reduce`](crate::Reduce), or are [`ResultError::SeveralSeries`] without one;
+/// - no series is [`ResultError::Empty`] whatever `on_empty` says (zeros made up for a missing past would
+///   be learned as real demand), and series whose every point was skipped are [`ResultError::NonFinite`].
+pub fn evaluate_range(
+    data: &QueryData,
+    options: &QueryOptions,
+) -> Result<Vec<(Timestamp, f64)>, ResultError> {
+    let series = match data {
+        QueryData::Matrix(series) => series,
+        other => {
+            return Err(ResultError::UnexpectedType {
+                found: other.result_type(),
+                expected: "a matrix (the answer of a range query)",
+            });
+        }
+    };
+    if let Some(s) = series.iter().find(|s| s.histograms) {
+        return Err(ResultError::Histogram {
+            labels: s.labels.to_string(),
+        });
+    }
+    let with_points = series.iter().filter(|s| !s.points.is_empty()).count();
+    match (with_points, options.series_reduce()) {
+        (0, _) => return Err(ResultError::Empty),
+        (1, _) | (_, Some(_)) => {}
+        (count, None) => {
+            return Err(ResultError::SeveralSeries {
+                count,
+                label_sets: series_labels(data).take(LISTED_SERIES).collect(),
+            });
+        }
+    }
+    // Keyed by the millisecond, the resolution of a timestamp, so series sampled at the same step meet.
+    let mut by_time: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    let mut refused = None;
+    for point in series.iter().flat_map(|s| s.points) {
+        if point.value.is_nan() {
+            refused.get_or_insert(point.value);
+            continue;
+        }
+        by_time
+            .entry(seconds_to_millis(point.time))
+            .or_default()
+            .push(point.value);
+    }
+    let mut points = Vec::with_capacity(by_time.len());
+    for (millis, values) in by_time {
+        let value = match (values.as_slice(), options.series_reduce()) {
+            ([one], _) => *one,
+            (many, Some(reduce)) => reduce.apply(many),
+            // Checked above: a single series has one value per timestamp.
+            (many, None) => many.iter().copied().fold(f64::NAN, f64::max),
+        };
+        let usable = match options.non_finite_policy() {
+            _ if value.is_nan() => false,
+            NonFinite::Error => value.is_finite(),
+            NonFinite::Accept => true,
+        };
+        if usable {
+            points.push((Timestamp::from_millis(millis), value));
+        } else {
+            refused.get_or_insert(value);
+        }
+    }
+    match refused {
+        Some(value) if points.is_empty() => Err(ResultError::NonFinite { value }),
+        _ => Ok(points),
+    }
+}
+
+/// Seconds since the epoch, as Prometheus writes a sample's time, to whole milliseconds.
+fn seconds_to_millis(seconds: f64) -> i64 {
+    // `as` saturates, so a time out of range cannot wrap around.
+    (seconds * 1000.0).round() as i64
+}
+
 fn series_labels(data: &QueryData) -> Box<dyn Iterator<Item = String> + '_> {
     match data {
         QueryData::Vector(samples) => Box::new(samples.iter().map(|s| s.labels.to_string())),
@@ -1076,6 +1160,7 @@ fn series_labels(data: &QueryData) -> Box<dyn Iterator<Item = String> + '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Reduce;
 
     #[test]
     fn values_are_read_the_way_prometheus_writes_them() {
@@ -1148,6 +1233,70 @@ mod tests {
         ));
         let body = br#"{"status":"success","data":{"resultType":"streams","result":[]}}"#;
         assert!(parse(body).unwrap_err().to_string().contains("streams"));
+    }
+
+    fn matrix(body: &str) -> QueryData {
+        let body =
+            format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":{body}}}}}"#);
+        match parse(body.as_bytes()).unwrap() {
+            Envelope::Success(response) => response.data,
+            Envelope::Failure(f) => panic!("{f:?}"),
+        }
+    }
+
+    #[test]
+    fn a_range_of_the_past_keeps_usable_points_oldest_first() {
+        let t = Timestamp::from_secs;
+        let one = matrix(
+            r#"[{"metric":{},"values":[[60,"1"],[120,"NaN"],[180,"+Inf"],[240.0004,"4"]]}]"#,
+        );
+        assert_eq!(
+            evaluate_range(&one, &QueryOptions::new()).unwrap(),
+            [(t(60), 1.0), (t(240), 4.0)]
+        );
+        let accepting = QueryOptions::new().non_finite(NonFinite::Accept);
+        assert_eq!(
+            evaluate_range(&one, &accepting).unwrap(),
+            [(t(60), 1.0), (t(180), f64::INFINITY), (t(240), 4.0)]
+        );
+        let refused = matrix(r#"[{"metric":{},"values":[[60,"NaN"],[120,"-Inf"]]}]"#);
+        assert!(matches!(
+            evaluate_range(&refused, &QueryOptions::new()),
+            Err(ResultError::NonFinite { .. })
+        ));
+    }
+
+    #[test]
+    fn a_range_of_the_past_is_strict_about_its_shape() {
+        let options = QueryOptions::new().on_empty(OnEmpty::Zero);
+        assert_eq!(
+            evaluate_range(&matrix("[]"), &options),
+            Err(ResultError::Empty),
+            "no made-up zeros for a missing past"
+        );
+        let vector = QueryData::Vector(Vector::default());
+        assert!(matches!(
+            evaluate_range(&vector, &options),
+            Err(ResultError::UnexpectedType {
+                found: "vector",
+                ..
+            })
+        ));
+        let histogram = matrix(r#"[{"metric":{"le":"x"},"values":[[60,"1"]],"histograms":[]}]"#);
+        assert!(matches!(
+            evaluate_range(&histogram, &options),
+            Err(ResultError::Histogram { .. })
+        ));
+        let two = matrix(
+            r#"[{"metric":{"pod":"a"},"values":[[60,"1"]]},{"metric":{"pod":"b"},"values":[[120,"2"]]}]"#,
+        );
+        let err = evaluate_range(&two, &QueryOptions::new()).unwrap_err();
+        assert!(err.to_string().contains(r#"{pod="a"}, {pod="b"}"#), "{err}");
+        let t = Timestamp::from_secs;
+        assert_eq!(
+            evaluate_range(&two, &QueryOptions::new().reduce(Reduce::Avg)).unwrap(),
+            [(t(60), 1.0), (t(120), 2.0)]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The [`MetricSource`] of one check.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use autoscale_core::{MetricSource, Timestamp};
@@ -40,6 +41,21 @@ impl MetricSource for PrometheusSource {
     async fn fetch(&self, query: &str, at: Timestamp) -> autoscale_core::Result<f64> {
         self.client
             .query(query, at, &self.options)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// A `query_range` over `[start, end]` (see [`PrometheusClient::query_range`]), several series combined by
+    /// the check's `reduce`, infinities kept only if the check accepts them.
+    async fn fetch_range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> autoscale_core::Result<Vec<(Timestamp, f64)>> {
+        self.client
+            .query_range(query, start, end, step, &self.options)
             .await
             .map_err(Into::into)
     }

@@ -215,6 +215,69 @@ async fn a_range_query_reduces_a_real_window() {
 }
 
 #[tokio::test]
+async fn a_backfill_range_reads_real_samples_at_their_times() {
+    let Some((client, exporter)) = services() else {
+        return;
+    };
+    let run = &exporter.run;
+    let counter = format!(r#"autoscale_prom_test_scrapes_total{{run="{run}"}}"#);
+    wait_for_value(&client, &counter, &QueryOptions::new()).await;
+    // Let several scrapes land, one a second.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let end = now() - Duration::from_secs(1);
+    let start = end - Duration::from_secs(5);
+    let step = Duration::from_secs(1);
+    let source: Box<dyn MetricSource> = Box::new(PrometheusSource::new(
+        Arc::clone(&client),
+        QueryOptions::new(),
+    ));
+    let points = source
+        .fetch_range(&counter, start, end, step)
+        .await
+        .unwrap();
+    let times: Vec<Timestamp> = points.iter().map(|&(at, _)| at).collect();
+    let expected: Vec<Timestamp> = (0..=5)
+        .rev()
+        .map(|s| end - Duration::from_secs(s))
+        .collect();
+    assert_eq!(
+        times, expected,
+        "one point a step, ending at the range's end"
+    );
+    // A counter scraped every second rises (two steps may read one scrape, when a scrape is late).
+    assert!(
+        points.windows(2).all(|w| w[0].1 <= w[1].1) && points[0].1 < points[5].1,
+        "{points:?}"
+    );
+    // Each point is the value an instant query at its time reads.
+    for &(at, value) in &points {
+        let instant = client
+            .query(&counter, at, &QueryOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(value, instant, "at {at}");
+    }
+
+    // Two series: an error naming them, or combined per timestamp by the check's reduce.
+    let both = format!(r#"autoscale_prom_test_value{{run="{run}"}}"#);
+    let err = source
+        .fetch_range(&both, start, end, step)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::BadResult);
+    assert!(err.to_string().contains(r#"shard="a""#), "{err}");
+    assert!(err.to_string().contains(r#"shard="b""#), "{err}");
+    let summed =
+        PrometheusSource::new(Arc::clone(&client), QueryOptions::new().reduce(Reduce::Sum))
+            .fetch_range(&both, start, end, step)
+            .await
+            .unwrap();
+    assert_eq!(summed.len(), 6, "{summed:?}");
+    assert!(summed.iter().all(|&(_, v)| v == 42.0), "40 + 2: {summed:?}");
+}
+
+#[tokio::test]
 async fn a_missing_series_is_an_empty_result() {
     let Some((client, exporter)) = services() else {
         return;

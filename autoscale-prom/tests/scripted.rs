@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use autoscale_core::{FailureKind, MetricSource, Timestamp};
 use autoscale_prom::{
-    Error, NonFinite, OnEmpty, POST_THRESHOLD, PrometheusClient, PrometheusConfig,
-    PrometheusSource, QueryOptions, RangeReduce, RangeWindow, Reduce,
+    Error, MAX_RANGE_POINTS, NonFinite, OnEmpty, POST_THRESHOLD, PrometheusClient,
+    PrometheusConfig, PrometheusSource, QueryOptions, RangeReduce, RangeWindow, Reduce,
 };
 use support::{Logs, Pki, Reply, Server};
 
@@ -476,6 +476,99 @@ async fn the_source_maps_errors_to_core_kinds_through_dyn_metric_source() {
         "prometheus rejected the query as invalid: query `up` at 1.000s against \
          http://127.0.0.1:PORT/api/v1/query: Prometheus answered HTTP 400 bad_data: parse error"
     );
+}
+
+#[tokio::test]
+async fn a_backfill_range_is_one_query_range_combined_per_timestamp() {
+    // Pod b has no point at 120 s; pod a is NaN at 180 s and b +Inf at 240 s.
+    let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"pod":"a"},"values":[[60,"1"],[120,"2"],[180,"NaN"],[240,"4"]]},
+        {"metric":{"pod":"b"},"values":[[60,"10"],[180,"30"],[240,"+Inf"]]}]}}"#;
+    let server = Server::start(vec![
+        Reply::Json(200, matrix.to_owned()),
+        Reply::api_error(503, "unavailable", "shutting down"),
+        Reply::Json(200, matrix.to_owned()),
+    ])
+    .await;
+    let client = Arc::new(client(config(&server).round_cache_ttl(Duration::ZERO)));
+    let source = |options| -> Box<dyn MetricSource> {
+        Box::new(PrometheusSource::new(Arc::clone(&client), options))
+    };
+    let t = Timestamp::from_secs;
+    let minute = Duration::from_secs(60);
+
+    let summed = source(QueryOptions::new().reduce(Reduce::Sum))
+        .fetch_range("demand", t(0), t(240), minute)
+        .await
+        .unwrap();
+    assert_eq!(
+        summed,
+        [(t(60), 11.0), (t(120), 2.0), (t(180), 30.0)],
+        "NaN points skipped, the +Inf sum refused by the strict non_finite"
+    );
+    let req = &server.seen()[0];
+    assert_eq!(req.path, "/api/v1/query_range");
+    assert_eq!(
+        req.params(),
+        [
+            ("query".to_owned(), "demand".to_owned()),
+            ("start".to_owned(), "0.000".to_owned()),
+            ("end".to_owned(), "240.000".to_owned()),
+            ("step".to_owned(), "60.000".to_owned()),
+            ("timeout".to_owned(), "3000ms".to_owned()),
+        ]
+    );
+
+    // Through a 503, retried as every query is, and accepting infinities. (Another range: the same one
+    // would share the first answer.)
+    let accepting = source(
+        QueryOptions::new()
+            .reduce(Reduce::Max)
+            .non_finite(NonFinite::Accept),
+    )
+    .fetch_range("demand", t(0), t(300), minute)
+    .await
+    .unwrap();
+    assert_eq!(accepting.last(), Some(&(t(240), f64::INFINITY)));
+    assert_eq!(server.seen().len(), 3);
+
+    let err = source(QueryOptions::new())
+        .fetch_range("demand", t(0), t(360), minute)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::BadResult);
+    assert_eq!(
+        message(&server, &err),
+        "prometheus returned an unusable result: query `demand` at 360.000s over 6m step 1m against \
+         http://127.0.0.1:PORT/api/v1/query_range: the result has 2 series where one was expected (set \
+         reduce = \"sum\", \"max\", \"min\" or \"avg\" to combine them): {pod=\"a\"}, {pod=\"b\"}"
+    );
+}
+
+#[tokio::test]
+async fn a_backfill_range_longer_than_the_point_cap_widens_its_step() {
+    let server = Server::start(vec![Reply::Json(
+        200,
+        r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#.to_owned(),
+    )])
+    .await;
+    let source = PrometheusSource::new(Arc::new(client(config(&server))), QueryOptions::new());
+    let fortnight = 14 * 24 * 3600;
+    let err = source
+        .fetch_range(
+            "demand",
+            Timestamp::from_secs(0),
+            Timestamp::from_secs(fortnight),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Empty, "{err}");
+    let req = &server.seen()[0];
+    let step: f64 = req.param("step").unwrap().parse().unwrap();
+    let start: f64 = req.param("start").unwrap().parse().unwrap();
+    assert!(step > 60.0, "{step}");
+    assert!((fortnight as f64 - start) / step + 1.0 <= MAX_RANGE_POINTS as f64);
 }
 
 // ---- the round cache ----------------------------------------------------------------------------------------

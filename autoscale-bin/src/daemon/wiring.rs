@@ -180,10 +180,13 @@ pub fn service_loop(
             source: Box::new(source),
         })?;
         let source = PrometheusSource::new(Arc::clone(&client.client), options);
-        builder = builder.check(
-            check.engine.clone(),
-            CheckSource::new(Arc::new(source), &check.query),
-        );
+        let mut check_source = CheckSource::new(Arc::new(source), &check.query);
+        // The loop fills a forecasting check's history from this query when it starts: at daemon start, and
+        // for every loop a reload (SIGHUP) builds, so a service or check added by a reload is backfilled too.
+        if let Some(query) = check.backfill_query() {
+            check_source = check_source.backfill(query);
+        }
+        builder = builder.check(check.engine.clone(), check_source);
     }
     // The client enforces its own per-query timeout; this outer one also covers waiting for a permit.
     builder = builder.timeouts(Timeouts {
