@@ -199,21 +199,30 @@ mod tests {
 
     #[test]
     fn the_ewma_decays_with_time_not_samples() {
+        let window = Duration::from_secs(600);
+        // Young: the first two samples, one interval apart, weigh about the same (the first has decayed for
+        // one interval), where a plain exponential average would give the second a sixtieth.
         let mut e = Ewma::start(Timestamp::from_secs(0), 10.0);
-        e.update(Timestamp::from_secs(600), 20.0, Duration::from_secs(600));
-        // alpha = 1 - 1/e
+        e.update(Timestamp::from_secs(10), 20.0, window);
+        assert!((e.mean - 15.0).abs() < 0.1, "{e:?}");
+        assert!((e.variance - 25.0).abs() < 0.1, "{e:?}");
+        // Old: once the weight is full, a sample a window later moves the mean by 1 - 1/e of the gap.
+        let mut e = Ewma {
+            mean: 10.0,
+            variance: 0.0,
+            at: Timestamp::from_secs(0),
+            weight: 1.0,
+        };
+        e.update(Timestamp::from_secs(600), 20.0, window);
         let alpha = 1.0 - (-1.0f64).exp();
         assert!((e.mean - (10.0 + alpha * 10.0)).abs() < 1e-12);
         assert!((e.variance - (1.0 - alpha) * alpha * 100.0).abs() < 1e-9);
-        // The same time, or earlier, changes nothing.
+        assert!((e.deviation() - e.variance.sqrt()).abs() < 1e-12);
+        // The same time, or earlier, changes nothing; neither does a non-finite sample.
         let before = e;
-        e.update(Timestamp::from_secs(600), 1e6, Duration::from_secs(600));
-        e.update(Timestamp::from_secs(1), 1e6, Duration::from_secs(600));
-        e.update(
-            Timestamp::from_secs(700),
-            f64::NAN,
-            Duration::from_secs(600),
-        );
+        e.update(Timestamp::from_secs(600), 1e6, window);
+        e.update(Timestamp::from_secs(1), 1e6, window);
+        e.update(Timestamp::from_secs(700), f64::NAN, window);
         assert_eq!(e, before);
     }
 

@@ -240,3 +240,183 @@ impl Policy for PredictivePolicy {
         self.observe(history, at, demand);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn policy(season: Option<Duration>) -> PredictivePolicy {
+        PredictivePolicy::with(
+            0.5,
+            TargetForm::PerReplica,
+            15 * MIN,
+            2.0,
+            season,
+            40 * Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    /// Evaluate `policy` at `at` seconds on `history`: the recommendation and the forecast.
+    fn step(
+        p: &PredictivePolicy,
+        history: &mut CheckHistory,
+        at: i64,
+        value: f64,
+        ready: Replicas,
+    ) -> (Replicas, Forecast) {
+        let mut context = PolicyContext::new(Timestamp::from_secs(at), history);
+        let rec = p.recommend(value, ReplicaStatus::all_ready(ready), &mut context);
+        (rec, context.into_forecast().unwrap())
+    }
+
+    #[test]
+    fn demand_is_the_value_times_the_ready_replicas_or_the_total() {
+        let p = policy(None);
+        let status = ReplicaStatus {
+            current: 6,
+            ready: 4,
+        };
+        assert_eq!(p.demand(0.5, status), 2.0);
+        assert_eq!(
+            p.demand(0.5, ReplicaStatus::all_ready(0)),
+            0.5,
+            "none ready: one replica's"
+        );
+        let total =
+            PredictivePolicy::new(10.0, TargetForm::Total, 10 * Duration::from_secs(1)).unwrap();
+        assert_eq!(total.demand(35.0, status), 35.0);
+        assert_eq!(
+            total.lead(),
+            Duration::from_secs(40),
+            "the startup delay plus the interval"
+        );
+    }
+
+    #[test]
+    fn the_short_term_estimate_is_the_mean_plus_z_deviations() {
+        let p = policy(None);
+        let mut h = CheckHistory::new("c");
+        // Demand alternates 4 and 6 every 10 s: mean 5, deviation 1.
+        let mut last = None;
+        for i in 0..2000 {
+            let value = if i % 2 == 0 { 2.0 } else { 3.0 };
+            last = Some(step(&p, &mut h, i * 10, value, 2));
+        }
+        let (rec, forecast) = last.unwrap();
+        assert!((forecast.short_term - 7.0).abs() < 0.1, "{forecast:?}");
+        assert_eq!(forecast.part, Part::ShortTerm);
+        // ceil(7 / 0.5), or one more for the spread's last decimals.
+        assert!((14..=15).contains(&rec), "{rec}");
+    }
+
+    #[test]
+    fn never_below_what_the_demand_of_the_moment_needs() {
+        let p = policy(None);
+        let mut h = CheckHistory::new("c");
+        for i in 0..100 {
+            step(&p, &mut h, i * 10, 1.0, 2);
+        }
+        // A burst: 10 units of demand, far above the short-term estimate.
+        let (rec, forecast) = step(&p, &mut h, 1000, 5.0, 2);
+        assert_eq!(forecast.part, Part::Current);
+        assert_eq!(rec, 20);
+    }
+
+    #[test]
+    fn the_seasonal_forecast_looks_ahead_by_the_lead_and_scales_to_today() {
+        let p = policy(Some(24 * HOUR));
+        let mut h = CheckHistory::new("c");
+        let day = 86_400;
+        // Yesterday: 10 units until 08:00, then 30.
+        for s in (0..day).step_by(10) {
+            let demand = if s < 8 * 3600 { 10.0 } else { 30.0 };
+            step(&p, &mut h, s, demand, 1);
+        }
+        // Today runs at half of yesterday's level until just before 08:00.
+        for s in (day..day + 8 * 3600 - 40).step_by(10) {
+            step(&p, &mut h, s, 5.0, 1);
+        }
+        let (rec, forecast) = step(&p, &mut h, day + 8 * 3600 - 30, 5.0, 1);
+        assert_eq!(forecast.part, Part::Seasonal, "{forecast:?}");
+        // 30 units tomorrow, at today's half: 15, so ceil(15 / 0.5) = 30 replicas before the ramp arrives.
+        let seasonal = forecast.seasonal.unwrap();
+        assert!((15.0..15.5).contains(&seasonal), "{forecast:?}");
+        assert_eq!(rec, 31);
+        // An hour earlier, last season held 10 over the look-ahead and the window: nothing to add.
+        let mut quiet = CheckHistory::new("c");
+        for s in (0..day + 7 * 3600).step_by(10) {
+            let demand = if s < 8 * 3600 {
+                10.0
+            } else if s < day {
+                30.0
+            } else {
+                5.0
+            };
+            step(&p, &mut quiet, s, demand, 1);
+        }
+        let (_, earlier) = step(&p, &mut quiet, day + 7 * 3600, 5.0, 1);
+        assert!(earlier.seasonal.unwrap() < 5.5, "{earlier:?}");
+    }
+
+    #[test]
+    fn a_single_noisy_minute_of_the_last_season_is_not_a_forecast() {
+        let p = policy(Some(HOUR));
+        let mut h = CheckHistory::new("c");
+        // Last hour: flat at 10 but for one minute at 40.
+        for s in (0..3600).step_by(10) {
+            let demand = if (1800..1860).contains(&s) {
+                40.0
+            } else {
+                10.0
+            };
+            step(&p, &mut h, s, demand, 1);
+        }
+        for s in (3600..3600 + 1790).step_by(10) {
+            step(&p, &mut h, s, 10.0, 1);
+        }
+        let (_, forecast) = step(&p, &mut h, 3600 + 1790, 10.0, 1);
+        assert!(
+            forecast.seasonal.unwrap() <= forecast.short_term + 1e-9,
+            "{forecast:?}"
+        );
+        assert_ne!(forecast.part, Part::Seasonal);
+    }
+
+    #[test]
+    fn without_a_season_of_history_there_is_no_seasonal_forecast() {
+        let p = policy(Some(24 * HOUR));
+        let mut h = CheckHistory::new("c");
+        let (_, forecast) = step(&p, &mut h, 0, 1.0, 1);
+        assert_eq!(forecast.seasonal, None);
+        assert_eq!(
+            forecast.to_string(),
+            "current 1 (demand 1, short term 1, no season yet)"
+        );
+    }
+
+    #[test]
+    fn history_keeps_a_season_and_the_look_ahead() {
+        let p = policy(Some(HOUR));
+        assert_eq!(p.retention(), HOUR + Duration::from_secs(40) + MIN);
+        assert_eq!(p.backfill(), Some(HOUR + 15 * MIN));
+        assert_eq!(policy(None).backfill(), Some(15 * MIN));
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused() {
+        let f = TargetForm::PerReplica;
+        let s = Duration::from_secs;
+        assert!(PredictivePolicy::with(0.0, f, 15 * MIN, 2.0, None, s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, s(30), 2.0, None, s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, -1.0, None, s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, f64::NAN, None, s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, 2.0, Some(MIN), s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, 2.0, Some(8 * 24 * HOUR), s(40)).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, 2.0, Some(HOUR), HOUR).is_err());
+        assert!(PredictivePolicy::with(0.5, f, 15 * MIN, 2.0, None, HOUR).is_ok());
+    }
+}
