@@ -1,5 +1,6 @@
 //! Simulator throughput, in ticks per second: `simulate` with a `target` policy (0.6 per replica) and the default
-//! behavior, over a synthetic year of 10 s ticks (3.15 million) and over the WC98 per-second trace when
+//! behavior, and with the `predictive` policy and its dead-band, over a synthetic year of 10 s ticks (3.15
+//! million; goal: at least 3.15 M ticks/s, a year in a second) and over the WC98 per-second trace when
 //! `../shared/traces` is present. Also the time to read that trace.
 
 use std::hint::black_box;
@@ -7,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_core::policy::{TargetForm, TargetPolicy};
+use autoscale_core::engine::Behavior;
+use autoscale_core::policy::{PredictivePolicy, TargetForm, TargetPolicy};
 use autoscale_core::sim::{self, Model, Trace};
 use autoscale_core::{Check, Engine, EngineConfig, Timestamp};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -20,6 +22,19 @@ fn engine() -> Engine {
     Engine::new(
         EngineConfig::builder(1, 100)
             .check(Check::new("utilization", Arc::new(policy)))
+            .build()
+            .expect("valid config"),
+    )
+}
+
+/// The predictive policy at its defaults (target 0.85, as examples/configs/predictive.toml), with the
+/// dead-band of a predictive service.
+fn predictive_engine() -> Engine {
+    let policy = PredictivePolicy::new(0.85, TargetForm::PerReplica, TICK).expect("valid policy");
+    Engine::new(
+        EngineConfig::builder(1, 100)
+            .check(Check::new("utilization", Arc::new(policy)))
+            .behavior(Behavior::predictive())
             .build()
             .expect("valid config"),
     )
@@ -89,6 +104,10 @@ fn simulator(c: &mut Criterion) {
             b.iter(|| run(&engine, TICK, black_box(&year), &with_delay));
         },
     );
+    let predictive = predictive_engine();
+    group.bench_function("predictive/synthetic_year_10s_startup_30s", |b| {
+        b.iter(|| run(&predictive, TICK, black_box(&year), &with_delay));
+    });
     group.finish();
 
     let path = traces_dir().join("wc98_per_second.csv");

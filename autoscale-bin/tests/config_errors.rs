@@ -407,6 +407,52 @@ fn errors_name_file_line_column_and_key() {
             "history_max_bytes_too_small",
             format!("{PROM}[daemon]\nhistory_max_bytes = 100\n{SERVICE}"),
         ),
+        (
+            "predictive_without_target",
+            broken("kind = \"target\", target = 0.6", "kind = \"predictive\""),
+        ),
+        (
+            "predictive_short_season",
+            broken(
+                "kind = \"target\", target = 0.6",
+                "kind = \"predictive\", target = 0.8, season = \"30m\"",
+            ),
+        ),
+        (
+            "predictive_lead_past_the_season",
+            broken(
+                "kind = \"target\", target = 0.6",
+                "kind = \"predictive\", target = 0.8, season = \"1h\", lead = \"2h\"",
+            ),
+        ),
+        (
+            "predictive_negative_z",
+            broken(
+                "kind = \"target\", target = 0.6",
+                "kind = \"predictive\", target = 0.8, z = -1.0",
+            ),
+        ),
+        (
+            "predictive_with_a_threshold_key",
+            broken(
+                "kind = \"target\", target = 0.6",
+                "kind = \"predictive\", target = 0.8, tolerance = 0.1",
+            ),
+        ),
+        (
+            "target_with_a_predictive_key",
+            broken("target = 0.6", "target = 0.6, window = \"10m\""),
+        ),
+        (
+            "deadband_min_drop_of_one",
+            format!(
+                "{PROM}{SERVICE}[service.behavior.scale_down]\ndeadband = {{ min_drop = 1.0 }}\n"
+            ),
+        ),
+        (
+            "deadband_on_scale_up",
+            format!("{PROM}{SERVICE}[service.behavior.scale_up]\ndeadband = {{ hold = \"1m\" }}\n"),
+        ),
         ("toml_syntax", format!("{PROM}[[service]\nname = \"x\"\n")),
         (
             "duplicate_key",

@@ -385,6 +385,7 @@ fn round_json(round: &Round) -> serde_json::Value {
         "desired": decision.map(|d| d.desired),
         "token": decision.map(|d| d.reason.token.as_str()),
         "reason": decision.map(|d| d.reason.to_string()),
+        "forecast": decision.and_then(|d| d.reason.forecast),
         "status_error": round.status.as_ref().err().map(|(_, m)| m.clone()),
         "checks": round.checks.iter().map(|c| json!({
             "name": c.name,
