@@ -141,7 +141,7 @@ fn the_deadband_holds_a_scale_down_until_the_drop_is_large_and_long_enough() {
 fn a_rise_that_reaches_the_current_count_restarts_the_hold_and_one_that_does_not_keeps_it() {
     let e = deadbanded();
     let mut state = EngineState::default();
-    let mut run = |state: EngineState, at: i64, value: f64| total_tick(&e, state, 10, at, value);
+    let run = |state: EngineState, at: i64, value: f64| total_tick(&e, state, 10, at, value);
     let (_, _, s) = run(state, 0, 5.0);
     // A burst to 9 (below 10) does not restart the hold that began at 0.
     let (_, _, s) = run(s, 30, 9.0);
@@ -422,7 +422,7 @@ fn the_history_survives_a_restart_and_the_next_decision_is_the_same() {
         let b = restarted.tick(at, demand(at));
         assert_eq!(a, b, "at {at}");
         if at == stop {
-            assert_eq!(a.reason.forecast.map(|f| f.part).is_some(), true);
+            assert!(a.reason.forecast.is_some());
         }
     }
     // A cold start, by contrast, has no seasonal forecast at first.
