@@ -587,13 +587,13 @@ mod backfill {
     }
 
     /// A season and a window of past demand, one point a minute up to `T0`: 10, with a peak of 100 one season
-    /// ago, during the minutes the seasonal forecast looks ahead at.
+    /// ago, held over the minutes the seasonal forecast looks ahead at (the lead, then the window).
     fn past() -> Vec<(Timestamp, f64)> {
         let span = (SEASON + WINDOW) as i64;
         (0..=span / 60)
             .map(|m| {
                 let at = T0 - span + m * 60;
-                let peak = (T0 - 3540..=T0 - 3000).contains(&at);
+                let peak = (T0 - 3060..=T0 - 2640).contains(&at);
                 (t(at), if peak { 100.0 } else { 10.0 })
             })
             .collect()
@@ -789,7 +789,7 @@ mod backfill {
         let live = history.buckets.back().unwrap();
         assert_eq!((live.start, live.mean), (t(T0), 50.0));
         let peak = history
-            .bucket_at(t(T0 - 3540), Duration::from_secs(60))
+            .bucket_at(t(T0 - 3000), Duration::from_secs(60))
             .unwrap();
         assert_eq!(peak.mean, 100.0);
         assert_eq!(
