@@ -304,6 +304,21 @@ fn trace(policy: PredictivePolicy, ticks: i64, demand: impl Fn(i64) -> f64) -> S
     out
 }
 
+/// The lines of a trace from `t` seconds on.
+fn from(trace: &str, t: i64) -> String {
+    trace
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split('s')
+                .next()
+                .and_then(|at| at.parse::<i64>().ok())
+                .is_some_and(|at| at >= t)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[test]
 fn trace_of_a_noisy_step() {
     // 10 units ± 30 % for an hour, then 20 ± 30 %: it follows the step at once, absorbs the noise
@@ -333,17 +348,7 @@ fn trace_of_a_daily_ramp() {
             }
         },
     );
-    let second_day: String = out
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .split('s')
-                .next()
-                .and_then(|t| t.parse::<i64>().ok())
-                .is_some_and(|t| t >= day)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let second_day = from(&out, day);
     assert!(second_day.contains("from seasonal"), "{second_day}");
     insta::assert_snapshot!(second_day);
 }
@@ -365,17 +370,7 @@ fn trace_of_a_missed_season() {
             }
         },
     );
-    let second_day: String = out
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .split('s')
-                .next()
-                .and_then(|t| t.parse::<i64>().ok())
-                .is_some_and(|t| t >= day)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let second_day = from(&out, day);
     insta::assert_snapshot!(second_day);
 }
 
