@@ -87,7 +87,7 @@ impl CapCounter {
 
     /// The cap's effect over a run whose ticks were `interval_s` apart; `None` when it never bound.
     pub fn finish(&self, interval_s: f64) -> Option<Capped> {
-        (self.ticks > 0).then(|| Capped {
+        (self.ticks > 0).then_some(Capped {
             seconds: self.ticks as f64 * interval_s,
             max_replicas: self.max_replicas,
             peak_demand: self.peak_demand,
