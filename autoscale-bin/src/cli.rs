@@ -50,8 +50,14 @@ pub enum Command {
     /// /healthz, /readyz and /status on daemon.listen. SIGTERM or SIGINT stops it cleanly (running scale calls
     /// finish, state is persisted); SIGHUP reloads the configuration, keeping the old one if the new one is
     /// invalid.
+    ///
+    /// --dry-run and --listen come first, then DRY_RUN and AUTOSCALE_LISTEN, then the file; they hold across
+    /// reloads.
     Run(RunArgs),
     /// Evaluate every service once and print each decision with its reason. Scales only with --apply.
+    ///
+    /// Exits with 0 when every status read and check succeeded (and, with --apply, every scale call), 1 when
+    /// one failed, and 2 for an invalid configuration or an unknown --service.
     Once(OnceArgs),
     /// Exit 0 if the local daemon's /healthz says healthy (for container HEALTHCHECKs).
     Healthcheck(ProbeArgs),
@@ -65,6 +71,12 @@ pub struct RunArgs {
     /// The configuration file. Without it, the configuration comes from environment variables alone.
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Decide and log, but never scale, whatever the configuration and DRY_RUN say.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Serve the endpoints on this address, over AUTOSCALE_LISTEN and daemon.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `autoscale once`.
@@ -76,6 +88,9 @@ pub struct OnceArgs {
     /// Apply the decisions (call the scalers). Without it, nothing is changed.
     #[arg(long)]
     pub apply: bool,
+    /// Evaluate only this service.
+    #[arg(long, short, value_name = "NAME")]
+    pub service: Option<String>,
 }
 
 /// `autoscale healthcheck`.
@@ -184,8 +199,8 @@ pub struct SimulateArgs {
     /// Run several policies over the same trace and print their summaries side by side. Each entry is `seed`
     /// (the original scaler: threshold 0.6/0.3, step 1, cooldown 60s), `hpa` (a target of 0.6 per replica
     /// with Kubernetes' default behavior), `predictive` (the predictive policy with its defaults, a target of
-    /// 0.6 per replica), `oracle` (perfect foresight at a target of 0.6: a reference that knows the future, not
-    /// a policy and not a lower bound on cost, since a policy's tolerance can undercut it), or a configuration
+    /// 0.6 per replica), `oracle` (perfect foresight at a target of 0.6: a reference for timing that knows the
+    /// future, not a policy and not a lower bound on cost, since a policy's tolerance can undercut it), or a configuration
     /// file, `FILE` or `FILE#SERVICE`. The references take min, max and interval
     /// from --config's service (else 1, 10, 10s); --config's service, when given, comes first.
     #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1..)]

@@ -132,6 +132,7 @@ fn env_warnings(env: &Env) -> Vec<String> {
 }
 
 fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
+    let env = &run_env(args, env);
     let config = load(args.config.as_deref(), env)?;
     init_logging(&config, env);
     runtime()?
@@ -143,6 +144,19 @@ fn run_daemon(args: &RunArgs, env: &Env) -> Result<(), CliError> {
             }
             other => CliError::Runtime(other.to_string()),
         })
+}
+
+/// The environment `run` loads its configuration with: `--dry-run` and `--listen` set the variables that
+/// override the file (`DRY_RUN`, `AUTOSCALE_LISTEN`), so that they win over both, and still do after a reload.
+fn run_env(args: &RunArgs, env: &Env) -> Env {
+    let mut env = env.clone();
+    if args.dry_run {
+        env = env.with("DRY_RUN", "true");
+    }
+    if let Some(listen) = args.listen {
+        env = env.with("AUTOSCALE_LISTEN", listen.to_string());
+    }
+    env
 }
 
 fn check(args: &CheckArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {

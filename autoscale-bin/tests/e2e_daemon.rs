@@ -303,6 +303,7 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
         "Prometheus is ready",
         "ABOVE scale-up threshold",
         "Successfully scaled to",
+        "BELOW scale-down threshold",
     ] {
         assert!(
             log.contains(message),

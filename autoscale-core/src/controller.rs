@@ -350,6 +350,10 @@ pub struct ServiceLoop {
     backfill_started: bool,
     /// The range fetches still running, merged by the first round after they finish.
     backfills: Vec<PendingBackfill>,
+    /// Failures that repeat, so that each is logged once and then every few minutes, not every round.
+    failures: FailureLog,
+    /// Whether the checks' queries were logged (once, at the first round).
+    queries_logged: bool,
 }
 
 /// One check's range fetch, running in its own task.
@@ -471,6 +475,8 @@ impl ServiceLoopBuilder {
             backoff: None,
             backfill_started: false,
             backfills: Vec::new(),
+            failures: FailureLog::default(),
+            queries_logged: false,
         })
     }
 }
@@ -664,6 +670,7 @@ impl ServiceLoop {
     /// A backfill that has finished since the last round is merged first, so this round already uses it.
     pub async fn evaluate_once(&mut self) -> Round {
         self.merge_finished_backfills();
+        self.log_queries();
         let started = Instant::now();
         let at = self.options.clock.now();
         if let Some(latest) = self.state.clamp_future(at) {
@@ -694,13 +701,34 @@ impl ServiceLoop {
         {
             Ok(status) => status,
             Err(e) => {
-                tracing::warn!(service = %self.name, error = %e, "status read failed; skipping this round");
+                let error = quiet_error(&e, None, at);
+                match self.failures.failed(Failing::Status, e.kind(), at) {
+                    Streak::First => tracing::warn!(
+                        service = %self.name, kind = %e.kind(), error,
+                        "status read failed; skipping this round"
+                    ),
+                    Streak::Again { count, over } => tracing::warn!(
+                        service = %self.name, kind = %e.kind(), error, failures = count,
+                        "status read failed {count} times in a row over {}; skipping rounds until it works",
+                        fmt_span(over)
+                    ),
+                    Streak::Quiet { count } => tracing::debug!(
+                        service = %self.name, kind = %e.kind(), error, failures = count,
+                        "status read failed again; skipping this round"
+                    ),
+                }
                 round.status = Err((e.kind(), e.to_string()));
                 round.duration = started.elapsed();
                 return round;
             }
         };
         round.status = Ok(status);
+        if let Some((count, over)) = self.failures.recovered(Failing::Status, at) {
+            tracing::info!(
+                service = %self.name, failures = count,
+                "status read works again after {count} failures over {}", fmt_span(over)
+            );
+        }
         if let Some(from) = self.state.observe_replicas(at, status.current) {
             tracing::info!(
                 service = %self.name, from, to = status.current,
@@ -709,7 +737,8 @@ impl ServiceLoop {
             round.outside_change = Some((from, status.current));
         }
 
-        let observations = self.fetch_all(at).await;
+        let results = self.fetch_all(at).await;
+        let observations = self.observe(results, at);
         let mut per_check = vec![None; observations.len()];
         let (decision, state) = self.engine.evaluate_checks(
             std::mem::take(&mut self.state),
@@ -782,7 +811,7 @@ impl ServiceLoop {
         self.state
     }
 
-    async fn fetch_all(&self, at: Timestamp) -> Vec<Observation> {
+    async fn fetch_all(&self, at: Timestamp) -> Vec<crate::Result<f64>> {
         let fetches = self.sources.iter().map(|check| async move {
             let fetch = async {
                 let _permit = match &self.options.metric_permits {
@@ -797,25 +826,65 @@ impl ServiceLoop {
                 Err(_) => Err(Error::Timeout {
                     backend: "metric source",
                     after: self.options.timeouts.metric,
-                    source: format!("query {:?}", check.query).into(),
+                    source: format!("query `{}`", check.query).into(),
                 }),
             }
         });
-        let results = join_all(fetches).await;
-        results
-            .into_iter()
-            .zip(self.engine.config().checks())
-            .map(|(result, check)| match result {
-                Ok(value) => Observation::Value(value),
-                Err(e) => {
-                    tracing::warn!(
-                        service = %self.name, check = check.name(), kind = %e.kind(), error = %e,
-                        "metric query failed"
-                    );
-                    Observation::Failed(e.kind())
+        join_all(fetches).await
+    }
+
+    /// The checks' results as observations, logging a failure when it starts, every
+    /// [`FailureLog::EVERY`] while it lasts, and when it ends.
+    fn observe(&mut self, results: Vec<crate::Result<f64>>, at: Timestamp) -> Vec<Observation> {
+        let checks = self.engine.config().checks();
+        let mut observations = Vec::with_capacity(results.len());
+        for (i, (result, check)) in results.into_iter().zip(checks).enumerate() {
+            let check = check.name();
+            match result {
+                Ok(value) => {
+                    if let Some((count, over)) = self.failures.recovered(Failing::Check(i), at) {
+                        tracing::info!(
+                            service = %self.name, check, failures = count,
+                            "metric query works again after {count} failures over {}", fmt_span(over)
+                        );
+                    }
+                    observations.push(Observation::Value(value));
                 }
-            })
-            .collect()
+                Err(e) => {
+                    let query = self.sources.get(i).map(CheckSource::query);
+                    let error = quiet_error(&e, query, at);
+                    match self.failures.failed(Failing::Check(i), e.kind(), at) {
+                        Streak::First => tracing::warn!(
+                            service = %self.name, check, kind = %e.kind(), error,
+                            "metric query failed"
+                        ),
+                        Streak::Again { count, over } => tracing::warn!(
+                            service = %self.name, check, kind = %e.kind(), error, failures = count,
+                            "metric query failed {count} times in a row over {}", fmt_span(over)
+                        ),
+                        Streak::Quiet { count } => tracing::debug!(
+                            service = %self.name, check, kind = %e.kind(), error, failures = count,
+                            "metric query failed again"
+                        ),
+                    }
+                    observations.push(Observation::Failed(e.kind()));
+                }
+            }
+        }
+        observations
+    }
+
+    /// Each check's query, once per loop at debug level, so that the warnings can name the check alone.
+    fn log_queries(&mut self) {
+        if std::mem::replace(&mut self.queries_logged, true) {
+            return;
+        }
+        for (check, source) in self.engine.config().checks().iter().zip(&self.sources) {
+            tracing::debug!(
+                service = %self.name, check = check.name(), query = source.query(),
+                backfill = source.backfill_query(), "check query"
+            );
+        }
     }
 
     /// Each check's value and, from the evaluation just made, its own recommendation.
@@ -845,26 +914,35 @@ impl ServiceLoop {
 
     fn log_decision(&self, round: &Round, decision: &Decision) {
         for reading in &round.checks {
-            if let (Ok(value), Some(rec)) = (&reading.result, reading.recommendation)
-                && rec > decision.current
-            {
+            let (Ok(value), Some(rec)) = (&reading.result, reading.recommendation) else {
+                continue;
+            };
+            let value = round_to_4_digits(*value);
+            if rec > decision.current {
                 tracing::info!(
                     service = %self.name, check = %reading.name, value, recommendation = rec,
                     current = decision.current,
                     "ABOVE scale-up threshold: check {} = {value} recommends {rec} replicas", reading.name
                 );
+            } else if rec < decision.current {
+                tracing::info!(
+                    service = %self.name, check = %reading.name, value, recommendation = rec,
+                    current = decision.current,
+                    "BELOW scale-down threshold: check {} = {value} recommends {rec} replicas", reading.name
+                );
             }
         }
+        // The reason goes in the message only, once; the token is the field to filter on.
         match decision.reason.token {
             Token::Cooldown => tracing::info!(
-                service = %self.name, reason = %decision.reason,
+                service = %self.name, token = %decision.reason.token.as_str(),
                 "Scaling action postponed: {}", decision.reason
             ),
             Token::RateLimited | Token::Stabilized | Token::Paused
                 if decision.desired == decision.current =>
             {
                 tracing::info!(
-                    service = %self.name, reason = %decision.reason,
+                    service = %self.name, token = %decision.reason.token.as_str(),
                     "Scaling action postponed: {}", decision.reason
                 );
             }
@@ -885,6 +963,12 @@ impl ServiceLoop {
         {
             Ok(outcome) => {
                 self.backoff = None;
+                if let Some((count, over)) = self.failures.recovered(Failing::Scale, at) {
+                    tracing::info!(
+                        service = %self.name, failures = count,
+                        "scale calls work again after {count} failures over {}", fmt_span(over)
+                    );
+                }
                 self.state
                     .record_scale(at, decision.current, decision.desired);
                 tracing::info!(
@@ -901,20 +985,25 @@ impl ServiceLoop {
                 let backoff = ScaleBackoff::after_failure(self.backoff, at, self.options.interval);
                 self.backoff = Some(backoff);
                 let wait = backoff.retry_at.saturating_since(at);
-                if !wait.is_zero() {
-                    tracing::error!(
+                let error = quiet_error(&e, None, at);
+                let failures = backoff.consecutive_failures;
+                match self.failures.failed(Failing::Scale, e.kind(), at) {
+                    Streak::Quiet { .. } => tracing::debug!(
                         service = %self.name, from = decision.current, to = decision.desired,
-                        kind = %e.kind(), error = %e, failures = backoff.consecutive_failures,
-                        wait_s = wait.as_secs_f64(),
-                        "Scaling action failed {} times in a row; the next attempt waits {wait:?}",
-                        backoff.consecutive_failures
-                    );
-                } else {
-                    tracing::error!(
+                        kind = %e.kind(), error, failures, wait_s = wait.as_secs_f64(),
+                        "Scaling action failed again"
+                    ),
+                    _ if !wait.is_zero() => tracing::error!(
                         service = %self.name, from = decision.current, to = decision.desired,
-                        kind = %e.kind(), error = %e,
+                        kind = %e.kind(), error, failures, wait_s = wait.as_secs_f64(),
+                        "Scaling action failed {failures} times in a row; the next attempt waits {}",
+                        fmt_span(wait)
+                    ),
+                    _ => tracing::error!(
+                        service = %self.name, from = decision.current, to = decision.desired,
+                        kind = %e.kind(), error, failures,
                         "Scaling action failed; it will be retried at the next evaluation"
-                    );
+                    ),
                 }
                 ScaleResult::Failed {
                     kind: e.kind(),
@@ -973,6 +1062,125 @@ async fn call<T>(
             source: format!("{what} did not finish").into(),
         }),
     }
+}
+
+/// What can fail again and again in a loop, each logged on its own: the status read, one check's query (by
+/// its index) and the scale call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failing {
+    Status,
+    Check(usize),
+    Scale,
+}
+
+/// How to log one more failure of a kind that may be repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streak {
+    /// The first failure (or a new kind of failure): log it in full.
+    First,
+    /// [`FailureLog::EVERY`] has passed since it was last logged: log it again with the count.
+    Again { count: u32, over: Duration },
+    /// Logged recently: only at debug level.
+    Quiet { count: u32 },
+}
+
+/// Repeated failures, logged when they start, then every [`FailureLog::EVERY`] with their count, and when
+/// they end, rather than at every round.
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// What is failing: since when, of which kind, how often, and when it was last logged.
+    open: Vec<(Failing, FailureKind, Timestamp, u32, Timestamp)>,
+}
+
+impl FailureLog {
+    /// How often a failure that lasts is logged again.
+    const EVERY: Duration = Duration::from_secs(300);
+
+    fn failed(&mut self, what: Failing, kind: FailureKind, at: Timestamp) -> Streak {
+        match self.open.iter_mut().find(|f| f.0 == what) {
+            Some((_, k, since, count, logged)) if *k == kind => {
+                *count = count.saturating_add(1);
+                if at.saturating_since(*logged) >= Self::EVERY {
+                    *logged = at;
+                    Streak::Again {
+                        count: *count,
+                        over: at.saturating_since(*since),
+                    }
+                } else {
+                    Streak::Quiet { count: *count }
+                }
+            }
+            Some(open) => {
+                *open = (what, kind, at, 1, at);
+                Streak::First
+            }
+            None => {
+                self.open.push((what, kind, at, 1, at));
+                Streak::First
+            }
+        }
+    }
+
+    /// The count and length of the failure of `what` that this success ends, if one was open.
+    fn recovered(&mut self, what: Failing, at: Timestamp) -> Option<(u32, Duration)> {
+        let i = self.open.iter().position(|f| f.0 == what)?;
+        let (_, _, since, count, _) = self.open.swap_remove(i);
+        Some((count, at.saturating_since(since)))
+    }
+}
+
+/// A span for a log line, to the second: `45s`, `5m0s`, `2h3m`.
+fn fmt_span(span: Duration) -> String {
+    let secs = span.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{}s", secs / 60, secs % 60),
+        _ => format!("{}h{}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `value` rounded to 4 significant digits, as log lines show values: `0.8333`, not `0.8333333333333334`.
+/// Still a number, so that JSON logs keep it one.
+fn round_to_4_digits(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let digits = 3 - value.abs().log10().floor() as i32;
+    if digits >= 0 {
+        let scale = 10_f64.powi(digits);
+        (value * scale).round() / scale
+    } else {
+        let scale = 10_f64.powi(-digits);
+        (value / scale).round() * scale
+    }
+}
+
+/// An error for a log line that repeats: its brief form ([`brief_error`](crate::brief_error)), without the
+/// query text (the first round logs each check's query) and without the evaluation time.
+fn quiet_error(error: &Error, query: Option<&str>, at: Timestamp) -> String {
+    let mut text = crate::error::brief_error(error);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        // A backend that names the query says what it asked before `: ` and what came back after it: keep the
+        // answer. Otherwise the query's text gives way to a mention of it.
+        let quoted = format!("`{query}`");
+        let query = if text.contains(&quoted) {
+            quoted.as_str()
+        } else {
+            query
+        };
+        text = match text.find(query) {
+            Some(start) => match text[start + query.len()..].find(": ") {
+                Some(end) => {
+                    let head_end = text[..start].rfind(": ").map_or(0, |i| i + 2);
+                    let tail = start + query.len() + end + 2;
+                    format!("{}{}", &text[..head_end], &text[tail..])
+                }
+                None => text.replace(query, "its query"),
+            },
+            None => text,
+        };
+    }
+    text.replace(&format!(" at {at}"), "")
 }
 
 /// A stable offset in `[0, interval / 10)` derived from the service's name (FNV-1a).

@@ -116,3 +116,46 @@ impl Error {
 
 /// The result type of the core traits.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The innermost cause of `error`: the last error of its [`source`](std::error::Error::source) chain, or
+/// `error` itself when it has none. For a refused connection it is the operating system's
+/// `Connection refused`, where the outer errors say only that a request could not be sent.
+pub fn root_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
+}
+
+/// `error` in one short line for a log: what failed at the top, without the text its sources add, then
+/// the innermost cause, as in `prometheus is unavailable: Connection refused (os error 111)`. An error
+/// without a source is its own message.
+///
+/// ```
+/// use autoscale_core::{Error, brief_error};
+///
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let e = Error::Unavailable { backend: "prometheus", source: Box::new(refused) };
+/// assert_eq!(brief_error(&e), "prometheus is unavailable: connection refused");
+/// ```
+pub fn brief_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let top = error.to_string();
+    let Some(source) = error.source() else {
+        return top;
+    };
+    // An error usually ends its message with its source's: what is left is its own context.
+    let own = top
+        .strip_suffix(&source.to_string())
+        .map(|own| own.trim_end().trim_end_matches(':').trim_end())
+        .filter(|own| !own.is_empty())
+        .unwrap_or(&top);
+    let root = root_cause(error).to_string();
+    if own.contains(&root) {
+        own.to_owned()
+    } else {
+        format!("{own}: {root}")
+    }
+}

@@ -43,7 +43,7 @@ mod traits;
 mod types;
 
 pub use engine::{Behavior, Check, Decision, Engine, EngineConfig, EngineState, Reason, Token};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, brief_error, root_cause};
 pub use traits::{MetricSource, Policy, ScaleOutcome, Scaler};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockMetricSource, MockPolicy, MockScaler};

@@ -927,3 +927,374 @@ mod backfill {
         assert_eq!((learned, all.buckets.len()), (66, 66));
     }
 }
+
+/// What the loop logs, as a person reads it: rounded values, root causes, no query text in warnings, and a
+/// repeated failure logged once, then every five minutes, then its recovery.
+mod readable_logs {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use autoscale_core::controller::{CheckSource, ServiceLoop, TokioClock};
+    use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+    use autoscale_core::{
+        EngineConfig, Error, FailureKind, MockMetricSource, MockScaler, ReplicaStatus, Timestamp,
+    };
+    use tokio::sync::watch;
+
+    use super::cpu;
+
+    const QUERY: &str = r#"sum(rate(http_requests_total{job="web"}[1m]))"#;
+    const START: i64 = 1_000_000;
+
+    /// Log lines captured while the guard lives (this thread only: the tests run on one thread).
+    struct Logs {
+        buffer: Arc<Mutex<Vec<u8>>>,
+        _guard: tracing::subscriber::DefaultGuard,
+    }
+
+    impl Logs {
+        fn capture() -> Logs {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = Arc::clone(&buffer);
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || LogWriter(Arc::clone(&writer)))
+                .finish();
+            Logs {
+                buffer,
+                _guard: tracing::subscriber::set_default(subscriber),
+            }
+        }
+
+        fn lines(&self, containing: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.buffer.lock().unwrap())
+                .lines()
+                .filter(|l| l.contains(containing))
+                .map(str::to_owned)
+                .collect()
+        }
+
+        /// The lines at `level` (INFO, WARN, ...) that contain `containing`.
+        fn at(&self, level: &str, containing: &str) -> Vec<String> {
+            self.lines(containing)
+                .into_iter()
+                .filter(|l| l.contains(&format!(" {level} ")))
+                .collect()
+        }
+    }
+
+    struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn clock() -> Arc<TokioClock> {
+        Arc::new(TokioClock::starting_at(Timestamp::from_secs(START)))
+    }
+
+    fn web(
+        source: Arc<dyn autoscale_core::MetricSource>,
+        scaler: Arc<dyn autoscale_core::Scaler>,
+    ) -> ServiceLoop {
+        ServiceLoop::builder("web", EngineConfig::builder(1, 10), scaler)
+            .check(cpu(), CheckSource::new(source, QUERY))
+            .interval(Duration::from_secs(10))
+            .clock(clock())
+            .build()
+            .unwrap()
+    }
+
+    /// An error as a Prometheus client reports a refused connection: the query and the time in the middle
+    /// level, the operating system's reason at the bottom.
+    #[derive(Debug)]
+    struct Unreachable {
+        at: Timestamp,
+        source: io::Error,
+    }
+
+    impl std::fmt::Display for Unreachable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "query `{QUERY}` at {} against http://prom:9090/api/v1/query: cannot reach Prometheus: \
+                 error sending request",
+                self.at
+            )
+        }
+    }
+
+    impl std::error::Error for Unreachable {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_query_is_logged_by_its_root_cause_without_its_query_or_time() {
+        let logs = Logs::capture();
+        let mut source = MockMetricSource::new();
+        source.expect_fetch().returning(|_, at| {
+            Err(Error::Unavailable {
+                backend: "prometheus",
+                source: Box::new(Unreachable {
+                    at,
+                    source: io::Error::from(io::ErrorKind::ConnectionRefused),
+                }),
+            })
+        });
+        let scaler = RecordingScaler::new(2);
+        let mut svc = web(Arc::new(source), Arc::new(scaler));
+        let round = svc.evaluate_once().await;
+
+        let warnings = logs.at("WARN", "metric query failed");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let warning = &warnings[0];
+        assert!(
+            warning.contains(r#"error="prometheus is unavailable: connection refused""#),
+            "{warning}"
+        );
+        assert!(!warning.contains("http_requests_total"), "{warning}");
+        assert!(
+            !warning.contains(&format!("{}", Timestamp::from_secs(START))),
+            "{warning}"
+        );
+        // The round keeps the whole message, query included, for whoever reports it.
+        let (_, message) = round.checks[0].result.clone().unwrap_err();
+        assert!(!message.is_empty());
+        // The query is logged once, at debug level, at the first round only.
+        svc.evaluate_once().await;
+        let queries = logs.at("DEBUG", "check query");
+        assert_eq!(queries.len(), 1, "{queries:?}");
+        assert!(
+            queries[0].contains("http_requests_total") && queries[0].contains(r#"check="cpu""#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_names_the_query_keeps_only_what_came_back() {
+        let logs = Logs::capture();
+        let mut source = MockMetricSource::new();
+        source.expect_fetch().returning(|query, at| {
+            Err(Error::InvalidQuery {
+                backend: "prometheus",
+                source: format!(
+                    "query `{query}` at {at} against http://prom:9090/api/v1/query: Prometheus answered \
+                     HTTP 400 bad_data: parse error at char 5"
+                )
+                .into(),
+            })
+        });
+        let mut svc = web(Arc::new(source), Arc::new(RecordingScaler::new(2)));
+        svc.evaluate_once().await;
+        let warnings = logs.at("WARN", "metric query failed");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(
+                "error=\"prometheus rejected the query as invalid: Prometheus answered HTTP 400 bad_data: \
+                 parse error at char 5\""
+            ),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_repeated_query_failure_is_logged_once_then_every_five_minutes_then_its_recovery() {
+        let logs = Logs::capture();
+        let source = ScriptedSource::new();
+        source.set(QUERY, Err(FailureKind::Unavailable));
+        let scaler = RecordingScaler::new(2);
+        let svc = web(Arc::new(source.clone()), Arc::new(scaler));
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(svc.run(shutdown, |_, _| {}));
+        // Rounds at 0 s, 10 s, ... 650 s: 66 failures.
+        tokio::time::sleep(Duration::from_secs(655)).await;
+        source.set(QUERY, Ok(0.9));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+
+        let warnings = logs.at("WARN", "metric query failed");
+        assert_eq!(warnings.len(), 3, "at 0 s, 300 s and 600 s: {warnings:#?}");
+        assert!(!warnings[0].contains("times in a row"), "{}", warnings[0]);
+        assert!(
+            warnings[1].contains("failed 31 times in a row over 5m0s")
+                && warnings[1].contains("failures=31"),
+            "{}",
+            warnings[1]
+        );
+        assert!(
+            warnings[2].contains("failed 61 times in a row over 10m0s"),
+            "{}",
+            warnings[2]
+        );
+        assert_eq!(logs.at("DEBUG", "metric query failed again").len(), 63);
+        let recovered = logs.at("INFO", "metric query works again");
+        assert_eq!(recovered.len(), 1, "{recovered:?}");
+        assert!(
+            recovered[0].contains("after 66 failures over 11m0s"),
+            "{}",
+            recovered[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_repeated_status_failure_is_logged_once_then_every_five_minutes_then_its_recovery() {
+        let logs = Logs::capture();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut scaler = MockScaler::new();
+        let flag = Arc::clone(&failing);
+        scaler.expect_status().returning(move || {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(autoscale_core::testing::fake_error(
+                    FailureKind::Unavailable,
+                ))
+            } else {
+                Ok(ReplicaStatus::all_ready(2))
+            }
+        });
+        scaler
+            .expect_scale()
+            .returning(|_| Ok(autoscale_core::ScaleOutcome::Scaled));
+        let svc = web(
+            Arc::new(ScriptedSource::constant(QUERY, 1.0)),
+            Arc::new(scaler),
+        );
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(svc.run(shutdown, |_, _| {}));
+        tokio::time::sleep(Duration::from_secs(305)).await;
+        failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+
+        let warnings = logs.at("WARN", "status read failed");
+        assert_eq!(warnings.len(), 2, "at 0 s and 300 s: {warnings:#?}");
+        assert!(
+            warnings[1].contains("failed 31 times in a row"),
+            "{}",
+            warnings[1]
+        );
+        let recovered = logs.at("INFO", "status read works again");
+        assert_eq!(recovered.len(), 1, "{recovered:?}");
+        assert!(
+            recovered[0].contains("after 31 failures"),
+            "{}",
+            recovered[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_scale_failures_are_logged_once_then_every_five_minutes_then_the_recovery() {
+        let logs = Logs::capture();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut scaler = MockScaler::new();
+        scaler
+            .expect_status()
+            .returning(|| Ok(ReplicaStatus::all_ready(2)));
+        let flag = Arc::clone(&failing);
+        scaler.expect_scale().returning(move |_| {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(autoscale_core::testing::fake_error(FailureKind::Rejected))
+            } else {
+                Ok(autoscale_core::ScaleOutcome::Scaled)
+            }
+        });
+        // 2.0 at a target of 0.5 per replica: 8 replicas wanted, from 2.
+        let svc = web(
+            Arc::new(ScriptedSource::constant(QUERY, 2.0)),
+            Arc::new(scaler),
+        );
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(svc.run(shutdown, |_, _| {}));
+        tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+        failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+
+        let errors = logs.at("ERROR", "Scaling action failed");
+        // Attempts (with the backoff) at 0, 10, 20, 40, 80, 160, 320, 620, 920 s; logged at 0, 320 and 620 s,
+        // and at 920 s, five minutes after 620.
+        assert!(errors.len() >= 2 && errors.len() <= 4, "{errors:#?}");
+        assert!(
+            errors[0].contains("Scaling action failed; it will be retried"),
+            "{}",
+            errors[0]
+        );
+        assert!(!logs.at("DEBUG", "Scaling action failed again").is_empty());
+        let recovered = logs.at("INFO", "scale calls work again");
+        assert_eq!(recovered.len(), 1, "{recovered:?}");
+        // The mock's count never changes, so every round after the recovery scales again.
+        assert!(
+            !logs
+                .at("INFO", "Successfully scaled to 8 replicas")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn values_are_rounded_and_a_check_below_the_count_says_so() {
+        let logs = Logs::capture();
+        // 1/3 at a target of 0.5 per replica with 4 replicas: 3 wanted, below 4.
+        let source = ScriptedSource::constant(QUERY, 1.0 / 3.0);
+        let mut svc = web(Arc::new(source.clone()), Arc::new(RecordingScaler::new(4)));
+        svc.evaluate_once().await;
+        let below = logs.at("INFO", "BELOW scale-down threshold");
+        assert_eq!(below.len(), 1, "{below:#?}");
+        assert!(
+            below[0].contains("check cpu = 0.3333 recommends 3 replicas")
+                && below[0].contains("value=0.3333"),
+            "{}",
+            below[0]
+        );
+        assert!(!below[0].contains("0.33333"), "{}", below[0]);
+
+        source.set(QUERY, Ok(2.0 / 3.0 * 10.0));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        svc.evaluate_once().await;
+        let above = logs.at("INFO", "ABOVE scale-up threshold");
+        assert_eq!(above.len(), 1, "{above:#?}");
+        assert!(
+            above[0].contains("check cpu = 6.667 recommends"),
+            "{}",
+            above[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_postponed_action_gives_its_reason_once() {
+        let logs = Logs::capture();
+        // 1.0 with 4 replicas scales to 8; then 0.1 recommends 2, which the scale-down stabilization window
+        // holds at 8.
+        let source = ScriptedSource::constant(QUERY, 1.0);
+        let mut svc = web(Arc::new(source.clone()), Arc::new(RecordingScaler::new(4)));
+        svc.evaluate_once().await;
+        source.set(QUERY, Ok(0.1));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let round = svc.evaluate_once().await;
+        let reason = round.decision.unwrap().reason.to_string();
+        let postponed = logs.at("INFO", "Scaling action postponed");
+        assert_eq!(postponed.len(), 1, "{postponed:#?}");
+        assert_eq!(
+            postponed[0].matches(&reason).count(),
+            1,
+            "{reason:?} in {}",
+            postponed[0]
+        );
+        assert!(
+            postponed[0].contains("token=stabilized"),
+            "{}",
+            postponed[0]
+        );
+    }
+}

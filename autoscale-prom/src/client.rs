@@ -560,7 +560,8 @@ impl PrometheusClient {
         };
         let response = match self.request(reqwest::Method::GET, url)?.send().await {
             Ok(response) => response,
-            Err(e) => return Ok(Probe::NotYet(e.without_url().to_string())),
+            // With its root cause: `error sending request` alone does not say the connection was refused.
+            Err(e) => return Ok(Probe::NotYet(autoscale_core::brief_error(&e.without_url()))),
         };
         let status = response.status();
         match status {

@@ -304,6 +304,25 @@ async fn a_refused_connection_is_unavailable() {
         .unwrap_err();
     assert_eq!(err.kind(), FailureKind::Unavailable, "{err}");
     assert!(err.to_string().contains("cannot reach Prometheus"), "{err}");
+    // A log line names the root cause, not only the request that could not be sent.
+    let brief = autoscale_core::brief_error(&autoscale_core::Error::from(err.clone()));
+    assert!(
+        brief.starts_with("prometheus is unavailable: ")
+            && brief.to_lowercase().contains("connection refused")
+            && !brief.contains("`up`"),
+        "{brief}"
+    );
+    // So does waiting for it to become ready.
+    let err = client
+        .wait_ready(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .to_lowercase()
+            .contains("error sending request: connection refused"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use autoscale_core::controller::Round;
+use autoscale_core::controller::{Round, ServiceLoop};
 use tokio::sync::Semaphore;
 
 use crate::CliError;
@@ -16,7 +16,10 @@ use crate::daemon::wiring::{self, Clients, LoopParts, WiringError};
 /// Load the configuration `args` names and evaluate every service once. Fails when a round could not be
 /// evaluated or applied.
 pub fn run(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliError> {
-    let config = crate::load(args.config.as_deref(), env)?;
+    let mut config = crate::load(args.config.as_deref(), env)?;
+    if let Some(name) = &args.service {
+        config.services = vec![only(&config, name)?];
+    }
     crate::init_logging(&config, env);
     // Scaling is the job of the state_dir's owner: a running daemon, or this command, never both at once.
     let _lock = if args.apply {
@@ -36,9 +39,20 @@ pub fn run(args: &OnceArgs, env: &Env, out: &mut dyn Write) -> Result<(), CliErr
         Ok(())
     } else {
         Err(CliError::Runtime(
-            "some services could not be evaluated or scaled (see above)".into(),
+            "a status read, a check or a scale call failed (see above)".into(),
         ))
     }
+}
+
+/// The service `name` of `config`, or an error listing the names there are.
+fn only(config: &Config, name: &str) -> Result<crate::config::ServiceConfig, CliError> {
+    config.service(name).cloned().ok_or_else(|| {
+        let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        CliError::Input(format!(
+            "--service {name:?}: no such service; the configuration has {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// One round of every service of `config`, one line each on `out`; scale only with `apply`. True when every
@@ -53,14 +67,29 @@ pub async fn evaluate(
         metric_permits: Arc::new(Semaphore::new(config.daemon.concurrency.max(1))),
         dry_run: !apply || config.daemon.dry_run,
     };
+    let loops = config
+        .services
+        .iter()
+        .map(|service| wiring::service_loop(service, &parts, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(evaluate_loops(loops, out).await)
+}
+
+/// One round of each loop, one line each on `out`. True when every status read, check and scale call
+/// succeeded.
+pub async fn evaluate_loops(loops: Vec<ServiceLoop>, out: &mut dyn Write) -> bool {
     let mut all_ok = true;
-    for service in &config.services {
-        let mut service_loop = wiring::service_loop(service, &parts, None)?;
+    for mut service_loop in loops {
         let round = service_loop.evaluate_once().await;
-        all_ok &= round.outcome() == "ok";
+        all_ok &= succeeded(&round);
         let _ = writeln!(out, "{}", line(&round));
     }
-    Ok(all_ok)
+    all_ok
+}
+
+/// Whether nothing in `round` failed: its status read, each check, and its scale call.
+fn succeeded(round: &Round) -> bool {
+    round.outcome() == "ok" && round.checks.iter().all(|c| c.result.is_ok())
 }
 
 /// A round as one line: the status, the decision with its reason, and each check's value.

@@ -26,7 +26,7 @@ pub(crate) fn section(
         &k("playbook"),
         "an ansible scaler needs a playbook",
     )?;
-    let playbook = ctx.path(playbook, &k("playbook"))?;
+    let playbook = ctx.file_path(playbook, &k("playbook"))?;
     let mut settings = AnsibleSettings::new(playbook);
     if let Some(vars) = &raw.extra_vars {
         for (name, value) in vars.get_ref() {
@@ -68,18 +68,26 @@ pub(crate) fn section(
         (&raw.virtualenv, "virtualenv"),
     )?;
     match (&raw.ansible_playbook, &raw.virtualenv) {
-        (Some(p), _) => settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?),
-        (None, Some(v)) => settings.program = Program::Virtualenv(ctx.path(v, &k("virtualenv"))?),
+        // A bare name is looked up in PATH; only a path with a directory is the configuration's.
+        (Some(p), _) if !p.get_ref().contains('/') => {
+            settings.program = Program::Path(ctx.path(p, &k("ansible_playbook"))?);
+        }
+        (Some(p), _) => {
+            settings.program = Program::Path(ctx.file_path(p, &k("ansible_playbook"))?);
+        }
+        (None, Some(v)) => {
+            settings.program = Program::Virtualenv(ctx.file_path(v, &k("virtualenv"))?);
+        }
         (None, None) => {}
     }
-    settings.inventory = ctx.opt_path(&raw.inventory, &k("inventory"))?;
+    settings.inventory = ctx.opt_file_path(&raw.inventory, &k("inventory"))?;
     settings.timeout = ctx.opt_duration(&raw.timeout, &k("timeout"), settings.timeout)?;
     if let Some(l) = &raw.limit {
         settings.limit = Some(ctx.argument(l, &k("limit"))?);
     }
     settings.check_mode = raw.check_mode.as_ref().is_some_and(|c| *c.get_ref());
     settings.vault_password_file =
-        ctx.opt_path(&raw.vault_password_file, &k("vault_password_file"))?;
+        ctx.opt_file_path(&raw.vault_password_file, &k("vault_password_file"))?;
     // The status target is where a name Docker refuses can still hide: a default taken from the service's
     // name, or from `extra_vars.compose_project`.
     let (at, at_key) = match (&raw.status, &raw.extra_vars) {
@@ -177,7 +185,7 @@ fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<St
                     Some(p) => ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?,
                     None => autoscale_docker::DEFAULT_PROJECT.to_owned(),
                 },
-                file: ctx.opt_path(&raw.file, &k("file"))?,
+                file: ctx.opt_file_path(&raw.file, &k("file"))?,
                 service: target(Some(NameRule::ComposeService))?,
             })
         }
@@ -201,10 +209,10 @@ fn status(ctx: &Ctx<'_>, raw: &RawStatus, key: &str, service: &str) -> Result<St
                 &k("playbook"),
                 "a playbook status needs a playbook",
             )?;
-            let playbook = ctx.path(playbook, &k("playbook"))?;
+            let playbook = ctx.file_path(playbook, &k("playbook"))?;
             Ok(StatusSettings::Playbook(StatusPlaybook {
                 playbook,
-                inventory: ctx.opt_path(&raw.inventory, &k("inventory"))?,
+                inventory: ctx.opt_file_path(&raw.inventory, &k("inventory"))?,
             }))
         }
     }

@@ -309,6 +309,36 @@ impl<'a> Ctx<'a> {
         v.as_ref().map(|v| self.path(v, key)).transpose()
     }
 
+    /// A path a scaler reads (a compose file, a playbook, an inventory, ...): a relative one is relative to
+    /// the configuration file's directory, so that the daemon finds it whatever its working directory. The
+    /// directory is made absolute (canonical when it exists), so that `check`'s output, saved anywhere, loads
+    /// back to the same path. Next to a file in the working directory, it stays as written.
+    pub(crate) fn file_path(&self, v: &S<String>, key: &str) -> Result<PathBuf> {
+        let path = self.path(v, key)?;
+        Ok(match self.file().parent() {
+            Some(dir) if path.is_relative() && !dir.as_os_str().is_empty() => {
+                // The directory of a file just read exists: canonical, it shows no `..`.
+                let dir = std::fs::canonicalize(dir)
+                    .or_else(|_| std::path::absolute(dir))
+                    .unwrap_or_else(|_| dir.to_owned());
+                let path: PathBuf = path
+                    .components()
+                    .filter(|c| *c != std::path::Component::CurDir)
+                    .collect();
+                dir.join(path)
+            }
+            _ => path,
+        })
+    }
+
+    pub(crate) fn opt_file_path(
+        &self,
+        v: &Option<S<String>>,
+        key: &str,
+    ) -> Result<Option<PathBuf>> {
+        v.as_ref().map(|v| self.file_path(v, key)).transpose()
+    }
+
     pub(crate) fn argument(&self, v: &S<String>, key: &str) -> Result<String> {
         check_argument(v.get_ref()).map_err(|m| self.err(v.span(), key, m))?;
         Ok(v.get_ref().clone())

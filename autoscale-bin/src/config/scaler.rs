@@ -90,7 +90,7 @@ fn docker_env(ctx: &Ctx<'_>, raw: &RawScaler, key: &str) -> Result<DockerEnv> {
         host: text(&raw.docker_host, "docker_host")?,
         context: text(&raw.docker_context, "docker_context")?,
         tls_verify: raw.docker_tls_verify.as_ref().map(|v| *v.get_ref()),
-        cert_path: ctx.opt_path(&raw.docker_cert_path, &k("docker_cert_path"))?,
+        cert_path: ctx.opt_file_path(&raw.docker_cert_path, &k("docker_cert_path"))?,
     })
 }
 
@@ -167,12 +167,12 @@ pub(crate) fn section(
                 compose.project = ctx.docker_name(p, &k("project"), NameRule::ComposeProject)?;
             }
             if let Some(f) = &raw.file {
-                compose.file = ctx.path(f, &k("file"))?;
+                compose.file = ctx.file_path(f, &k("file"))?;
             }
             if let Some(c) = &raw.command {
                 compose.command = ComposeCommand::argv(ctx.command(c, &k("command"))?);
             }
-            compose.env_file = ctx.opt_path(&raw.env_file, &k("env_file"))?;
+            compose.env_file = ctx.opt_file_path(&raw.env_file, &k("env_file"))?;
             if let Some(p) = &raw.profiles {
                 for profile in p.get_ref() {
                     autoscale_docker::check_name(NameRule::Profile, profile)

@@ -198,6 +198,11 @@ impl Contender {
         Ok(Self::from_service(label, service))
     }
 
+    /// The most replicas it may run.
+    pub fn max_replicas(&self) -> Replicas {
+        self.max
+    }
+
     /// The evaluation interval of the run.
     pub fn interval(&self) -> Duration {
         self.interval

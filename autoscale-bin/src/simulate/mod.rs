@@ -163,10 +163,12 @@ fn single(
         .chart
         .as_ref()
         .map(|_| chart::Recorder::new(contender.interval(), source.span));
+    let mut cap = output::CapCounter::new(contender.max_replicas());
     let summary = if args.format == Format::Csv {
         let mut csv = output::CsvTicks::new(out).map_err(stdout())?;
         let summary = contender.run(trace, model, |tick| {
             csv.write(tick);
+            cap.push(tick);
             if let Some(r) = recorder.as_mut() {
                 r.push(tick);
             }
@@ -175,11 +177,14 @@ fn single(
         summary
     } else {
         contender.run(trace, model, |tick| {
+            cap.push(tick);
             if let Some(r) = recorder.as_mut() {
                 r.push(tick);
             }
         })
     };
+    let capped = cap.finish(summary.interval_s);
+    warn_capped(args.format, &[(&contender.label, capped.as_ref())]);
     if let (Some(path), Some(recorder)) = (&args.chart, recorder) {
         let title = format!(
             "{} ({}) on {}",
@@ -196,6 +201,7 @@ fn single(
         service: &contender.service,
         policy: &contender.policy,
         summary: &summary,
+        capped: capped.as_ref(),
     }];
     match args.format {
         Format::Csv => Ok(()),
@@ -225,17 +231,21 @@ fn compare(
 ) -> Result<(), CliError> {
     let stdout = || CliError::output("standard output");
     let mut summaries: Vec<Summary> = Vec::with_capacity(contenders.len());
+    let mut caps = Vec::with_capacity(contenders.len());
     let mut series = Vec::new();
     for contender in contenders {
         let mut recorder = args
             .chart
             .as_ref()
             .map(|_| chart::Recorder::new(contender.interval(), source.span));
+        let mut cap = output::CapCounter::new(contender.max_replicas());
         let summary = contender.run(trace, model, |tick| {
+            cap.push(tick);
             if let Some(r) = recorder.as_mut() {
                 r.push(tick);
             }
         });
+        caps.push(cap.finish(summary.interval_s));
         if let Some(r) = recorder {
             series.push(chart::Series {
                 label: contender.label.clone(),
@@ -251,13 +261,17 @@ fn compare(
     let columns: Vec<output::Column<'_>> = contenders
         .iter()
         .zip(&summaries)
-        .map(|(c, summary)| output::Column {
+        .zip(&caps)
+        .map(|((c, summary), capped)| output::Column {
             label: &c.label,
             service: &c.service,
             policy: &c.policy,
             summary,
+            capped: capped.as_ref(),
         })
         .collect();
+    let warnings: Vec<_> = columns.iter().map(|c| (c.label, c.capped)).collect();
+    warn_capped(args.format, &warnings);
     match args.format {
         Format::Csv => output::write_summary_csv(out, &columns).map_err(stdout()),
         Format::Json => output::write_json_array(out, &columns).map_err(stdout()),
@@ -270,6 +284,19 @@ fn compare(
             out.write_all(header.as_bytes())
                 .and_then(|()| out.write_all(output::table(&columns).as_bytes()))
                 .map_err(stdout())
+        }
+    }
+}
+
+/// For a person (table and CSV), a warning on standard error for each run whose `max_replicas` capped demand;
+/// JSON carries it as `capped_by_max_replicas` instead.
+fn warn_capped(format: Format, runs: &[(&str, Option<&output::Capped>)]) {
+    if format == Format::Json {
+        return;
+    }
+    for (label, capped) in runs {
+        if let Some(capped) = capped {
+            eprintln!("{}", capped.warning(label));
         }
     }
 }

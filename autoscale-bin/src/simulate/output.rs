@@ -33,6 +33,66 @@ pub(crate) struct Column<'a> {
     pub service: &'a str,
     pub policy: &'a str,
     pub summary: &'a Summary,
+    /// How long `max_replicas` kept demand from being served, when it did.
+    pub capped: Option<&'a Capped>,
+}
+
+/// The ticks in which the load needed more replicas than `max_replicas` allows: load served by no policy
+/// under that cap, whatever it decides. An extension of the summary (`capped_by_max_replicas` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct Capped {
+    /// Seconds in which the load exceeded `max_replicas * capacity`.
+    pub seconds: f64,
+    /// The cap.
+    pub max_replicas: autoscale_core::Replicas,
+    /// The most replicas the load needed (`ceil(load / capacity)`).
+    pub peak_demand: u64,
+}
+
+impl Capped {
+    /// The warning for a person, naming the run's `label`.
+    pub fn warning(&self, label: &str) -> String {
+        format!(
+            "warning: {label}: max_replicas ({}) capped demand: for {}s the load needed more replicas (up to {}), \
+             which no policy could serve; raise max_replicas to {} to serve it",
+            self.max_replicas, self.seconds, self.peak_demand, self.peak_demand
+        )
+    }
+}
+
+/// Counts, tick by tick, the seconds in which demand exceeded the cap.
+#[derive(Debug)]
+pub(crate) struct CapCounter {
+    max_replicas: autoscale_core::Replicas,
+    ticks: u64,
+    peak_demand: u64,
+}
+
+impl CapCounter {
+    pub fn new(max_replicas: autoscale_core::Replicas) -> Self {
+        CapCounter {
+            max_replicas,
+            ticks: 0,
+            peak_demand: 0,
+        }
+    }
+
+    pub fn push(&mut self, tick: &Tick) {
+        // `demand` is ceil(load / capacity): above max exactly when the load exceeds max * capacity.
+        if tick.demand > u64::from(self.max_replicas) {
+            self.ticks += 1;
+            self.peak_demand = self.peak_demand.max(tick.demand);
+        }
+    }
+
+    /// The cap's effect over a run whose ticks were `interval_s` apart; `None` when it never bound.
+    pub fn finish(&self, interval_s: f64) -> Option<Capped> {
+        (self.ticks > 0).then_some(Capped {
+            seconds: self.ticks as f64 * interval_s,
+            max_replicas: self.max_replicas,
+            peak_demand: self.peak_demand,
+        })
+    }
 }
 
 /// Writes one CSV row per tick as the ticks stream by. Write errors are kept and reported by
@@ -106,6 +166,8 @@ struct JsonSummary<'a> {
     policy: &'a str,
     #[serde(flatten)]
     summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capped_by_max_replicas: Option<&'a Capped>,
 }
 
 impl<'a> JsonSummary<'a> {
@@ -115,6 +177,7 @@ impl<'a> JsonSummary<'a> {
             service: column.service,
             policy: column.policy,
             summary: column.summary,
+            capped_by_max_replicas: column.capped,
         }
     }
 }
