@@ -1,0 +1,553 @@
+//! One service's [`ServiceReport`] from what the daemon keeps of it: its configuration, its last round, its
+//! pause, its last error. The conditions follow `kubectl describe hpa`: a type, a status, a CamelCase reason
+//! and a sentence.
+
+use std::time::Duration;
+
+use autoscale_core::controller::{Round, ScaleResult};
+use autoscale_core::engine::{Limit, Pause, PausedBy, RuntimePause};
+use autoscale_core::{Decision, Timestamp, Token};
+
+use crate::daemon::history::Entry;
+use crate::daemon::report::{
+    CheckReport, Condition, CooldownRemaining, EvaluatedCheck, Evaluation, PauseReport,
+    ServiceReport,
+};
+use crate::daemon::shared::{ServiceSpec, ServiceView, rfc3339};
+
+/// The report of the service `name`, as of `now`.
+pub(super) fn service(
+    name: &str,
+    view: &ServiceView,
+    history: Vec<Entry>,
+    now: Timestamp,
+) -> ServiceReport {
+    let round = view.last.as_ref();
+    let status = round.and_then(|r| r.status.as_ref().ok());
+    let decision = round.and_then(|r| r.decision.as_ref());
+    let (cooldown_up, cooldown_down) = view.cooldowns();
+    let remaining = |cooldown: Duration| {
+        view.last_scale_at()
+            .map(|t| {
+                cooldown
+                    .saturating_sub(now.saturating_since(t))
+                    .as_secs_f64()
+            })
+            .unwrap_or(0.0)
+    };
+    let cooldown = CooldownRemaining {
+        up: remaining(cooldown_up),
+        down: remaining(cooldown_down),
+        blocking: round
+            .and_then(|r| blocking_cooldown(r, now))
+            .map(|d| d.as_secs_f64()),
+    };
+    let paused = pause_report(view.pause, view.spec.pause);
+    let checks = checks(&view.spec, round);
+    let mut report = ServiceReport {
+        service: name.to_owned(),
+        min_replicas: view.spec.min_replicas,
+        max_replicas: view.spec.max_replicas,
+        current: status.map(|s| s.current),
+        ready: status.map(|s| s.ready),
+        desired: decision.map(|d| d.desired),
+        dry_run: view.dry_run(),
+        interval_s: view.interval.as_secs_f64(),
+        on_zero_outside: view.spec.on_zero_outside.as_str().to_owned(),
+        cooldown_remaining_s: cooldown,
+        paused,
+        checks,
+        conditions: Vec::new(),
+        last_error: view.last_error.clone(),
+        last_evaluation: round.map(evaluation),
+        scale_backoff: view.backoff(),
+        not_ready: view.health.problems(name),
+        history,
+    };
+    report.conditions = conditions(name, &view.spec, view.pause, round, &report, now);
+    report
+}
+
+/// The cooldown that blocked the round's decision, counted down to `now`: the engine's own remaining time,
+/// less what has passed since.
+fn blocking_cooldown(round: &Round, now: Timestamp) -> Option<Duration> {
+    let cooldown = round.decision.as_ref()?.reason.cooldown?;
+    Some(
+        cooldown
+            .remaining
+            .saturating_sub(now.saturating_since(round.at)),
+    )
+}
+
+fn pause_report(pause: Option<RuntimePause>, configured: Pause) -> Option<PauseReport> {
+    match pause {
+        Some(p) => Some(PauseReport {
+            directions: p.directions.as_str().to_owned(),
+            by: p.by.as_str().to_owned(),
+            since: Some(rfc3339(p.since)),
+        }),
+        None if configured != Pause::None => Some(PauseReport {
+            directions: configured.as_str().to_owned(),
+            by: "config".to_owned(),
+            since: None,
+        }),
+        None => None,
+    }
+}
+
+/// Each configured check with its reading in `round`.
+fn checks(spec: &ServiceSpec, round: Option<&Round>) -> Vec<CheckReport> {
+    let decision = round.and_then(|r| r.decision.as_ref());
+    spec.checks
+        .iter()
+        .enumerate()
+        .map(|(i, check)| {
+            let mut check = check.clone();
+            let reading = round.and_then(|r| r.checks.iter().find(|c| c.name == check.name));
+            if let Some(reading) = reading {
+                match &reading.result {
+                    Ok(v) => check.value = Some(*v),
+                    Err((kind, message)) => check.error = Some(failure(kind.as_str(), message)),
+                }
+                check.recommendation = reading.recommendation;
+            }
+            check.forecast = decision
+                .filter(|d| d.reason.check == Some(i))
+                .and_then(|d| d.reason.forecast);
+            check
+        })
+        .collect()
+}
+
+/// `kind: message`, or the kind alone when the message says no more.
+fn failure(kind: &str, message: &str) -> String {
+    if message.is_empty() || message == kind {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {message}")
+    }
+}
+
+fn evaluation(round: &Round) -> Evaluation {
+    let status = round.status.as_ref().ok();
+    let decision = round.decision.as_ref();
+    Evaluation {
+        at: rfc3339(round.at),
+        current: status.map(|s| s.current),
+        ready: status.map(|s| s.ready),
+        desired: decision.map(|d| d.desired),
+        token: decision.map(|d| d.reason.token.as_str().to_owned()),
+        reason: decision.map(|d| d.reason.to_string()),
+        forecast: decision.and_then(|d| d.reason.forecast),
+        status_error: round.status.as_ref().err().map(|(_, m)| m.clone()),
+        checks: round
+            .checks
+            .iter()
+            .map(|c| EvaluatedCheck {
+                name: c.name.clone(),
+                value: c.result.as_ref().ok().copied(),
+                error: c.result.as_ref().err().map(|(k, _)| k.as_str().to_owned()),
+                message: c.result.as_ref().err().map(|(_, m)| m.clone()),
+                recommendation: c.recommendation,
+            })
+            .collect(),
+        scale: round.scale.as_str().to_owned(),
+        happened: happened(round),
+        duration_ms: round.duration.as_secs_f64() * 1000.0,
+    }
+}
+
+/// What the round did, in words: what the table's LAST column shows.
+pub(super) fn happened(round: &Round) -> String {
+    if round.status.is_err() {
+        return "status read failed".to_owned();
+    }
+    let Some(d) = round.decision.as_ref() else {
+        return "no decision".to_owned();
+    };
+    match &round.scale {
+        ScaleResult::Scaled => format!("scaled {} -> {}", d.current, d.desired),
+        ScaleResult::Unchanged => format!("already at {}", d.desired),
+        ScaleResult::DryRun => format!("would scale {} -> {} (dry run)", d.current, d.desired),
+        ScaleResult::Failed { .. } => format!("scale {} -> {} failed", d.current, d.desired),
+        ScaleResult::BackingOff => "backing off after failed scale calls".to_owned(),
+        ScaleResult::NotNeeded => held(d),
+    }
+}
+
+/// Why a decision kept the count.
+fn held(d: &Decision) -> String {
+    let wanted = d.reason.recommended.filter(|&r| r != d.current);
+    let blocked = |by: &str| match wanted {
+        Some(r) => format!("{by} (wanted {r})"),
+        None => by.to_owned(),
+    };
+    match d.reason.token {
+        Token::Cooldown => blocked("blocked by cooldown"),
+        Token::Paused => blocked("held by pause"),
+        Token::RateLimited => blocked("held by rate rule"),
+        Token::Stabilized => blocked("held by stabilization"),
+        Token::Deadband => blocked("held by dead-band"),
+        Token::PartialData => blocked("held: some checks failed"),
+        Token::Activation => blocked("held by activation"),
+        Token::MaxReplicas => blocked("at max_replicas"),
+        Token::MinReplicas => blocked("at min_replicas"),
+        Token::NoData => "no data: held".to_owned(),
+        Token::Fallback => "fallback: no change".to_owned(),
+        _ => "no change needed".to_owned(),
+    }
+}
+
+fn condition(kind: &str, status: bool, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        kind: kind.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn conditions(
+    name: &str,
+    spec: &ServiceSpec,
+    pause: Option<RuntimePause>,
+    round: Option<&Round>,
+    report: &ServiceReport,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let decision = round.and_then(|r| r.decision.as_ref());
+    vec![
+        able_to_scale(round, report, now),
+        scaling_active(spec, pause, round),
+        scaling_limited(spec, round),
+        paused(name, pause, spec.pause),
+        fallback(spec, decision),
+        in_cooldown(decision, report),
+    ]
+}
+
+fn able_to_scale(round: Option<&Round>, report: &ServiceReport, now: Timestamp) -> Condition {
+    const KIND: &str = "AbleToScale";
+    let Some(round) = round else {
+        return condition(KIND, false, "NotEvaluatedYet", "no round has completed yet");
+    };
+    if let Err((_, message)) = &round.status {
+        return condition(
+            KIND,
+            false,
+            "FailedGetScale",
+            format!("the status read failed: {message}"),
+        );
+    }
+    if let Some(b) = round.backoff.filter(|b| b.retry_at > now) {
+        return condition(
+            KIND,
+            false,
+            "BackoffScaleFailures",
+            format!(
+                "{} scale calls failed in a row; the next attempt waits until {}",
+                b.consecutive_failures,
+                rfc3339(b.retry_at)
+            ),
+        );
+    }
+    let d = round.decision.as_ref();
+    match (&round.scale, d) {
+        (ScaleResult::Failed { message, .. }, _) => condition(
+            KIND,
+            false,
+            "FailedUpdateScale",
+            format!("the scale call failed: {message}"),
+        ),
+        (ScaleResult::Scaled | ScaleResult::Unchanged, Some(d)) => condition(
+            KIND,
+            true,
+            "SucceededRescale",
+            format!("the scaler set the count to {}", d.desired),
+        ),
+        (ScaleResult::DryRun, Some(d)) => condition(
+            KIND,
+            true,
+            "DryRun",
+            format!(
+                "would scale from {} to {}; a dry run calls no scaler",
+                d.current, d.desired
+            ),
+        ),
+        _ if report.dry_run => condition(KIND, true, "DryRun", "decisions are only logged"),
+        _ => condition(KIND, true, "ReadyForNewScale", "the service can be scaled"),
+    }
+}
+
+fn scaling_active(
+    spec: &ServiceSpec,
+    pause: Option<RuntimePause>,
+    round: Option<&Round>,
+) -> Condition {
+    const KIND: &str = "ScalingActive";
+    let Some(round) = round else {
+        return condition(KIND, false, "NotEvaluatedYet", "no round has completed yet");
+    };
+    if round.status.is_err() {
+        return condition(
+            KIND,
+            false,
+            "FailedGetScale",
+            "the replica count could not be read",
+        );
+    }
+    let directions = pause.map_or(spec.pause, |p| p.directions);
+    if directions == Pause::All {
+        return condition(
+            KIND,
+            false,
+            "ScalingDisabled",
+            "the service is paused in both directions",
+        );
+    }
+    let failed: Vec<String> = round
+        .checks
+        .iter()
+        .filter_map(|c| {
+            c.result
+                .as_ref()
+                .err()
+                .map(|(k, m)| format!("{} ({})", c.name, failure(k.as_str(), m)))
+        })
+        .collect();
+    if !round.checks.is_empty() && failed.len() == round.checks.len() {
+        return condition(
+            KIND,
+            false,
+            "FailedGetMetrics",
+            format!("every check failed: {}", failed.join("; ")),
+        );
+    }
+    if !failed.is_empty() {
+        return condition(
+            KIND,
+            true,
+            "PartialMetrics",
+            format!(
+                "deciding from the other checks; failed: {}",
+                failed.join("; ")
+            ),
+        );
+    }
+    let winner = round
+        .decision
+        .as_ref()
+        .and_then(|d| d.reason.check)
+        .and_then(|i| round.checks.get(i));
+    match winner {
+        Some(c) => condition(
+            KIND,
+            true,
+            "ValidMetricFound",
+            format!("the recommendation comes from check {}", c.name),
+        ),
+        None => condition(KIND, true, "ValidMetricFound", "every check has a value"),
+    }
+}
+
+fn scaling_limited(spec: &ServiceSpec, round: Option<&Round>) -> Condition {
+    const KIND: &str = "ScalingLimited";
+    let reason = round.and_then(|r| r.decision.as_ref()).map(|d| &d.reason);
+    if let Some((limit, c)) = reason.and_then(|r| r.limited) {
+        return match limit {
+            Limit::MaxReplicas => condition(
+                KIND,
+                true,
+                "TooManyReplicas",
+                format!(
+                    "the desired count {} is above max_replicas: held at {}",
+                    c.from, spec.max_replicas
+                ),
+            ),
+            Limit::MinReplicas => condition(
+                KIND,
+                true,
+                "TooFewReplicas",
+                format!(
+                    "the desired count {} is below min_replicas: held at {}",
+                    c.from, spec.min_replicas
+                ),
+            ),
+            Limit::RateLimited if c.from > c.to => condition(
+                KIND,
+                true,
+                "ScaleUpLimit",
+                format!("a scale-up rate rule limited {} to {}", c.from, c.to),
+            ),
+            Limit::RateLimited => condition(
+                KIND,
+                true,
+                "ScaleDownLimit",
+                format!("a scale-down rate rule limited {} to {}", c.from, c.to),
+            ),
+        };
+    }
+    if let Some(c) = reason.and_then(|r| r.out_of_range) {
+        let (why, word) = if c.to > c.from {
+            ("TooFewReplicas", "below min_replicas")
+        } else {
+            ("TooManyReplicas", "above max_replicas")
+        };
+        return condition(
+            KIND,
+            true,
+            why,
+            format!(
+                "the current count {} is {word}: brought to {}",
+                c.from, c.to
+            ),
+        );
+    }
+    condition(
+        KIND,
+        false,
+        "DesiredWithinRange",
+        format!(
+            "the desired count is within min_replicas {} and max_replicas {} and the rate rules",
+            spec.min_replicas, spec.max_replicas
+        ),
+    )
+}
+
+fn paused(name: &str, pause: Option<RuntimePause>, configured: Pause) -> Condition {
+    const KIND: &str = "Paused";
+    match pause {
+        Some(p) if p.by == PausedBy::ZeroOutside => condition(
+            KIND,
+            true,
+            "ZeroReplicasOutside",
+            format!(
+                "taken to 0 replicas outside autoscale at {}: left alone until it is scaled above 0, or \
+                 `autoscale resume {name}`",
+                rfc3339(p.since)
+            ),
+        ),
+        Some(p) => condition(
+            KIND,
+            true,
+            "PausedByOperator",
+            format!(
+                "{} paused since {} by `autoscale pause`; `autoscale resume {name}` lifts it",
+                directions_text(p.directions),
+                rfc3339(p.since)
+            ),
+        ),
+        None if configured != Pause::None => condition(
+            KIND,
+            true,
+            "PausedByConfig",
+            format!(
+                "{} paused by the configuration (paused = \"{}\")",
+                directions_text(configured),
+                configured.as_str()
+            ),
+        ),
+        None => condition(KIND, false, "NotPaused", "scaling in both directions"),
+    }
+}
+
+fn directions_text(pause: Pause) -> &'static str {
+    match pause {
+        Pause::All => "scaling",
+        Pause::Up => "scaling up",
+        Pause::Down => "scaling down",
+        Pause::None => "nothing",
+    }
+}
+
+fn fallback(spec: &ServiceSpec, decision: Option<&Decision>) -> Condition {
+    const KIND: &str = "Fallback";
+    if let Some((failures, c)) = decision.and_then(|d| d.reason.fallback) {
+        return condition(
+            KIND,
+            true,
+            "FallbackActive",
+            format!(
+                "every check failed {failures} rounds in a row: the fallback set {} -> {}",
+                c.from, c.to
+            ),
+        );
+    }
+    let no_data = decision.is_some_and(|d| d.reason.token == Token::NoData);
+    match spec.fallback {
+        Some(f) if no_data => condition(
+            KIND,
+            false,
+            "FallbackPending",
+            format!(
+                "every check failed: the count is held; the fallback ({} replicas) applies after {} failed rounds",
+                f.replicas(),
+                f.after()
+            ),
+        ),
+        Some(f) => condition(
+            KIND,
+            false,
+            "MetricsAvailable",
+            format!(
+                "the fallback ({} replicas) applies after {} rounds in which every check failed",
+                f.replicas(),
+                f.after()
+            ),
+        ),
+        None if no_data => condition(
+            KIND,
+            false,
+            "NoFallback",
+            "every check failed: the count is held (no fallback is configured)",
+        ),
+        None => condition(KIND, false, "NoFallback", "no fallback is configured"),
+    }
+}
+
+fn in_cooldown(decision: Option<&Decision>, report: &ServiceReport) -> Condition {
+    const KIND: &str = "InCooldown";
+    let remaining = report.cooldown_remaining_s.blocking;
+    match (
+        decision.and_then(|d| d.reason.cooldown.map(|c| (d.current, c))),
+        remaining,
+    ) {
+        (Some((current, c)), Some(left)) if left > 0.0 => {
+            let (reason, what) = if c.blocked > current {
+                ("CooldownUp", "scale-up")
+            } else {
+                ("CooldownDown", "scale-down")
+            };
+            condition(
+                KIND,
+                true,
+                reason,
+                format!(
+                    "a {what} to {} is blocked for {} more",
+                    c.blocked,
+                    seconds(left)
+                ),
+            )
+        }
+        (Some((_, c)), _) => condition(
+            KIND,
+            false,
+            "CooldownEnded",
+            format!(
+                "the cooldown that blocked a change to {} has ended",
+                c.blocked
+            ),
+        ),
+        (None, _) => condition(
+            KIND,
+            false,
+            "NoCooldown",
+            "no change is waiting for a cooldown",
+        ),
+    }
+}
+
+/// Whole seconds, rounded up: a cooldown of 0.2 s left is "1s", never "0s".
+pub(crate) fn seconds(s: f64) -> String {
+    format!("{}s", s.max(0.0).ceil())
+}
