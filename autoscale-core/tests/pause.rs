@@ -53,7 +53,10 @@ async fn a_service_taken_to_zero_outside_is_left_alone_until_it_is_back_above_ze
     let round = svc.evaluate_once().await;
     assert_eq!(round.outside_change, Some((3, 0)));
     let pause = svc.state().pause.expect("paused by hand");
-    assert_eq!((pause.directions, pause.by), (Pause::All, PausedBy::ZeroOutside));
+    assert_eq!(
+        (pause.directions, pause.by),
+        (Pause::All, PausedBy::ZeroOutside)
+    );
     assert_eq!(round.decision.as_ref().unwrap().reason.token, Token::Paused);
     assert_eq!(round.decision.unwrap().desired, 0, "left at 0");
     for _ in 0..3 {
@@ -124,7 +127,10 @@ async fn an_operators_pause_holds_one_direction_and_survives_a_rebuild_from_the_
 
     // The state is what a restart starts from.
     let state = svc.into_state();
-    assert_eq!(state.pause.map(|p| (p.directions, p.by)), Some((Pause::Up, PausedBy::Operator)));
+    assert_eq!(
+        state.pause.map(|p| (p.directions, p.by)),
+        Some((Pause::Up, PausedBy::Operator))
+    );
     let json = serde_json::to_string(&state).unwrap();
     let back: EngineState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, state);
@@ -135,7 +141,10 @@ async fn an_operators_pause_holds_one_direction_and_survives_a_rebuild_from_the_
         Arc::new(scaler.clone()),
     )
     .check(
-        Check::new("cpu", Arc::new(TargetPolicy::new(0.5, TargetForm::PerReplica).unwrap())),
+        Check::new(
+            "cpu",
+            Arc::new(TargetPolicy::new(0.5, TargetForm::PerReplica).unwrap()),
+        ),
         CheckSource::new(Arc::new(ScriptedSource::constant("cpu", 1.0)), "cpu"),
     )
     .state(back)
@@ -206,7 +215,9 @@ async fn instructions_reach_a_running_loop_between_rounds_and_are_reported() {
         seen.lock().unwrap().push(line);
     }));
     let (reply, answer) = tokio::sync::oneshot::channel();
-    tx.send(Instruction::Pause(Pause::All, reply)).await.unwrap();
+    tx.send(Instruction::Pause(Pause::All, reply))
+        .await
+        .unwrap();
     let now = answer.await.unwrap().unwrap();
     assert_eq!((now.directions, now.by), (Pause::All, PausedBy::Operator));
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -222,5 +233,8 @@ async fn instructions_reach_a_running_loop_between_rounds_and_are_reported() {
     assert_eq!(scaler.scale_calls(), [4]);
     let events = events.lock().unwrap().clone();
     assert_eq!(events[0], "paused None -> Some(All) (state Some(All))");
-    assert!(events.contains(&"paused Some(All) -> None (state None)".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"paused Some(All) -> None (state None)".to_owned()),
+        "{events:?}"
+    );
 }

@@ -120,7 +120,12 @@ fn describe(out: &mut String, s: &ServiceReport) {
                 .as_deref()
                 .map(|t| format!(" since {t}"))
                 .unwrap_or_default();
-            format!("{} ({by}){since}", p.directions)
+            let directions = match p.directions.as_str() {
+                "up" => "scaling up",
+                "down" => "scaling down",
+                _ => "all scaling",
+            };
+            format!("{directions} ({by}){since}")
         }
     };
     let _ = writeln!(out, "  Paused:      {paused}");
@@ -203,7 +208,7 @@ fn check_line(c: &CheckReport) -> String {
         let _ = write!(line, "; forecast {f}");
     }
     if let Some(r) = c.recommendation {
-        let _ = write!(line, " -> {r} replicas");
+        let _ = write!(line, " -> {r} replica{}", if r == 1 { "" } else { "s" });
     }
     line
 }

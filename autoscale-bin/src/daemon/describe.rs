@@ -393,14 +393,16 @@ fn scaling_limited(spec: &ServiceSpec, round: Option<&Round>) -> Condition {
         } else {
             ("TooManyReplicas", "above max_replicas")
         };
+        let then = if reason.is_some_and(|r| r.paused.is_some()) {
+            "the pause keeps it there".to_owned()
+        } else {
+            format!("brought to {}", c.to)
+        };
         return condition(
             KIND,
             true,
             why,
-            format!(
-                "the current count {} is {word}: brought to {}",
-                c.from, c.to
-            ),
+            format!("the current count {} is {word} {}: {then}", c.from, c.to),
         );
     }
     condition(
@@ -550,4 +552,287 @@ fn in_cooldown(decision: Option<&Decision>, report: &ServiceReport) -> Condition
 /// Whole seconds, rounded up: a cooldown of 0.2 s left is "1s", never "0s".
 pub(crate) fn seconds(s: f64) -> String {
     format!("{}s", s.max(0.0).ceil())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `status` table of one service in each state a person must recognise, built in memory from real
+    //! rounds: a configuration, a loop over fakes on tokio's paused clock, the daemon's accounting of each
+    //! round, the report, and the command's rendering of it.
+
+    use std::sync::Arc;
+
+    use autoscale_core::controller::{CheckSource, ServiceLoop, TokioClock};
+    use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+    use autoscale_core::{EngineState, Error, FailureKind, MetricSource, ReplicaStatus};
+
+    use super::*;
+    use crate::commands::status::render;
+    use crate::config::{Config, Env, LoadOptions};
+    use crate::daemon::Shared;
+    use crate::daemon::health::PersistHealth;
+    use crate::daemon::history::History;
+    use crate::daemon::metrics::Metrics;
+    use crate::daemon::report::StatusReport;
+
+    const T0: i64 = 1_800_000_000;
+
+    /// A metric source that fails as Prometheus does when nothing listens, with the client's message.
+    #[derive(Debug)]
+    struct Refused;
+
+    #[async_trait::async_trait]
+    impl MetricSource for Refused {
+        async fn fetch(&self, query: &str, _at: Timestamp) -> autoscale_core::Result<f64> {
+            Err(Error::Unavailable {
+                backend: "prometheus",
+                source: format!(
+                    "query {query:?} at http://prometheus:9090/api/v1/query: error sending request: \
+                     tcp connect error: Connection refused (os error 111)"
+                )
+                .into(),
+            })
+        }
+    }
+
+    struct Bench {
+        shared: Shared,
+        service: ServiceLoop,
+        scaler: RecordingScaler,
+        source: ScriptedSource,
+        clock: TokioClock,
+        previous: EngineState,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Bench {
+        /// Service `web` with `extra` keys, at `replicas`, its check `cpu` (target 0.5 per replica) reading
+        /// `value`, and `rps` from `rps` when given.
+        fn new(
+            extra: &str,
+            replicas: u32,
+            value: f64,
+            rps: Option<Arc<dyn MetricSource>>,
+        ) -> Bench {
+            let mut toml = format!(
+                r#"
+[prometheus]
+url = "http://127.0.0.1:9090"
+
+[[service]]
+name = "web"
+min_replicas = 1
+max_replicas = 4
+cooldown_up = "1m"
+cooldown_down = "5m"
+{extra}
+scaler = {{ kind = "compose" }}
+
+[[service.check]]
+name = "cpu"
+query = "cpu"
+policy = {{ kind = "target", target = 0.5 }}
+"#
+            );
+            if rps.is_some() {
+                toml.push_str(
+                    "\n[[service.check]]\nname = \"rps\"\nquery = \"sum(rate(http_requests_total[1m]))\"\n\
+                     policy = { kind = \"threshold\", scale_up_above = 100, scale_down_below = 20 }\n",
+                );
+            }
+            let config = Config::from_toml(
+                "t.toml",
+                &toml,
+                &Env::empty(),
+                LoadOptions { url_optional: true },
+            )
+            .unwrap();
+            let service = &config.services[0];
+            let dir = tempfile::tempdir().unwrap();
+            let metrics = Metrics::new();
+            let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+            let shared = Shared::new(
+                metrics,
+                History::open(dir.path(), 1 << 20).unwrap(),
+                std::sync::mpsc::channel().0,
+                health,
+            );
+            let scaler = RecordingScaler::new(replicas);
+            let source = ScriptedSource::constant("cpu", value);
+            let clock = TokioClock::starting_at(Timestamp::from_secs(T0));
+            let mut builder = ServiceLoop::builder(
+                "web",
+                service.engine.builder_without_checks(),
+                Arc::new(scaler.clone()),
+            )
+            .interval(service.interval)
+            .on_zero_outside(service.on_zero_outside)
+            .clock(Arc::new(clock));
+            builder = builder.check(
+                service.checks[0].engine.clone(),
+                CheckSource::new(Arc::new(source.clone()), "cpu"),
+            );
+            if let Some(rps) = rps {
+                builder = builder.check(
+                    service.checks[1].engine.clone(),
+                    CheckSource::new(rps, &service.checks[1].query),
+                );
+            }
+            let service_loop = builder.build().unwrap();
+            shared.register(
+                service,
+                false,
+                service_loop.state(),
+                Duration::from_secs(60),
+                tokio::sync::mpsc::channel(1).0,
+            );
+            Bench {
+                shared,
+                previous: service_loop.state().clone(),
+                service: service_loop,
+                scaler,
+                source,
+                clock,
+                _dir: dir,
+            }
+        }
+
+        /// `n` rounds, `every` apart.
+        async fn rounds(&mut self, n: usize, every: Duration) {
+            for _ in 0..n {
+                let round = self.service.evaluate_once().await;
+                self.shared
+                    .on_round(&round, self.service.state(), &mut self.previous);
+                tokio::time::sleep(every).await;
+            }
+        }
+
+        fn report(&self) -> StatusReport {
+            use autoscale_core::controller::Clock as _;
+            self.shared.report(self.clock.now())
+        }
+
+        fn table(&self) -> String {
+            render(&self.report())
+        }
+    }
+
+    const TEN: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn healthy() {
+        let mut bench = Bench::new("", 1, 1.0, None);
+        // 1 -> 2, then at the target for two minutes.
+        bench.rounds(1, TEN).await;
+        bench.source.set("cpu", Ok(0.5));
+        bench.rounds(12, TEN).await;
+        let report = bench.report();
+        let s = &report.services[0];
+        assert_eq!(s.condition("AbleToScale").map(|c| c.status), Some(true));
+        assert_eq!(
+            s.condition("ScalingActive").map(|c| c.reason.as_str()),
+            Some("ValidMetricFound")
+        );
+        insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_cooldown() {
+        let mut bench = Bench::new("", 1, 1.0, None);
+        bench.rounds(1, TEN).await;
+        // 4 replicas' worth, 10 s into the 1 min scale-up cooldown, then 5 s more.
+        bench.source.set("cpu", Ok(1.0));
+        bench.rounds(1, Duration::from_secs(5)).await;
+        let report = bench.report();
+        let s = &report.services[0];
+        let last = s.last_evaluation.as_ref().unwrap();
+        assert_eq!(last.token.as_deref(), Some("cooldown"));
+        assert!(
+            last.reason.as_deref().unwrap().contains("for 50.0s"),
+            "{last:?}"
+        );
+        // What the reason said, less the 5 s since: the table and the condition say the same.
+        assert_eq!(s.cooldown_remaining_s.blocking, Some(45.0));
+        let condition = s.condition("InCooldown").unwrap();
+        assert!(condition.status);
+        assert!(condition.message.contains("for 45s more"), "{condition:?}");
+        insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limited_by_max() {
+        let mut bench = Bench::new("", 4, 5.0, None);
+        bench.rounds(1, TEN).await;
+        let report = bench.report();
+        let limited = report.services[0].condition("ScalingLimited").unwrap();
+        assert_eq!(
+            (limited.status, limited.reason.as_str()),
+            (true, "TooManyReplicas")
+        );
+        insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_by_hand() {
+        let mut bench = Bench::new("", 2, 0.5, None);
+        bench.rounds(2, TEN).await;
+        bench.scaler.set_outside(ReplicaStatus {
+            current: 0,
+            ready: 0,
+        });
+        bench.rounds(3, TEN).await;
+        assert!(bench.scaler.scale_calls().is_empty(), "left alone at 0");
+        let report = bench.report();
+        let s = &report.services[0];
+        assert_eq!(
+            s.paused.as_ref().map(|p| p.by.as_str()),
+            Some("zero_outside")
+        );
+        assert_eq!(
+            s.condition("Paused").map(|c| c.reason.as_str()),
+            Some("ZeroReplicasOutside")
+        );
+        assert!(
+            bench
+                .shared
+                .metrics
+                .encode()
+                .contains(r#"autoscale_paused{service="web",by="zero_outside"} 1"#),
+            "{}",
+            bench.shared.metrics.encode()
+        );
+        insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fallback() {
+        let mut bench = Bench::new("fallback = { after = 2, replicas = 3 }", 1, 0.5, None);
+        bench.rounds(1, TEN).await;
+        bench.source.set("cpu", Err(FailureKind::Unavailable));
+        bench.rounds(2, TEN).await;
+        let report = bench.report();
+        let fallback = report.services[0].condition("Fallback").unwrap();
+        assert_eq!(
+            (fallback.status, fallback.reason.as_str()),
+            (true, "FallbackActive")
+        );
+        insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_check_with_its_message() {
+        let mut bench = Bench::new("", 2, 0.5, Some(Arc::new(Refused)));
+        bench.rounds(2, TEN).await;
+        let report = bench.report();
+        let s = &report.services[0];
+        let error = s.last_error.as_ref().unwrap();
+        assert_eq!(error.during, "check rps");
+        assert!(
+            error
+                .message
+                .contains("http://prometheus:9090/api/v1/query"),
+            "{error:?}"
+        );
+        insta::assert_snapshot!(bench.table());
+    }
 }
