@@ -428,4 +428,67 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         "the token is never logged"
     );
     assert!(logs.contains("service web resumed"), "{logs}");
+
+    // Every container stopped by hand: left alone, shown as paused by hand, with a log line saying how to
+    // resume; one started by hand resumes autoscaling.
+    let ids = String::from_utf8(
+        Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!(
+                "label=com.docker.compose.project={}",
+                cleanup.project
+            ))
+            .env("DOCKER_HOST", &cleanup.env.docker_host)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    let stopped = Command::new("docker")
+        .args(["stop", "-t", "1"])
+        .args(&ids)
+        .env("DOCKER_HOST", &cleanup.env.docker_host)
+        .output()
+        .unwrap();
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let paused_by = || {
+        status_json(listen)
+            .and_then(|s| s["services"][0]["paused"]["by"].as_str().map(str::to_owned))
+    };
+    wait_until("the pause by hand", Duration::from_secs(30), || {
+        paused_by().as_deref() == Some("zero_outside")
+    });
+    two_more_rounds(listen);
+    assert_eq!(cleanup.running(), 0, "left alone at 0");
+    let (_, metrics) = get(listen, "/metrics").unwrap();
+    assert!(
+        metrics.contains(r#"autoscale_paused{service="web",by="zero_outside"} 1"#),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("b.log")).unwrap();
+    assert!(
+        log.contains(
+            "service web was taken to 0 replicas outside autoscale: leaving it alone (paused by hand). To \
+             resume autoscaling, scale it above 0 or run `autoscale resume web`"
+        ),
+        "{log}"
+    );
+    let started = Command::new("docker")
+        .args(["start", ids[0]])
+        .env("DOCKER_HOST", &cleanup.env.docker_host)
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    wait_until("autoscaling to resume", Duration::from_secs(30), || {
+        status_json(listen).is_some_and(|s| s["services"][0]["paused"].is_null())
+    });
 }

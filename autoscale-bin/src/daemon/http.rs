@@ -718,6 +718,95 @@ mod tests {
         }
     }
 
+    fn shared(dir: &std::path::Path) -> Shared {
+        let metrics = crate::daemon::metrics::Metrics::new();
+        let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+        Shared::new(
+            metrics,
+            History::open(dir, 1 << 20).unwrap(),
+            std::sync::mpsc::channel().0,
+            health,
+        )
+    }
+
+    fn code(answer: Option<Response>) -> Option<u16> {
+        answer.map(|a| a.status().as_u16())
+    }
+
+    #[test]
+    fn without_a_token_file_only_loopback_may_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let none = HeaderMap::new();
+        let at = |addr: &str| Some(addr.parse::<SocketAddr>().unwrap());
+        assert_eq!(code(refused(&shared, at("127.0.0.1:40000"), &none)), None);
+        assert_eq!(code(refused(&shared, at("127.8.0.1:40000"), &none)), None);
+        assert_eq!(code(refused(&shared, at("[::1]:40000"), &none)), None);
+        assert_eq!(
+            code(refused(&shared, at("[::ffff:127.0.0.1]:40000"), &none)),
+            None
+        );
+        assert_eq!(
+            code(refused(&shared, at("10.0.0.7:40000"), &none)),
+            Some(403)
+        );
+        assert_eq!(
+            code(refused(&shared, at("[2001:db8::1]:40000"), &none)),
+            Some(403)
+        );
+        assert_eq!(code(refused(&shared, None, &none)), Some(403));
+        // A web page's request, even from this host.
+        let mut origin = HeaderMap::new();
+        origin.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert_eq!(
+            code(refused(&shared, at("127.0.0.1:40000"), &origin)),
+            Some(403)
+        );
+    }
+
+    #[test]
+    fn with_a_token_file_every_client_needs_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  t0ken \n").unwrap();
+        shared.set_admin_token_file(Some(file.clone()));
+        let bearer = |t: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                format!("Bearer {t}").parse().unwrap(),
+            );
+            h
+        };
+        let remote = Some("10.0.0.7:40000".parse().unwrap());
+        let local = Some("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken"))), None);
+        assert_eq!(code(refused(&shared, local, &bearer("t0ken"))), None);
+        assert_eq!(code(refused(&shared, local, &HeaderMap::new())), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ke"))), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken2"))), Some(401));
+        // Rotated in place: the new token works at once.
+        std::fs::write(&file, "other").unwrap();
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken"))), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("other"))), None);
+        // A file gone is the daemon's problem, and says which file, not what it held.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(code(refused(&shared, local, &bearer("other"))), Some(500));
+    }
+
+    #[test]
+    fn the_direction_comes_from_the_query() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(direction(&uri("/pause/web")), Ok(Pause::All));
+        assert_eq!(direction(&uri("/pause/web?direction=up")), Ok(Pause::Up));
+        assert_eq!(
+            direction(&uri("/pause/web?direction=down")),
+            Ok(Pause::Down)
+        );
+        assert!(direction(&uri("/pause/web?direction=sideways")).is_err());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_half_sent_request_is_closed_after_30_s_by_default() {
         let server = start(ServeLimits::default()).await;
