@@ -606,15 +606,16 @@ mod tests {
     }
 
     impl Bench {
-        /// Service `web` with `extra` keys, at `replicas`, its check `cpu` (target 0.5 per replica) reading
-        /// `value`, and `rps` from `rps` when given.
+        /// Service `web` with `extra` keys, at `replicas`, its check `cpu` (with `policy`) reading `value`,
+        /// and `rps` from `rps` when given.
         fn new(
+            policy: &str,
             extra: &str,
             replicas: u32,
             value: f64,
             rps: Option<Arc<dyn MetricSource>>,
         ) -> Bench {
-            let mut toml = format!(
+            let toml = format!(
                 r#"
 [prometheus]
 url = "http://127.0.0.1:9090"
@@ -631,9 +632,11 @@ scaler = {{ kind = "compose" }}
 [[service.check]]
 name = "cpu"
 query = "cpu"
-policy = {{ kind = "target", target = 0.5 }}
+policy = {{POLICY}}
 "#
             );
+            let toml = toml.replace("{POLICY}", policy);
+            let mut toml = toml;
             if rps.is_some() {
                 toml.push_str(
                     "\n[[service.check]]\nname = \"rps\"\nquery = \"sum(rate(http_requests_total[1m]))\"\n\
@@ -718,10 +721,50 @@ policy = {{ kind = "target", target = 0.5 }}
     }
 
     const TEN: Duration = Duration::from_secs(10);
+    const TARGET: &str = r#"{ kind = "target", target = 0.5 }"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_rule_shows_as_a_scale_up_limit() {
+        let mut bench = Bench::new(
+            TARGET,
+            "behavior.scale_up = { rules = [{ pods = 1, period = \"1m\" }] }",
+            1,
+            2.0,
+            None,
+        );
+        bench.rounds(1, TEN).await;
+        let report = bench.report();
+        let limited = report.services[0].condition("ScalingLimited").unwrap();
+        assert_eq!(
+            (limited.status, limited.reason.as_str()),
+            (true, "ScaleUpLimit")
+        );
+        assert_eq!(limited.message, "a scale-up rate rule limited 4 to 2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_predictive_check_shows_its_forecast() {
+        let mut bench = Bench::new(
+            r#"{ kind = "predictive", target = 0.5, window = "15m", z = 1.5 }"#,
+            "",
+            2,
+            1.0,
+            None,
+        );
+        bench.rounds(3, TEN).await;
+        let report = bench.report();
+        let check = &report.services[0].checks[0];
+        assert_eq!(check.policy, "predictive");
+        let forecast = check.forecast.expect("the winning check's forecast");
+        let evaluation = report.services[0].last_evaluation.as_ref().unwrap();
+        assert_eq!(evaluation.forecast, Some(forecast));
+        let table = bench.table();
+        assert!(table.contains(&format!("; forecast {forecast}")), "{table}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn healthy() {
-        let mut bench = Bench::new("", 1, 1.0, None);
+        let mut bench = Bench::new(TARGET, "", 1, 1.0, None);
         // 1 -> 2, then at the target for two minutes.
         bench.rounds(1, TEN).await;
         bench.source.set("cpu", Ok(0.5));
@@ -738,7 +781,7 @@ policy = {{ kind = "target", target = 0.5 }}
 
     #[tokio::test(start_paused = true)]
     async fn in_cooldown() {
-        let mut bench = Bench::new("", 1, 1.0, None);
+        let mut bench = Bench::new(TARGET, "", 1, 1.0, None);
         bench.rounds(1, TEN).await;
         // 4 replicas' worth, 10 s into the 1 min scale-up cooldown, then 5 s more.
         bench.source.set("cpu", Ok(1.0));
@@ -761,7 +804,7 @@ policy = {{ kind = "target", target = 0.5 }}
 
     #[tokio::test(start_paused = true)]
     async fn limited_by_max() {
-        let mut bench = Bench::new("", 4, 5.0, None);
+        let mut bench = Bench::new(TARGET, "", 4, 5.0, None);
         bench.rounds(1, TEN).await;
         let report = bench.report();
         let limited = report.services[0].condition("ScalingLimited").unwrap();
@@ -774,7 +817,7 @@ policy = {{ kind = "target", target = 0.5 }}
 
     #[tokio::test(start_paused = true)]
     async fn paused_by_hand() {
-        let mut bench = Bench::new("", 2, 0.5, None);
+        let mut bench = Bench::new(TARGET, "", 2, 0.5, None);
         bench.rounds(2, TEN).await;
         bench.scaler.set_outside(ReplicaStatus {
             current: 0,
@@ -806,7 +849,13 @@ policy = {{ kind = "target", target = 0.5 }}
 
     #[tokio::test(start_paused = true)]
     async fn fallback() {
-        let mut bench = Bench::new("fallback = { after = 2, replicas = 3 }", 1, 0.5, None);
+        let mut bench = Bench::new(
+            TARGET,
+            "fallback = { after = 2, replicas = 3 }",
+            1,
+            0.5,
+            None,
+        );
         bench.rounds(1, TEN).await;
         bench.source.set("cpu", Err(FailureKind::Unavailable));
         bench.rounds(2, TEN).await;
@@ -821,7 +870,7 @@ policy = {{ kind = "target", target = 0.5 }}
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_check_with_its_message() {
-        let mut bench = Bench::new("", 2, 0.5, Some(Arc::new(Refused)));
+        let mut bench = Bench::new(TARGET, "", 2, 0.5, Some(Arc::new(Refused)));
         bench.rounds(2, TEN).await;
         let report = bench.report();
         let s = &report.services[0];
