@@ -63,6 +63,16 @@ pub enum Command {
     Healthcheck(ProbeArgs),
     /// Print what the running daemon knows about each service (its /status endpoint), as a table.
     Status(StatusArgs),
+    /// Pause a service of the running daemon until `autoscale resume`: no scaling (or none up, or none
+    /// down). The pause is kept in the service's state, so it survives a restart, and overrides the
+    /// configured `paused` until resumed.
+    ///
+    /// The daemon accepts it only from loopback, unless `[daemon] admin_token_file` is set: then the token
+    /// is read from that file of --config (or from --token-file) and sent as a bearer token.
+    Pause(PauseArgs),
+    /// Lift a service's run-time pause (set by `autoscale pause`, or by the service being taken to 0
+    /// replicas outside autoscale). The configured `paused`, if any, applies again.
+    Resume(ResumeArgs),
 }
 
 /// `autoscale run`.
@@ -116,6 +126,49 @@ pub struct StatusArgs {
     /// Print the raw JSON of /status instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Redraw the status in place every --interval until interrupted.
+    #[arg(long, short)]
+    pub watch: bool,
+    /// How often --watch asks the daemon.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+}
+
+/// Where the daemon is, and the token its admin endpoints may require.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Where the daemon is.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// The file holding the daemon's admin token. Default: daemon.admin_token_file of --config.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `autoscale pause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The service to pause.
+    pub service: String,
+    /// Pause only scaling up.
+    #[arg(long, conflicts_with = "down")]
+    pub up: bool,
+    /// Pause only scaling down.
+    #[arg(long)]
+    pub down: bool,
+    /// Where the daemon is.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `autoscale resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The service to resume.
+    pub service: String,
+    /// Where the daemon is.
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 const SIMULATE_EXAMPLES: &str = "\

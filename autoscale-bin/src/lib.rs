@@ -70,6 +70,8 @@ where
         Command::Once(args) => commands::once::run(&args, env, out),
         Command::Healthcheck(args) => commands::healthcheck::run(&args, env, out),
         Command::Status(args) => commands::status::run(&args, env, out),
+        Command::Pause(args) => commands::pause::pause(&args, env, out),
+        Command::Resume(args) => commands::pause::resume(&args, env, out),
     }
 }
 

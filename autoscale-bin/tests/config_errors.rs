@@ -285,6 +285,17 @@ fn errors_name_file_line_column_and_key() {
             ),
         ),
         (
+            "unknown_on_zero_outside",
+            broken(
+                "name = \"webapp\"",
+                "name = \"webapp\"\non_zero_outside = \"ignore\"",
+            ),
+        ),
+        (
+            "missing_admin_token_file",
+            format!("{PROM}[daemon]\nadmin_token_file = \"/nonexistent/admin.token\"\n{SERVICE}"),
+        ),
+        (
             "bad_listen",
             format!("{PROM}[daemon]\nlisten = \"localhost\"\n{SERVICE}"),
         ),

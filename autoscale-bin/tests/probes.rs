@@ -14,8 +14,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use support::{Server, serve};
 
-const STATUS_JSON: &str = r#"{"services":[{"service":"web","current":2,"ready":2,"desired":3,
-"cooldown_remaining_s":{"up":0.0,"down":12.4},"last_evaluation":{"scale":"scaled","reason":"cpu above 0.8"}}]}"#;
+const STATUS_JSON: &str = r#"{"services":[{"service":"web","min_replicas":1,"max_replicas":10,"current":2,
+"ready":2,"desired":3,"cooldown_remaining_s":{"up":0.0,"down":12.4,"blocking":12.4},
+"last_evaluation":{"scale":"not_needed","happened":"blocked by cooldown (wanted 3)","reason":"cooldown: recommended 3"}}]}"#;
+
+/// What `status` says after a failure to reach the daemon.
+const HINT: &str = ". Is the autoscale daemon listening there? Give its address with --listen ADDR, or its \
+                    configuration with --config FILE (its daemon.listen is used), or set AUTOSCALE_LISTEN";
 
 fn healthy() -> Server {
     serve(
@@ -93,8 +98,14 @@ fn a_healthy_daemon_passes_the_healthcheck_and_shows_its_status() {
     result.unwrap();
     assert_eq!(
         out,
-        "SERVICE              CURRENT READY DESIRED  COOLDOWN  LAST     REASON\n\
-         web                        2     2       3       12s  scaled   cpu above 0.8\n"
+        "SERVICE              MIN MAX CURRENT READY DESIRED COOLDOWN  LAST                           REASON\n\
+         web                    1  10       2     2       3      13s  blocked by cooldown (wanted 3) cooldown: recommended 3\n\
+         \n\
+         web\n  \
+           Replicas:    2 current, 2 ready, 3 desired (min 1, max 10)\n  \
+           Paused:      no\n  \
+           Conditions:\n  \
+           Events:      none yet\n"
     );
     let (result, out) = autoscale(&["status", "--listen", &addr, "--json"]);
     result.unwrap();
@@ -125,13 +136,15 @@ fn a_closed_port_fails_both_with_the_connect_error() {
     let addr = closed_port();
     // What connecting says, as the operating system puts it ("Connection refused (os error 111)").
     let refused = std::net::TcpStream::connect(addr).unwrap_err();
-    for command in ["healthcheck", "status"] {
-        assert_eq!(
-            failure(command, addr),
-            (1, format!("{addr}: {refused}")),
-            "{command}"
-        );
-    }
+    assert_eq!(
+        failure("healthcheck", addr),
+        (1, format!("{addr}: {refused}"))
+    );
+    // `status` is for a person: it says how to point at the daemon.
+    assert_eq!(
+        failure("status", addr),
+        (1, format!("{addr}: {refused}{HINT}"))
+    );
 }
 
 #[test]
@@ -140,9 +153,10 @@ fn a_silent_daemon_fails_both_after_the_timeout() {
     let addr = server.addr;
     for command in ["healthcheck", "status"] {
         let started = std::time::Instant::now();
+        let hint = if command == "status" { HINT } else { "" };
         assert_eq!(
             failure(command, addr),
-            (1, format!("{addr}: no answer within 200ms")),
+            (1, format!("{addr}: no answer within 200ms{hint}")),
             "{command}"
         );
         assert!(

@@ -40,13 +40,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt as _;
 use futures_util::future::join_all;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::engine::{
     Check, CheckHistory, ConfigError, Decision, Engine, EngineConfigBuilder, EngineState,
-    MIN_RESOLUTION, Token,
+    MIN_RESOLUTION, Pause, PausedBy, RuntimePause, Token,
 };
 use crate::error::Error;
 use crate::traits::{MetricSource, Policy, ScaleOutcome, Scaler};
@@ -382,6 +382,46 @@ struct LoopOptions {
     dry_run: bool,
     clock: Arc<dyn Clock>,
     metric_permits: Option<Arc<Semaphore>>,
+    on_zero_outside: OnZeroOutside,
+}
+
+/// What the loop does when someone outside autoscale takes a running service to 0 replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnZeroOutside {
+    /// Leave it alone: 0 set by hand means "autoscaling off", as for Kubernetes' HPA. The service is paused
+    /// ([`PausedBy::ZeroOutside`]) until it is brought back above 0 outside, or resumed.
+    #[default]
+    Pause,
+    /// Raise it back to `min_replicas`, as for any count below the minimum.
+    Restore,
+}
+
+impl OnZeroOutside {
+    /// `pause` or `restore`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnZeroOutside::Pause => "pause",
+            OnZeroOutside::Restore => "restore",
+        }
+    }
+}
+
+/// An operator's instruction to a running loop, with where to send the pause in force afterwards.
+#[derive(Debug)]
+pub enum Instruction {
+    /// Pause these directions until resumed (replacing any run-time pause).
+    Pause(Pause, oneshot::Sender<Option<RuntimePause>>),
+    /// Lift the run-time pause, whoever set it; the configured pause applies again.
+    Resume(oneshot::Sender<Option<RuntimePause>>),
+}
+
+/// What [`ServiceLoop::run_instructed`] reports to its caller.
+#[derive(Debug)]
+pub enum LoopEvent<'a> {
+    /// A round ran.
+    Round(&'a Round),
+    /// An instruction changed the run-time pause from the first to the second.
+    Paused(Option<RuntimePause>, Option<RuntimePause>),
 }
 
 /// Builds a [`ServiceLoop`]: the engine's settings, then each check together with its source.
@@ -434,6 +474,12 @@ impl ServiceLoopBuilder {
     /// Share `permits` with other services to bound concurrent metric queries.
     pub fn metric_permits(mut self, permits: Arc<Semaphore>) -> Self {
         self.options.metric_permits = Some(permits);
+        self
+    }
+
+    /// What to do when someone outside autoscale takes the running service to 0 (default: pause).
+    pub fn on_zero_outside(mut self, on_zero_outside: OnZeroOutside) -> Self {
+        self.options.on_zero_outside = on_zero_outside;
         self
     }
 
@@ -503,6 +549,7 @@ impl ServiceLoop {
                 dry_run: false,
                 clock: Arc::new(SystemClock),
                 metric_permits: None,
+                on_zero_outside: OnZeroOutside::default(),
             },
         }
     }
@@ -540,6 +587,22 @@ impl ServiceLoop {
     /// Give up the loop and keep its state (for a reload).
     pub fn into_state(self) -> EngineState {
         self.state
+    }
+
+    /// Pause `directions` from now until [`resume`](Self::resume), whatever the configuration says. The
+    /// pause is kept in the state, so it survives a restart. Returns the run-time pause it replaced.
+    pub fn pause(&mut self, directions: Pause) -> Option<RuntimePause> {
+        let pause = RuntimePause {
+            directions,
+            by: PausedBy::Operator,
+            since: self.options.clock.now(),
+        };
+        self.state.pause.replace(pause)
+    }
+
+    /// Lift the run-time pause, whoever set it: the configured pause applies again. Returns the pause lifted.
+    pub fn resume(&mut self) -> Option<RuntimePause> {
+        self.state.pause.take()
     }
 
     /// Start filling the history of every check that wants it, once per loop: [`run`](Self::run) calls it
@@ -736,9 +799,10 @@ impl ServiceLoop {
             );
             round.outside_change = Some((from, status.current));
         }
+        self.follow_zero_outside(at, round.outside_change, status.current);
 
         let results = self.fetch_all(at).await;
-        let observations = self.observe(results, at);
+        let (observations, messages) = self.observe(results, at);
         let mut per_check = vec![None; observations.len()];
         let (decision, state) = self.engine.evaluate_checks(
             std::mem::take(&mut self.state),
@@ -748,7 +812,7 @@ impl ServiceLoop {
             &mut per_check,
         );
         self.state = state;
-        round.checks = self.readings(&observations, &per_check);
+        round.checks = self.readings(&observations, &messages, &per_check);
         self.log_decision(&round, &decision);
 
         if decision.is_change() {
@@ -778,19 +842,38 @@ impl ServiceLoop {
     /// Run rounds every `interval` until `shutdown` turns true (or its sender is dropped), calling `on_round`
     /// after each one. A round in progress when shutdown arrives runs to its end (its backend calls have their
     /// own timeouts). Returns the final state, for persisting.
-    pub async fn run<F>(
-        mut self,
-        mut shutdown: watch::Receiver<bool>,
-        mut on_round: F,
-    ) -> EngineState
+    pub async fn run<F>(self, shutdown: watch::Receiver<bool>, mut on_round: F) -> EngineState
     where
         F: FnMut(&Round, &EngineState) + Send,
+    {
+        // A sender dropped at once: no instruction ever comes.
+        let (_, instructions) = mpsc::channel(1);
+        self.run_instructed(shutdown, instructions, move |event, state| {
+            if let LoopEvent::Round(round) = event {
+                on_round(round, state);
+            }
+        })
+        .await
+    }
+
+    /// [`run`](Self::run), also taking [`Instruction`]s from `instructions` between rounds: each is applied
+    /// at once (a round in progress finishes first), answered with the pause in force, and reported to
+    /// `on_event` with the new state, for persisting.
+    pub async fn run_instructed<F>(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        mut instructions: mpsc::Receiver<Instruction>,
+        mut on_event: F,
+    ) -> EngineState
+    where
+        F: FnMut(LoopEvent<'_>, &EngineState) + Send,
     {
         self.start_backfill();
         // A stable per-service phase offset (up to a tenth of the interval) spreads services' rounds apart.
         let start = Instant::now() + phase_offset(&self.name, self.options.interval);
         let mut ticker = tokio::time::interval_at(start, self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut open = true;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -802,15 +885,66 @@ impl ServiceLoop {
                         break;
                     }
                 }
+                instruction = instructions.recv(), if open => match instruction {
+                    Some(instruction) => {
+                        let before = self.state.pause;
+                        let reply = match instruction {
+                            Instruction::Pause(directions, reply) => {
+                                self.pause(directions);
+                                reply
+                            }
+                            Instruction::Resume(reply) => {
+                                self.resume();
+                                reply
+                            }
+                        };
+                        let _ = reply.send(self.state.pause);
+                        on_event(LoopEvent::Paused(before, self.state.pause), &self.state);
+                    }
+                    None => open = false,
+                },
                 _ = ticker.tick() => {
                     let round = self.evaluate_once().await;
-                    on_round(&round, &self.state);
+                    on_event(LoopEvent::Round(&round), &self.state);
                 }
             }
         }
         self.state
     }
 
+    /// A running service taken to 0 outside autoscale is paused (unless configured to be restored), and a
+    /// service so paused resumes once it is back above 0. A first observation of 0 is a service never
+    /// started: it is no change, and the engine raises it to `min_replicas`.
+    fn follow_zero_outside(
+        &mut self,
+        at: Timestamp,
+        outside: Option<(Replicas, Replicas)>,
+        current: Replicas,
+    ) {
+        let paused_by_zero = self
+            .state
+            .pause
+            .is_some_and(|p| p.by == PausedBy::ZeroOutside);
+        if paused_by_zero && current > 0 {
+            self.state.pause = None;
+            tracing::info!(
+                service = %self.name, current,
+                "the service is back above 0 replicas: autoscaling resumes"
+            );
+        } else if let Some((from, 0)) = outside
+            && from > 0
+            && self.options.on_zero_outside == OnZeroOutside::Pause
+            && self.state.pause.is_none()
+        {
+            self.state.pause = Some(RuntimePause {
+                directions: Pause::All,
+                by: PausedBy::ZeroOutside,
+                since: at,
+            });
+        }
+    }
+
+    /// Every check's result.
     async fn fetch_all(&self, at: Timestamp) -> Vec<crate::Result<f64>> {
         let fetches = self.sources.iter().map(|check| async move {
             let fetch = async {
@@ -833,11 +967,17 @@ impl ServiceLoop {
         join_all(fetches).await
     }
 
-    /// The checks' results as observations, logging a failure when it starts, every
-    /// [`FailureLog::EVERY`] while it lasts, and when it ends.
-    fn observe(&mut self, results: Vec<crate::Result<f64>>, at: Timestamp) -> Vec<Observation> {
+    /// The checks' results as observations, with the message of each failed query (backends keep secrets
+    /// out of it), logging a failure when it starts, every [`FailureLog::EVERY`] while it lasts, and when it
+    /// ends.
+    fn observe(
+        &mut self,
+        results: Vec<crate::Result<f64>>,
+        at: Timestamp,
+    ) -> (Vec<Observation>, Vec<Option<String>>) {
         let checks = self.engine.config().checks();
         let mut observations = Vec::with_capacity(results.len());
+        let mut messages = Vec::with_capacity(results.len());
         for (i, (result, check)) in results.into_iter().zip(checks).enumerate() {
             let check = check.name();
             match result {
@@ -849,6 +989,7 @@ impl ServiceLoop {
                         );
                     }
                     observations.push(Observation::Value(value));
+                    messages.push(None);
                 }
                 Err(e) => {
                     let query = self.sources.get(i).map(CheckSource::query);
@@ -868,10 +1009,11 @@ impl ServiceLoop {
                         ),
                     }
                     observations.push(Observation::Failed(e.kind()));
+                    messages.push(Some(e.to_string()));
                 }
             }
         }
-        observations
+        (observations, messages)
     }
 
     /// Each check's query, once per loop at debug level, so that the warnings can name the check alone.
@@ -891,6 +1033,7 @@ impl ServiceLoop {
     fn readings(
         &self,
         observations: &[Observation],
+        messages: &[Option<String>],
         per_check: &[Option<Replicas>],
     ) -> Vec<CheckReading> {
         let checks = self.engine.config().checks();
@@ -898,10 +1041,11 @@ impl ServiceLoop {
             .iter()
             .enumerate()
             .map(|(i, obs)| {
-                let result = self
-                    .engine
-                    .classify(i, Some(*obs))
-                    .map_err(|kind| (kind, format!("{kind}")));
+                // The query's own message when it failed; the kind alone for a value the engine refused.
+                let result = self.engine.classify(i, Some(*obs)).map_err(|kind| {
+                    let message = messages.get(i).cloned().flatten();
+                    (kind, message.unwrap_or_else(|| format!("{kind}")))
+                });
                 let recommendation = per_check.get(i).copied().flatten();
                 CheckReading {
                     name: checks[i].name().to_owned(),

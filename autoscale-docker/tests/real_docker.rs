@@ -509,3 +509,148 @@ async fn a_hung_docker_times_out_and_leaves_no_process_behind() {
     let alive: Vec<u32> = started.into_iter().filter(|&pid| !is_dead(pid)).collect();
     assert!(alive.is_empty(), "left behind: {alive:?}");
 }
+
+/// A control loop over `scaler` whose one check is always at its target: it changes nothing unless the
+/// count leaves `[2, 5]`.
+fn zero_outside_loop(
+    scaler: std::sync::Arc<dyn Scaler>,
+    on_zero: autoscale_core::controller::OnZeroOutside,
+) -> autoscale_core::controller::ServiceLoop {
+    use std::sync::Arc;
+
+    use autoscale_core::controller::{CheckSource, ServiceLoop};
+    use autoscale_core::policy::{TargetForm, TargetPolicy};
+    use autoscale_core::testing::ScriptedSource;
+    use autoscale_core::{Check, EngineConfig};
+
+    let check = Check::new(
+        "load",
+        Arc::new(TargetPolicy::new(1.0, TargetForm::PerReplica).unwrap()),
+    );
+    ServiceLoop::builder("app", EngineConfig::builder(2, 5), scaler)
+        .check(
+            check,
+            CheckSource::new(Arc::new(ScriptedSource::constant("load", 1.0)), "load"),
+        )
+        .on_zero_outside(on_zero)
+        .build()
+        .unwrap()
+}
+
+/// Compose containers all stopped by hand are left alone, and reported as paused by hand, until one is
+/// started again outside; with `restore`, they are brought back to `min_replicas`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_containers_stopped_by_hand_are_left_alone_until_one_is_started() {
+    use std::sync::Arc;
+
+    use autoscale_core::controller::OnZeroOutside;
+    use autoscale_core::engine::PausedBy;
+
+    let Some((engine, compose)) = compose_engine() else {
+        return;
+    };
+    let project = Project::new(&engine, "zero", "");
+    let scaler = Arc::new(project.scaler(ComposeCommand::argv([&compose])));
+    let mut service = zero_outside_loop(scaler.clone(), OnZeroOutside::Pause);
+
+    // Never started: raised to min_replicas as always.
+    let round = service.evaluate_once().await;
+    assert_eq!(round.outside_change, None);
+    assert_eq!(round.decision.unwrap().desired, 2);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+    service.evaluate_once().await;
+
+    let mut stop = vec!["stop", "-t", "1"];
+    let ids = project.container_ids();
+    stop.extend(ids.iter().map(String::as_str));
+    engine.docker_ok(&stop);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(0)).await;
+    for _ in 0..3 {
+        let round = service.evaluate_once().await;
+        assert_eq!(round.decision.unwrap().desired, 0, "left at 0");
+    }
+    assert_eq!(
+        service.state().pause.map(|p| p.by),
+        Some(PausedBy::ZeroOutside)
+    );
+    assert_eq!(scaler.status().await.unwrap(), ReplicaStatus::all_ready(0));
+
+    // One started by hand: autoscaling resumes, and raises it to min_replicas.
+    engine.docker_ok(&["start", &ids[0]]);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(1)).await;
+    let round = service.evaluate_once().await;
+    assert_eq!(service.state().pause, None);
+    assert_eq!(round.decision.unwrap().desired, 2);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+
+    // With restore, stopping them all is undone at the next round.
+    let mut service = zero_outside_loop(scaler.clone(), OnZeroOutside::Restore);
+    service.evaluate_once().await;
+    let mut stop = vec!["stop", "-t", "1"];
+    let ids = project.container_ids();
+    stop.extend(ids.iter().map(String::as_str));
+    engine.docker_ok(&stop);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(0)).await;
+    let round = service.evaluate_once().await;
+    assert_eq!(service.state().pause, None);
+    assert_eq!(round.decision.unwrap().desired, 2);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+}
+
+/// A Swarm service set to 0 replicas by hand is left alone until it is scaled above 0 outside, or resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_service_set_to_zero_by_hand_is_left_alone_until_resumed() {
+    use std::sync::Arc;
+
+    use autoscale_core::controller::OnZeroOutside;
+    use autoscale_core::engine::PausedBy;
+
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let swarm = Service::create(&engine, "zero", &["--replicas", "2"]);
+    let scaler = Arc::new(SwarmScaler::new(engine.cli(), &swarm.name).unwrap());
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+    let mut service = zero_outside_loop(scaler.clone(), OnZeroOutside::Pause);
+    service.evaluate_once().await;
+
+    engine.docker_ok(&["service", "scale", "--detach", &format!("{}=0", swarm.name)]);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(0)).await;
+    for _ in 0..3 {
+        let round = service.evaluate_once().await;
+        assert_eq!(round.decision.unwrap().desired, 0, "left at 0");
+    }
+    assert_eq!(
+        service.state().pause.map(|p| p.by),
+        Some(PausedBy::ZeroOutside)
+    );
+    let replicas = |engine: &Engine| {
+        engine
+            .docker_ok(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.Mode.Replicated.Replicas}}",
+                &swarm.name,
+            ])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(replicas(&engine), "0");
+
+    // Resumed by the operator: raised to min_replicas.
+    assert!(service.resume().is_some());
+    let round = service.evaluate_once().await;
+    assert_eq!(round.decision.unwrap().desired, 2);
+    assert_eq!(replicas(&engine), "2");
+
+    // Set to 0 again, then to 3 by hand: it resumes and keeps the 3 (within bounds, at target).
+    engine.docker_ok(&["service", "scale", "--detach", &format!("{}=0", swarm.name)]);
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(0)).await;
+    service.evaluate_once().await;
+    assert!(service.state().pause.is_some());
+    engine.docker_ok(&["service", "scale", "--detach", &format!("{}=3", swarm.name)]);
+    let round = service.evaluate_once().await;
+    assert_eq!(service.state().pause, None);
+    assert_eq!(round.decision.unwrap().desired, 3);
+}

@@ -1,9 +1,10 @@
 //! The commands that run or ask the daemon, one per file: `autoscale once` ([`once`]), `autoscale healthcheck`
-//! ([`healthcheck`]) and `autoscale status` ([`status`]). `autoscale run` is the [`daemon`](crate::daemon)
+//! ([`healthcheck`]), `autoscale status` ([`status`]), and `autoscale pause` and `resume` ([`pause`]). `autoscale run` is the [`daemon`](crate::daemon)
 //! itself; `check` and `simulate` need no daemon.
 
 pub mod healthcheck;
 pub mod once;
+pub mod pause;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -28,6 +29,18 @@ fn daemon_addr(args: &ProbeArgs, env: &Env) -> Result<SocketAddr, CliError> {
             "AUTOSCALE_LISTEN: {listen:?} is not an address: {e}"
         ))
     })
+}
+
+/// A failure to reach the daemon (`ADDR: Connection refused`, `ADDR: no answer within 3s`), with how to
+/// point at the right one; an answer from the daemon (`ADDR/status answered 503: ...`) as it is.
+fn no_daemon_hint(error: &str) -> String {
+    if error.contains(" answered ") {
+        return error.to_owned();
+    }
+    format!(
+        "{error}. Is the autoscale daemon listening there? Give its address with --listen ADDR, or its \
+         configuration with --config FILE (its daemon.listen is used), or set AUTOSCALE_LISTEN"
+    )
 }
 
 /// A probe is one request: a single-threaded runtime is enough, and starts faster than the daemon's.

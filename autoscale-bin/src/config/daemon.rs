@@ -80,6 +80,10 @@ pub struct DaemonSettings {
     /// How long a shutdown waits for running evaluations.
     #[serde(serialize_with = "super::render::text_duration")]
     pub shutdown_timeout: Duration,
+    /// The file holding the bearer token that `POST /pause` and `/resume` require. Without it, those
+    /// endpoints answer only clients on loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 keyword!(LogFormat, "log format", "text" => LogFormat::Text, "json" => LogFormat::Json);
@@ -95,6 +99,7 @@ impl Default for DaemonSettings {
             history_max_bytes: HISTORY_MAX_BYTES,
             concurrency: CONCURRENCY,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            admin_token_file: None,
         }
     }
 }
@@ -105,8 +110,21 @@ pub(crate) fn parse_listen(s: &str) -> std::result::Result<SocketAddr, String> {
     })
 }
 
-/// `[daemon]`, before the environment overrides.
-pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon) -> Result<DaemonSettings> {
+/// The admin token in `path`: its content without surrounding whitespace, which must not be empty. The
+/// message never holds the token.
+pub fn read_admin_token(path: &std::path::Path) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("the admin token file {} is empty", path.display()));
+    }
+    Ok(token.to_owned())
+}
+
+/// `[daemon]`, before the environment overrides. `read_files`: check that `admin_token_file` holds a token
+/// (not for a probe, which only needs the address).
+pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon, read_files: bool) -> Result<DaemonSettings> {
     let default = DaemonSettings::default();
     let listen = match &raw.listen {
         Some(l) => parse_listen(l.get_ref()).map_err(|m| ctx.err(l.span(), "daemon.listen", m))?,
@@ -138,7 +156,19 @@ pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon) -> Result<DaemonSettings> {
         Some(v) => usize::try_from(*v.get_ref()).unwrap_or(CONCURRENCY),
         None => CONCURRENCY,
     };
+    let admin_token_file = match &raw.admin_token_file {
+        Some(p) => {
+            let path = ctx.path(p, "daemon.admin_token_file")?;
+            if read_files {
+                read_admin_token(&path)
+                    .map_err(|m| ctx.err(p.span(), "daemon.admin_token_file", m))?;
+            }
+            Some(path)
+        }
+        None => None,
+    };
     Ok(DaemonSettings {
+        admin_token_file,
         listen,
         state_dir,
         log_format,

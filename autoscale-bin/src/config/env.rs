@@ -362,6 +362,7 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         interval,
         dry_run: daemon.dry_run,
         engine,
+        on_zero_outside: Default::default(),
         checks: vec![check],
         scaler: ScalerSettings::Compose(compose),
     };

@@ -104,7 +104,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig, env: &Env, options: LoadOptions) -> R
     let url = env::prometheus_url(env)?;
     let (prometheus, instances) =
         prometheus::section(ctx, raw.prometheus, url, options.url_optional)?;
-    let mut daemon = daemon::section(ctx, raw.daemon.unwrap_or_default())?;
+    let mut daemon = daemon::section(ctx, raw.daemon.unwrap_or_default(), !options.url_optional)?;
     env::apply_daemon_overrides(env, &mut daemon)?;
 
     if raw.service.is_empty() {

@@ -55,7 +55,7 @@ pub use autoscale_docker::{ComposeSettings, DockerEnv, SwarmSettings};
 /// The query settings' keywords are the Prometheus source's own types.
 pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
 pub use check::{CheckSettings, PolicySettings, RangeQuery};
-pub use daemon::{DaemonSettings, LogFormat, LogLevel};
+pub use daemon::{DaemonSettings, LogFormat, LogLevel, read_admin_token};
 pub use diagnostics::ConfigError;
 pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;

@@ -90,6 +90,7 @@ pub(crate) struct RawDaemon {
     pub history_max_bytes: Option<S<u64>>,
     pub concurrency: Option<S<u64>>,
     pub shutdown_timeout: Option<RawDuration>,
+    pub admin_token_file: Option<RawPath>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +106,7 @@ pub(crate) struct RawService {
     pub fallback: Option<S<RawFallback>>,
     pub idle_after: Option<RawDuration>,
     pub paused: Option<S<String>>,
+    pub on_zero_outside: Option<S<String>>,
     pub scaler: S<RawScaler>,
     #[serde(default)]
     pub check: Vec<S<RawCheck>>,

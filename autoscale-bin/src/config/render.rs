@@ -187,6 +187,7 @@ fn service_table(svc: &ServiceConfig) -> Table {
         t.insert("idle_after".into(), d(e.idle_after()));
     }
     t.insert("paused".into(), s(e.pause().keyword()));
+    t.insert("on_zero_outside".into(), s(svc.on_zero_outside.keyword()));
     t.insert("scaler".into(), Value::Table(scaler_table(&svc.scaler)));
     t.insert("check".into(), tables(&svc.checks, check_table));
     let mut behavior = Table::new();

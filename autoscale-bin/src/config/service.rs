@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autoscale_core::EngineConfig;
+use autoscale_core::controller::OnZeroOutside;
 use autoscale_core::engine::{
     Behavior, Deadband, Fallback, FallbackMode, Pause, Rule, ScalingRules, Select,
 };
@@ -19,6 +20,7 @@ use super::scaler::{self, ScalerSettings};
 
 keyword!(FallbackMode, "fallback mode", "static" => FallbackMode::Static, "if_higher" => FallbackMode::IfHigher);
 keyword!(Pause, "pause setting", "none" => Pause::None, "all" => Pause::All, "up" => Pause::Up, "down" => Pause::Down);
+keyword!(OnZeroOutside, "on_zero_outside setting", "pause" => OnZeroOutside::Pause, "restore" => OnZeroOutside::Restore);
 keyword!(Select, "select", "max" => Select::Max, "min" => Select::Min, "disabled" => Select::Disabled);
 
 /// The bounds of a service that sets none.
@@ -39,6 +41,8 @@ pub struct ServiceConfig {
     pub dry_run: bool,
     /// The engine's configuration: bounds, checks and policies, behavior, cooldowns, fallback, pause.
     pub engine: EngineConfig,
+    /// What to do when someone outside autoscale takes the running service to 0 replicas.
+    pub on_zero_outside: OnZeroOutside,
     /// The checks' query settings, in the engine's check order.
     pub checks: Vec<CheckSettings>,
     /// The scaler.
@@ -162,12 +166,19 @@ pub(crate) fn section(
         .build()
         .map_err(|e| ctx.err(svc.span(), key, e.to_string()))?;
 
+    let on_zero_outside = ctx.opt_keyword(
+        &raw.on_zero_outside,
+        &k("on_zero_outside"),
+        OnZeroOutside::default(),
+    )?;
+
     let scaler = scaler::section(ctx, &raw.scaler, &k("scaler"), &name)?;
     Ok(ServiceConfig {
         name,
         interval,
         dry_run: daemon_dry_run || raw.dry_run.unwrap_or(false),
         engine,
+        on_zero_outside,
         checks,
         scaler,
     })

@@ -1,7 +1,12 @@
-//! The daemon's HTTP endpoints, `/metrics`, `/healthz`, `/readyz` and `/status`, from both ends: [`serve`] on
-//! the daemon's side, and [`probe`] and [`fetch_status`] for the commands that ask a running daemon
-//! (`autoscale healthcheck`, `autoscale status`). The paths and what each status code means are kept here,
+//! The daemon's HTTP endpoints, `/metrics`, `/healthz`, `/readyz` and `/status`, and the admin endpoints
+//! `POST /pause/SERVICE` and `POST /resume/SERVICE`, from both ends: [`serve`] on the daemon's side, and
+//! [`probe`], [`fetch_status`] and [`instruct`] for the commands that ask a running daemon (`autoscale
+//! healthcheck`, `status`, `pause`, `resume`). The paths and what each status code means are kept here,
 //! once, for both.
+//!
+//! The admin endpoints answer only clients on loopback, unless `[daemon] admin_token_file` is set: then
+//! every client must send `Authorization: Bearer TOKEN`, compared in constant time. A request that carries an
+//! `Origin` header (a web page in a browser) is refused either way.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,11 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use autoscale_core::controller::Instruction;
+use autoscale_core::engine::Pause;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +28,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::daemon::Shared;
+use crate::daemon::report::{PauseAnswer, PauseReport, StatusReport};
+use crate::daemon::shared::InstructError;
 
 /// How much the HTTP server lets its clients hold.
 ///
@@ -77,6 +86,8 @@ pub async fn serve_with(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/pause/{service}", post(pause))
+        .route("/resume/{service}", post(resume))
         .with_state(shared);
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
@@ -243,9 +254,14 @@ async fn serve_connection(
     conn: &Arc<Conn>,
     idle_timeout: Duration,
 ) {
+    let peer = stream.peer_addr().ok();
     let tower = TowerToHyperService::new(app);
     let handler = Arc::clone(conn);
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        // Who is asking, for the admin endpoints (axum's `ConnectInfo` extractor reads it).
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let handling = Handling::new(&handler);
         let answer = hyper::service::Service::call(&tower, request);
         async move {
@@ -324,7 +340,186 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let body = serde_json::to_string_pretty(&shared.status_json()).unwrap_or_else(|_| "{}".into());
+    let now = autoscale_core::controller::Clock::now(&autoscale_core::controller::SystemClock);
+    let body = serde_json::to_string_pretty(&shared.report(now)).unwrap_or_else(|_| "{}".into());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Whether the client may use the admin endpoints: `None` if it may, else the refusal to send.
+fn refused(shared: &Shared, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<Response> {
+    let refuse = |code: StatusCode, why: &str| Some((code, format!("{why}\n")).into_response());
+    if headers.contains_key(header::ORIGIN) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "refused: the admin endpoints do not answer requests from web pages",
+        );
+    }
+    match shared.admin_token_file() {
+        Some(path) => {
+            let expected = match crate::config::read_admin_token(&path) {
+                Ok(token) => token,
+                Err(e) => {
+                    tracing::error!(error = %e, "an admin request cannot be checked");
+                    return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e);
+                }
+            };
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if bool::from(subtle::ConstantTimeEq::ct_eq(
+                given.as_bytes(),
+                expected.as_bytes(),
+            )) {
+                None
+            } else {
+                let mut answer = (
+                    StatusCode::UNAUTHORIZED,
+                    "refused: a valid bearer token (daemon.admin_token_file) is required\n",
+                )
+                    .into_response();
+                answer.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                Some(answer)
+            }
+        }
+        None if peer.is_some_and(|p| is_loopback(p.ip())) => None,
+        None => refuse(
+            StatusCode::FORBIDDEN,
+            "refused: the admin endpoints answer only loopback clients, unless daemon.admin_token_file is set",
+        ),
+    }
+}
+
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The pause a request asks for: `?direction=all|up|down`, all by default.
+fn direction(uri: &Uri) -> Result<Pause, String> {
+    let mut direction = Pause::All;
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("direction", "all")) => direction = Pause::All,
+            Some(("direction", "up")) => direction = Pause::Up,
+            Some(("direction", "down")) => direction = Pause::Down,
+            _ => {
+                return Err(format!(
+                    "unknown parameter {pair:?}: expected direction=all, up or down"
+                ));
+            }
+        }
+    }
+    Ok(direction)
+}
+
+async fn pause(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Path(service): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refused(&shared, peer.map(|p| (p.0).0), &headers) {
+        return refusal;
+    }
+    let directions = match direction(&uri) {
+        Ok(d) => d,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let result = shared
+        .instruct(&service, |reply| Instruction::Pause(directions, reply))
+        .await;
+    instructed(&shared, &service, result)
+}
+
+async fn resume(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refused(&shared, peer.map(|p| (p.0).0), &headers) {
+        return refusal;
+    }
+    let result = shared.instruct(&service, Instruction::Resume).await;
+    instructed(&shared, &service, result)
+}
+
+/// The answer to a pause or resume: the pause now in force.
+fn instructed(
+    shared: &Shared,
+    service: &str,
+    result: Result<Option<autoscale_core::engine::RuntimePause>, InstructError>,
+) -> Response {
+    let pause = match result {
+        Ok(pause) => pause,
+        Err(InstructError::Unknown) => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no service named {service:?}\n"),
+            )
+                .into_response();
+        }
+        Err(InstructError::NotRunning) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the loop of {service} is not running (a reload in progress?); try again\n"
+                ),
+            )
+                .into_response();
+        }
+    };
+    let configured = shared.configured_pause(service).unwrap_or_default();
+    let (paused, message) = match (pause, configured) {
+        (Some(p), _) => (
+            Some(PauseReport {
+                directions: p.directions.as_str().to_owned(),
+                by: p.by.as_str().to_owned(),
+                since: Some(super::shared::rfc3339(p.since)),
+            }),
+            format!(
+                "{service}: {} paused until `autoscale resume {service}`",
+                match p.directions {
+                    Pause::Up => "scaling up",
+                    Pause::Down => "scaling down",
+                    _ => "scaling",
+                }
+            ),
+        ),
+        (None, Pause::None) => (None, format!("{service}: autoscaling resumed")),
+        (None, configured) => (
+            Some(PauseReport {
+                directions: configured.as_str().to_owned(),
+                by: "config".to_owned(),
+                since: None,
+            }),
+            format!(
+                "{service}: resumed, but its configuration still pauses it (paused = \"{}\")",
+                configured.as_str()
+            ),
+        ),
+    };
+    let answer = PauseAnswer {
+        service: service.to_owned(),
+        paused,
+        message,
+    };
+    let body = serde_json::to_string_pretty(&answer).unwrap_or_else(|_| "{}".into());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -335,6 +530,18 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 async fn http_get(
     addr: SocketAddr,
     path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    http_request(addr, reqwest::Method::GET, path, None, timeout).await
+}
+
+/// A request of `path` on the daemon at `addr`, with a bearer `token` if given: (status code, body), the
+/// whole exchange within `timeout`.
+async fn http_request(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
     let failed = |e: reqwest::Error| format!("{addr}: {}", os_cause(&e));
@@ -348,11 +555,11 @@ async fn http_get(
             .tls_certs_only([])
             .build()
             .map_err(failed)?;
-        let mut response = client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .map_err(failed)?;
+        let mut request = client.request(method, format!("http://{addr}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.map_err(failed)?;
         let code = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(failed)? {
@@ -395,6 +602,35 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<String,
     match http_get(addr, "/status", timeout).await? {
         (200, body) => Ok(body),
         (code, body) => Err(format!("{addr}/status answered {code}: {}", body.trim())),
+    }
+}
+
+/// `/status` read into its report.
+pub fn parse_status(body: &str) -> Result<StatusReport, String> {
+    serde_json::from_str(body).map_err(|e| format!("/status is not a status report: {e}"))
+}
+
+/// `autoscale pause` and `resume`: pause `service` (`Some(directions)`) or resume it (`None`), with the
+/// bearer `token` if there is one; the daemon's answer.
+pub async fn instruct(
+    addr: SocketAddr,
+    service: &str,
+    pause: Option<Pause>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<PauseAnswer, String> {
+    let service_path: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let path = match pause {
+        Some(directions) => format!("/pause/{service_path}?direction={}", directions.as_str()),
+        None => format!("/resume/{service_path}"),
+    };
+    let (code, body) = http_request(addr, reqwest::Method::POST, &path, token, timeout).await?;
+    let endpoint = path.split('?').next().unwrap_or(&path);
+    match code {
+        200 => serde_json::from_str(&body).map_err(|e| {
+            format!("{addr}{endpoint} answered something else than a pause answer: {e}")
+        }),
+        code => Err(format!("{addr}{endpoint} answered {code}: {}", body.trim())),
     }
 }
 
@@ -480,6 +716,95 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn shared(dir: &std::path::Path) -> Shared {
+        let metrics = crate::daemon::metrics::Metrics::new();
+        let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+        Shared::new(
+            metrics,
+            History::open(dir, 1 << 20).unwrap(),
+            std::sync::mpsc::channel().0,
+            health,
+        )
+    }
+
+    fn code(answer: Option<Response>) -> Option<u16> {
+        answer.map(|a| a.status().as_u16())
+    }
+
+    #[test]
+    fn without_a_token_file_only_loopback_may_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let none = HeaderMap::new();
+        let at = |addr: &str| Some(addr.parse::<SocketAddr>().unwrap());
+        assert_eq!(code(refused(&shared, at("127.0.0.1:40000"), &none)), None);
+        assert_eq!(code(refused(&shared, at("127.8.0.1:40000"), &none)), None);
+        assert_eq!(code(refused(&shared, at("[::1]:40000"), &none)), None);
+        assert_eq!(
+            code(refused(&shared, at("[::ffff:127.0.0.1]:40000"), &none)),
+            None
+        );
+        assert_eq!(
+            code(refused(&shared, at("10.0.0.7:40000"), &none)),
+            Some(403)
+        );
+        assert_eq!(
+            code(refused(&shared, at("[2001:db8::1]:40000"), &none)),
+            Some(403)
+        );
+        assert_eq!(code(refused(&shared, None, &none)), Some(403));
+        // A web page's request, even from this host.
+        let mut origin = HeaderMap::new();
+        origin.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert_eq!(
+            code(refused(&shared, at("127.0.0.1:40000"), &origin)),
+            Some(403)
+        );
+    }
+
+    #[test]
+    fn with_a_token_file_every_client_needs_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  t0ken \n").unwrap();
+        shared.set_admin_token_file(Some(file.clone()));
+        let bearer = |t: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                format!("Bearer {t}").parse().unwrap(),
+            );
+            h
+        };
+        let remote = Some("10.0.0.7:40000".parse().unwrap());
+        let local = Some("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken"))), None);
+        assert_eq!(code(refused(&shared, local, &bearer("t0ken"))), None);
+        assert_eq!(code(refused(&shared, local, &HeaderMap::new())), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ke"))), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken2"))), Some(401));
+        // Rotated in place: the new token works at once.
+        std::fs::write(&file, "other").unwrap();
+        assert_eq!(code(refused(&shared, remote, &bearer("t0ken"))), Some(401));
+        assert_eq!(code(refused(&shared, remote, &bearer("other"))), None);
+        // A file gone is the daemon's problem, and says which file, not what it held.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(code(refused(&shared, local, &bearer("other"))), Some(500));
+    }
+
+    #[test]
+    fn the_direction_comes_from_the_query() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(direction(&uri("/pause/web")), Ok(Pause::All));
+        assert_eq!(direction(&uri("/pause/web?direction=up")), Ok(Pause::Up));
+        assert_eq!(
+            direction(&uri("/pause/web?direction=down")),
+            Ok(Pause::Down)
+        );
+        assert!(direction(&uri("/pause/web?direction=sideways")).is_err());
     }
 
     #[tokio::test(start_paused = true)]

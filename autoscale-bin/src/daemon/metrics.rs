@@ -50,6 +50,12 @@ struct ServiceLabel {
     service: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PausedLabels {
+    service: String,
+    by: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// A label set of one service's series.
@@ -72,7 +78,8 @@ of_service!(
     ReplicaState,
     CheckLabels,
     CheckError,
-    ServiceLabel
+    ServiceLabel,
+    PausedLabels
 );
 
 /// A family that remembers the label sets it has created, so that the series of a service that is gone
@@ -129,6 +136,7 @@ pub struct Metrics {
     check_value: Tracked<CheckLabels, FloatGauge>,
     check_errors: Tracked<CheckError, Counter>,
     last_success: Tracked<ServiceLabel, FloatGauge>,
+    paused: Tracked<PausedLabels, Gauge>,
     persist_errors: Counter,
 }
 
@@ -151,6 +159,7 @@ impl Metrics {
         let check_errors = Family::<CheckError, Counter>::default();
         let last_success = Family::<ServiceLabel, FloatGauge>::default();
         let persist_errors = Counter::default();
+        let paused = Family::<PausedLabels, Gauge>::default();
         registry.register(
             "autoscale_evaluations",
             "Evaluation rounds by outcome (ok, no_data, status_failed, scale_failed, backing_off)",
@@ -187,6 +196,12 @@ impl Metrics {
             last_success.clone(),
         );
         registry.register(
+            "autoscale_paused",
+            "1 while the service is paused, by whom: config (the paused key), operator (autoscale pause) or \
+             zero_outside (taken to 0 replicas outside autoscale); 0 otherwise",
+            paused.clone(),
+        );
+        registry.register(
             "autoscale_state_persist_errors",
             "Engine states that could not be written to state_dir (a full or read-only disk)",
             persist_errors.clone(),
@@ -200,6 +215,7 @@ impl Metrics {
             check_value: Tracked::new(check_value),
             check_errors: Tracked::new(check_errors),
             last_success: Tracked::new(last_success),
+            paused: Tracked::new(paused),
             persist_errors,
         }
     }
@@ -218,6 +234,19 @@ impl Metrics {
         self.check_value.retain(&keep);
         self.check_errors.retain(&keep);
         self.last_success.retain(&keep);
+        self.paused.retain(&keep);
+    }
+
+    /// Set `autoscale_paused` of `service`: 1 for the cause in force (`by`), 0 for the others.
+    pub fn set_paused(&self, service: &str, by: Option<&str>) {
+        for cause in ["config", "operator", "zero_outside"] {
+            self.paused
+                .get(&PausedLabels {
+                    service: service.to_owned(),
+                    by: cause.to_owned(),
+                })
+                .set(i64::from(by == Some(cause)));
+        }
     }
 
     /// Account for one round.

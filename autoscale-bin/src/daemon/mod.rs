@@ -14,11 +14,13 @@
 //! to a daemon (`once`, `healthcheck`, `status`) live in [`crate::commands`].
 
 mod backends;
+mod describe;
 mod health;
 pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod preflight;
+pub mod report;
 mod run;
 mod shared;
 pub mod store;

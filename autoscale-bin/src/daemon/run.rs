@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use autoscale_core::EngineState;
-use autoscale_core::controller::ServiceLoop;
-use tokio::sync::watch;
+use autoscale_core::controller::{Instruction, LoopEvent, ServiceLoop};
+use tokio::sync::{mpsc as channel, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Env};
@@ -78,21 +78,25 @@ async fn preflight(shared: Arc<Shared>, backends: Arc<dyn Backends>, config: Con
 /// Run `loops` until `stop` turns true, then wait for running rounds up to `shutdown_timeout`. Returns the
 /// final states.
 async fn run_loops(
-    loops: Vec<ServiceLoop>,
+    loops: Vec<(ServiceLoop, channel::Receiver<Instruction>)>,
     shared: &Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     shutdown_timeout: Duration,
 ) -> BTreeMap<String, EngineState> {
     let mut tasks = JoinSet::new();
-    for service_loop in loops {
+    for (service_loop, instructions) in loops {
         let shared = Arc::clone(shared);
         let stop = stop.clone();
         let name = service_loop.name().to_owned();
         tasks.spawn(async move {
             let mut previous = service_loop.state().clone();
+            let service = name.clone();
             let state = service_loop
-                .run(stop, move |round, state| {
-                    shared.on_round(round, state, &mut previous);
+                .run_instructed(stop, instructions, move |event, state| match event {
+                    LoopEvent::Round(round) => shared.on_round(round, state, &mut previous),
+                    LoopEvent::Paused(before, after) => {
+                        shared.on_paused(&service, before, after, state, &mut previous);
+                    }
                 })
                 .await;
             (name, state)
@@ -237,14 +241,20 @@ async fn run_locked(
         if !std::mem::replace(&mut started, true) {
             tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
         }
-        for (service, service_loop) in config.services.iter().zip(&loops) {
+        shared.set_admin_token_file(config.daemon.admin_token_file.clone());
+        let mut instructed = Vec::with_capacity(loops.len());
+        for (service, service_loop) in config.services.iter().zip(loops) {
+            let (instructions, receiver) = channel::channel(8);
             shared.register(
                 service,
                 config.daemon.dry_run || service.dry_run,
                 service_loop.state(),
                 service_loop.timeouts().round_budget(),
+                instructions,
             );
+            instructed.push((service_loop, receiver));
         }
+        let loops = instructed;
         shared.retain(
             &config
                 .services

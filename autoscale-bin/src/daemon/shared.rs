@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use autoscale_core::controller::{Round, ScaleResult};
+use autoscale_core::controller::{Instruction, OnZeroOutside, Round, ScaleResult};
+use autoscale_core::engine::{Fallback, Pause, PausedBy, RuntimePause};
 use autoscale_core::{EngineState, Timestamp, Token};
-use serde_json::json;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::ServiceConfig;
@@ -17,6 +17,9 @@ use crate::daemon::health::{PersistHealth, ServiceHealth, is_stale, readiness};
 use crate::daemon::history::{Entry, History};
 use crate::daemon::metrics::Metrics;
 use crate::daemon::preflight;
+use crate::daemon::report::{
+    BackoffReport, CheckReport, DaemonCondition, ErrorReport, ServiceReport, StatusReport,
+};
 
 /// What the HTTP endpoints and the loops share.
 #[derive(Debug)]
@@ -25,8 +28,10 @@ pub struct Shared {
     history: Mutex<History>,
     services: RwLock<BTreeMap<String, ServiceView>>,
     pub(super) prometheus_ready: AtomicBool,
-    persist: Mutex<mpsc::Sender<Persist>>,
+    persist: Mutex<std::sync::mpsc::Sender<Persist>>,
     persist_health: Arc<PersistHealth>,
+    /// `[daemon] admin_token_file` of the configuration in force.
+    admin_token_file: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// What the state writer is asked to do.
@@ -35,7 +40,7 @@ pub(super) enum Persist {
     /// Write this state of this service.
     Save(String, EngineState),
     /// Answer once every write asked for before is done.
-    Flush(mpsc::SyncSender<()>),
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 /// What `/status`, `/healthz` and `/readyz` know about one service.
@@ -49,10 +54,38 @@ pub(super) struct ServiceView {
     dry_run: bool,
     cooldown_up: Duration,
     cooldown_down: Duration,
-    last: Option<serde_json::Value>,
+    pub(super) spec: ServiceSpec,
+    pub(super) last: Option<Round>,
     last_blocked: Option<(Token, u32)>,
     last_scale_at: Option<Timestamp>,
+    /// The run-time pause of the service's state.
+    pub(super) pause: Option<RuntimePause>,
+    /// The last failure the loop met, kept after later rounds succeed.
+    pub(super) last_error: Option<ErrorReport>,
+    /// Where `autoscale pause` and `resume` reach the running loop.
+    instructions: Option<mpsc::Sender<Instruction>>,
     pub(super) health: ServiceHealth,
+}
+
+/// What `/status` shows of a service's configuration.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ServiceSpec {
+    pub(super) min_replicas: u32,
+    pub(super) max_replicas: u32,
+    pub(super) pause: Pause,
+    pub(super) fallback: Option<Fallback>,
+    pub(super) on_zero_outside: OnZeroOutside,
+    /// Each check's policy, without readings.
+    pub(super) checks: Vec<CheckReport>,
+}
+
+/// Why a pause instruction could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum InstructError {
+    /// No service of that name.
+    Unknown,
+    /// The service's loop is not running (a reload in progress); try again.
+    NotRunning,
 }
 
 #[cfg(test)]
@@ -67,9 +100,13 @@ impl ServiceView {
             dry_run: false,
             cooldown_up: Duration::ZERO,
             cooldown_down: Duration::ZERO,
+            spec: ServiceSpec::default(),
             last: None,
             last_blocked: None,
             last_scale_at: None,
+            pause: None,
+            last_error: None,
+            instructions: None,
             health: ServiceHealth::default(),
         }
     }
@@ -79,7 +116,7 @@ impl Shared {
     pub(super) fn new(
         metrics: Metrics,
         history: History,
-        persist: mpsc::Sender<Persist>,
+        persist: std::sync::mpsc::Sender<Persist>,
         persist_health: Arc<PersistHealth>,
     ) -> Self {
         Shared {
@@ -89,7 +126,24 @@ impl Shared {
             prometheus_ready: AtomicBool::new(false),
             persist: Mutex::new(persist),
             persist_health,
+            admin_token_file: Mutex::new(None),
         }
+    }
+
+    /// Take `[daemon] admin_token_file` of the configuration now in force.
+    pub(super) fn set_admin_token_file(&self, path: Option<std::path::PathBuf>) {
+        *self
+            .admin_token_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = path;
+    }
+
+    /// `[daemon] admin_token_file` of the configuration in force.
+    pub(super) fn admin_token_file(&self) -> Option<std::path::PathBuf> {
+        self.admin_token_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Hand `state` to the state writer.
@@ -109,7 +163,7 @@ impl Shared {
     /// Wait until the state writer has done every write asked for so far. It blocks the calling thread, as
     /// the writes themselves would: it runs only on a reload or at shutdown, with the loops stopped.
     pub(super) fn flush(&self) {
-        let (done, wait) = mpsc::sync_channel(1);
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
         let sent = self
             .persist
             .lock()
@@ -127,6 +181,7 @@ impl Shared {
         dry_run: bool,
         state: &EngineState,
         round_budget: Duration,
+        instructions: mpsc::Sender<Instruction>,
     ) {
         let mut services = self
             .services
@@ -143,12 +198,175 @@ impl Shared {
                 dry_run,
                 cooldown_up: service.engine.cooldown_up(),
                 cooldown_down: service.engine.cooldown_down(),
+                spec: ServiceSpec::of(service),
                 last: previous.as_ref().and_then(|p| p.last.clone()),
                 last_blocked: None,
                 last_scale_at: state.last_scale_at,
+                pause: state.pause,
+                last_error: previous.as_ref().and_then(|p| p.last_error.clone()),
+                instructions: Some(instructions),
                 health: previous.map(|p| p.health).unwrap_or_default(),
             },
         );
+        drop(services);
+        self.metrics.set_paused(
+            &service.name,
+            paused_by(state.pause, service.engine.pause()),
+        );
+    }
+
+    /// Hand `instruction` (made with `reply`'s sender) to the running loop of `service`, and wait for the
+    /// pause it leaves in force.
+    pub(super) async fn instruct(
+        &self,
+        service: &str,
+        instruction: impl FnOnce(tokio::sync::oneshot::Sender<Option<RuntimePause>>) -> Instruction,
+    ) -> Result<Option<RuntimePause>, InstructError> {
+        let sender = {
+            let services = self
+                .services
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let view = services.get(service).ok_or(InstructError::Unknown)?;
+            view.instructions.clone().ok_or(InstructError::NotRunning)?
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        sender
+            .send(instruction(reply))
+            .await
+            .map_err(|_| InstructError::NotRunning)?;
+        answer.await.map_err(|_| InstructError::NotRunning)
+    }
+
+    /// The configured pause of `service`, if it is known.
+    pub(super) fn configured_pause(&self, service: &str) -> Option<Pause> {
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        services.get(service).map(|v| v.spec.pause)
+    }
+
+    /// Account for an instruction the loop of `service` carried out: the history, the metrics, persisting.
+    pub(super) fn on_paused(
+        &self,
+        service: &str,
+        before: Option<RuntimePause>,
+        after: Option<RuntimePause>,
+        state: &EngineState,
+        previous: &mut EngineState,
+    ) {
+        self.note_pause(
+            service,
+            before,
+            after,
+            state.pause.map_or(0, |p| p.since.as_millis()),
+        );
+        if state != previous {
+            *previous = state.clone();
+            self.save(service, state.clone());
+        }
+    }
+
+    /// Record a change of the run-time pause: the view, the gauge, a history line and a log line.
+    fn note_pause(
+        &self,
+        service: &str,
+        before: Option<RuntimePause>,
+        after: Option<RuntimePause>,
+        at_ms: i64,
+    ) {
+        if before == after {
+            return;
+        }
+        let configured = {
+            let mut services = self
+                .services
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(view) = services.get_mut(service) else {
+                return;
+            };
+            view.pause = after;
+            view.spec.pause
+        };
+        self.metrics
+            .set_paused(service, paused_by(after, configured));
+        let now = autoscale_core::controller::Clock::now(&autoscale_core::controller::SystemClock);
+        let at = if at_ms > 0 {
+            Timestamp::from_millis(at_ms)
+        } else {
+            now
+        };
+        let current = self.current_of(service);
+        let (reason, result) = match (before, after) {
+            (_, Some(p)) if p.by == PausedBy::ZeroOutside => {
+                tracing::warn!(
+                    service,
+                    "service {service} was taken to 0 replicas outside autoscale: leaving it alone (paused by \
+                     hand). To resume autoscaling, scale it above 0 or run `autoscale resume {service}`"
+                );
+                (
+                    "taken to 0 replicas outside autoscale: paused until scaled above 0 or resumed"
+                        .to_owned(),
+                    "paused",
+                )
+            }
+            (_, Some(p)) => {
+                tracing::info!(
+                    service,
+                    directions = p.directions.as_str(),
+                    "service {service} paused ({}) until `autoscale resume {service}`",
+                    p.directions.as_str()
+                );
+                (
+                    format!("paused ({}) by an operator", p.directions.as_str()),
+                    "paused",
+                )
+            }
+            (Some(p), None) => {
+                let still = match configured {
+                    Pause::None => String::new(),
+                    other => format!("; the configured pause ({}) applies", other.as_str()),
+                };
+                tracing::info!(service, "service {service} resumed{still}");
+                let why = match p.by {
+                    PausedBy::ZeroOutside if current.is_some_and(|c| c > 0) => {
+                        "back above 0 replicas"
+                    }
+                    _ => "resumed",
+                };
+                (format!("{why}{still}"), "resumed")
+            }
+            (None, None) => return,
+        };
+        let entry = Entry {
+            time: rfc3339(at),
+            at_ms: at.as_millis(),
+            service: service.to_owned(),
+            from: current.unwrap_or(0),
+            to: current.unwrap_or(0),
+            reason,
+            result: result.to_owned(),
+            error: None,
+        };
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = history.append(entry) {
+            tracing::error!(error = %e, "cannot append to the history file");
+        }
+    }
+
+    /// The count the last round read, if it read one.
+    fn current_of(&self, service: &str) -> Option<u32> {
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let round = services.get(service)?.last.as_ref()?;
+        round.status.as_ref().ok().map(|s| s.current)
     }
 
     /// Account for the preflight of `service`.
@@ -175,6 +393,13 @@ impl Shared {
     /// Account for a round: metrics, status, history, and persisting the state if it changed.
     pub(super) fn on_round(&self, round: &Round, state: &EngineState, previous: &mut EngineState) {
         self.metrics.record(round);
+        let pause_before = {
+            let services = self
+                .services
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            services.get(&round.service).map(|v| v.pause)
+        };
         // A change made outside is always recorded, whatever the round then decided (a cooldown that blocks
         // the decision, a scale in the same round).
         let mut entries: Vec<Entry> = outside_entry(round).into_iter().collect();
@@ -189,7 +414,10 @@ impl Shared {
                 view.last_round = Some(Instant::now());
                 view.health.observe(round);
                 view.last_scale_at = state.last_scale_at;
-                view.last = Some(round_json(round));
+                view.last = Some(round.clone());
+                if let Some(error) = round_error(round) {
+                    view.last_error = Some(error);
+                }
                 let blocked = blocked(round);
                 // The same block as last round is already in the history.
                 repeated = entry.as_ref().is_some_and(|e| e.result == "blocked")
@@ -210,6 +438,9 @@ impl Shared {
                     tracing::error!(error = %e, "cannot append to the history file");
                 }
             }
+        }
+        if let Some(before) = pause_before {
+            self.note_pause(&round.service, before, state.pause, round.at.as_millis());
         }
         if state != previous {
             *previous = state.clone();
@@ -295,7 +526,8 @@ impl Shared {
         (!reasons.is_empty()).then_some(reasons)
     }
 
-    pub(super) fn status_json(&self) -> serde_json::Value {
+    /// What `/status` answers, as of `now`.
+    pub(super) fn report(&self, now: Timestamp) -> StatusReport {
         let services = self
             .services
             .read()
@@ -304,49 +536,141 @@ impl Shared {
             .history
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = autoscale_core::controller::Clock::now(&autoscale_core::controller::SystemClock);
-        let list: Vec<serde_json::Value> = services
+        let list: Vec<ServiceReport> = services
             .iter()
-            .map(|(name, v)| {
-                let remaining = |cooldown: Duration| {
-                    v.last_scale_at
-                        .map(|t| cooldown.saturating_sub(now.saturating_since(t)).as_secs_f64())
-                        .unwrap_or(0.0)
-                };
-                let last = v.last.clone().unwrap_or(serde_json::Value::Null);
-                json!({
-                    "service": name,
-                    "current": last.get("current").cloned().unwrap_or_default(),
-                    "ready": last.get("ready").cloned().unwrap_or_default(),
-                    "desired": last.get("desired").cloned().unwrap_or_default(),
-                    "dry_run": v.dry_run,
-                    "interval_s": v.interval.as_secs_f64(),
-                    "cooldown_remaining_s": { "up": remaining(v.cooldown_up), "down": remaining(v.cooldown_down) },
-                    "last_evaluation": last,
-                    "scale_backoff": v.health.backoff.map(|b| json!({
-                        "consecutive_failures": b.consecutive_failures,
-                        "next_retry": rfc3339(b.retry_at),
-                    })),
-                    "not_ready": v.health.problems(name),
-                    "history": history.recent(name),
-                })
-            })
+            .map(|(name, v)| super::describe::service(name, v, history.recent(name), now))
             .collect();
         let failing = self.persist_health.failing();
-        json!({
-            "services": list,
-            "conditions": [{
-                "type": "StatePersisted",
-                "status": failing.is_empty(),
-                "message": if failing.is_empty() {
+        StatusReport {
+            services: list,
+            conditions: vec![DaemonCondition {
+                kind: "StatePersisted".to_owned(),
+                status: failing.is_empty(),
+                message: if failing.is_empty() {
                     "every engine state is persisted".to_owned()
                 } else {
-                    format!("cannot persist the engine state of {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))
+                    format!(
+                        "cannot persist the engine state of {}",
+                        failing.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
                 },
-                "failing": failing,
+                failing: failing.into_iter().collect(),
             }],
+        }
+    }
+}
+
+impl ServiceSpec {
+    fn of(service: &ServiceConfig) -> Self {
+        use crate::config::PolicySettings;
+        let checks = service
+            .checks
+            .iter()
+            .map(|c| {
+                let mut check = CheckReport {
+                    name: c.name.clone(),
+                    ..CheckReport::default()
+                };
+                match &c.policy {
+                    PolicySettings::Target { target, per, .. } => {
+                        check.policy = "target".to_owned();
+                        check.target = Some(*target);
+                        check.per = Some(per_keyword(*per).to_owned());
+                    }
+                    PolicySettings::Threshold {
+                        scale_up_above,
+                        scale_down_below,
+                        ..
+                    } => {
+                        check.policy = "threshold".to_owned();
+                        check.scale_up_above = Some(*scale_up_above);
+                        check.scale_down_below = Some(*scale_down_below);
+                    }
+                    PolicySettings::Predictive { target, per, .. } => {
+                        check.policy = "predictive".to_owned();
+                        check.target = Some(*target);
+                        check.per = Some(per_keyword(*per).to_owned());
+                    }
+                }
+                check
+            })
+            .collect();
+        ServiceSpec {
+            min_replicas: service.engine.min_replicas(),
+            max_replicas: service.engine.max_replicas(),
+            pause: service.engine.pause(),
+            fallback: service.engine.fallback(),
+            on_zero_outside: service.on_zero_outside,
+            checks,
+        }
+    }
+}
+
+impl ServiceView {
+    pub(super) fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub(super) fn cooldowns(&self) -> (Duration, Duration) {
+        (self.cooldown_up, self.cooldown_down)
+    }
+
+    pub(super) fn last_scale_at(&self) -> Option<Timestamp> {
+        self.last_scale_at
+    }
+
+    pub(super) fn backoff(&self) -> Option<BackoffReport> {
+        self.health.backoff.map(|b| BackoffReport {
+            consecutive_failures: b.consecutive_failures,
+            next_retry: rfc3339(b.retry_at),
         })
     }
+}
+
+fn per_keyword(per: autoscale_core::policy::TargetForm) -> &'static str {
+    match per {
+        autoscale_core::policy::TargetForm::PerReplica => "replica",
+        autoscale_core::policy::TargetForm::Total => "total",
+    }
+}
+
+/// The metrics' `by` label of the pause in force: `operator`, `zero_outside`, `config`, or `None`.
+fn paused_by(pause: Option<RuntimePause>, configured: Pause) -> Option<&'static str> {
+    match pause {
+        Some(p) => Some(p.by.as_str()),
+        None if configured != Pause::None => Some("config"),
+        None => None,
+    }
+}
+
+/// The round's failure, if it had one: the status read, else the scale call, else the first failed query.
+fn round_error(round: &Round) -> Option<ErrorReport> {
+    let at = rfc3339(round.at);
+    if let Err((kind, message)) = &round.status {
+        return Some(ErrorReport {
+            at,
+            during: "status read".to_owned(),
+            kind: kind.as_str().to_owned(),
+            message: message.clone(),
+        });
+    }
+    if let ScaleResult::Failed { kind, message } = &round.scale {
+        return Some(ErrorReport {
+            at,
+            during: "scale".to_owned(),
+            kind: kind.as_str().to_owned(),
+            message: message.clone(),
+        });
+    }
+    round.checks.iter().find_map(|c| match &c.result {
+        Err((kind, message)) => Some(ErrorReport {
+            at: at.clone(),
+            during: format!("check {}", c.name),
+            kind: kind.as_str().to_owned(),
+            message: message.clone(),
+        }),
+        Ok(_) => None,
+    })
 }
 
 /// The history line of a change made outside autoscale, if the round found one.
@@ -375,30 +699,7 @@ fn blocked(round: &Round) -> Option<(Token, u32)> {
     (blocking && wanted != d.current && d.desired == d.current).then_some((d.reason.token, wanted))
 }
 
-fn round_json(round: &Round) -> serde_json::Value {
-    let status = round.status.as_ref().ok();
-    let decision = round.decision.as_ref();
-    json!({
-        "at": rfc3339(round.at),
-        "current": status.map(|s| s.current),
-        "ready": status.map(|s| s.ready),
-        "desired": decision.map(|d| d.desired),
-        "token": decision.map(|d| d.reason.token.as_str()),
-        "reason": decision.map(|d| d.reason.to_string()),
-        "forecast": decision.and_then(|d| d.reason.forecast),
-        "status_error": round.status.as_ref().err().map(|(_, m)| m.clone()),
-        "checks": round.checks.iter().map(|c| json!({
-            "name": c.name,
-            "value": c.result.as_ref().ok(),
-            "error": c.result.as_ref().err().map(|(k, _)| k.as_str()),
-            "recommendation": c.recommendation,
-        })).collect::<Vec<_>>(),
-        "scale": round.scale.as_str(),
-        "duration_ms": round.duration.as_secs_f64() * 1000.0,
-    })
-}
-
-fn rfc3339(t: Timestamp) -> String {
+pub(super) fn rfc3339(t: Timestamp) -> String {
     jiff::Timestamp::from_millisecond(t.as_millis())
         .map(|ts| ts.to_string())
         .unwrap_or_else(|_| t.to_string())

@@ -159,7 +159,8 @@ pub fn service_loop(
     let mut builder = ServiceLoop::builder(&service.name, engine, scaler)
         .interval(service.interval)
         .dry_run(parts.dry_run || service.dry_run)
-        .metric_permits(Arc::clone(&parts.metric_permits));
+        .metric_permits(Arc::clone(&parts.metric_permits))
+        .on_zero_outside(service.on_zero_outside);
     let mut metric_timeout = Duration::ZERO;
     for check in &service.checks {
         let client =

@@ -38,6 +38,7 @@ impl Backends for Fakes {
                 let clock = TokioClock::starting_at(Timestamp::from_secs(1_800_000_000));
                 let mut builder = ServiceLoop::builder(&service.name, engine, Arc::new(scaler))
                     .interval(service.interval)
+                    .on_zero_outside(service.on_zero_outside)
                     .clock(Arc::new(clock));
                 for check in &service.checks {
                     let source = CheckSource::new(Arc::new(self.source.clone()), &check.query);

@@ -408,7 +408,8 @@ impl Fallback {
 }
 
 /// Which directions are paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pause {
     /// Nothing is paused.
     #[default]
@@ -422,6 +423,16 @@ pub enum Pause {
 }
 
 impl Pause {
+    /// The keyword the configuration and `/status` spell it with: `none`, `all`, `up` or `down`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Pause::None => "none",
+            Pause::All => "all",
+            Pause::Up => "up",
+            Pause::Down => "down",
+        }
+    }
+
     pub(crate) fn blocks_up(self) -> bool {
         matches!(self, Pause::All | Pause::Up)
     }

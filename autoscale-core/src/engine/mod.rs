@@ -42,7 +42,7 @@ pub use config::{
 };
 pub use history::{Bucket, CheckHistory, Ewma, MAX_BUCKETS, MIN_RESOLUTION, bucket_start};
 pub use reason::{Change, Cooldown, Decision, Limit, Reason, Token};
-pub use state::{EngineState, Recommendation, ScaleEvent};
+pub use state::{EngineState, PausedBy, Recommendation, RuntimePause, ScaleEvent};
 
 /// The engine of one service. It holds only the service's configuration; all memory is in [`EngineState`].
 #[derive(Debug, Clone)]
@@ -178,8 +178,8 @@ impl Engine {
                 }
             },
         };
-        // 9. Pause, over whichever step decided.
-        reason.paused = self.pause(current, decided);
+        // 9. Pause, over whichever step decided: a pause set at run time replaces the configured one.
+        reason.paused = self.pause(self.effective_pause(&state), current, decided);
         let desired = reason.paused.map_or(decided, |change| change.to);
 
         reason.token = self.token(&reason, current, desired);
@@ -505,9 +505,13 @@ impl Engine {
         changed(current, desired).map(|change| (failures, change))
     }
 
+    /// The pause in force for a service in `state`: its run-time pause if it has one, else the configured one.
+    pub fn effective_pause(&self, state: &EngineState) -> Pause {
+        state.pause.map_or(self.config.pause, |p| p.directions)
+    }
+
     /// Step 9: a paused direction stays at `current`.
-    fn pause(&self, current: Replicas, desired: Replicas) -> Option<Change> {
-        let pause = self.config.pause;
+    fn pause(&self, pause: Pause, current: Replicas, desired: Replicas) -> Option<Change> {
         let blocked =
             (desired > current && pause.blocks_up()) || (desired < current && pause.blocks_down());
         blocked.then_some(Change {

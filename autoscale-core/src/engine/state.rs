@@ -4,8 +4,42 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::CheckHistory;
+use crate::engine::{CheckHistory, Pause};
 use crate::{Replicas, Timestamp};
+
+/// Who paused a service at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PausedBy {
+    /// An operator, through the running loop ([`ServiceLoop::pause`](crate::controller::ServiceLoop::pause)):
+    /// it lasts until they resume it.
+    Operator,
+    /// Someone outside autoscale took the service to 0 replicas, which the loop takes as "autoscaling off"
+    /// (as Kubernetes' HPA does): it lasts until the service is brought back above 0 outside, or resumed.
+    ZeroOutside,
+}
+
+impl PausedBy {
+    /// `operator` or `zero_outside`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PausedBy::Operator => "operator",
+            PausedBy::ZeroOutside => "zero_outside",
+        }
+    }
+}
+
+/// A pause set at run time. While it is in force it replaces the configured pause
+/// ([`EngineConfig::pause`](crate::EngineConfig::pause)) in pipeline step 9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimePause {
+    /// The directions it blocks.
+    pub directions: Pause,
+    /// Who set it.
+    pub by: PausedBy,
+    /// Since when.
+    pub since: Timestamp,
+}
 
 /// One recorded recommendation, for the stabilization windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +90,10 @@ pub struct EngineState {
     /// Each check's history, in the order of the configuration's checks (memoryless policies leave theirs
     /// empty).
     pub checks: Vec<CheckHistory>,
+    /// A pause set at run time, which replaces the configured one until it is lifted. Kept in the state so
+    /// that it survives a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<RuntimePause>,
 }
 
 impl Default for EngineState {
@@ -70,6 +108,7 @@ impl Default for EngineState {
             last_known_replicas: None,
             below_since: None,
             checks: Vec::new(),
+            pause: None,
         }
     }
 }
@@ -90,6 +129,7 @@ impl EngineState {
         "last_known_replicas",
         "below_since",
         "checks",
+        "pause",
     ];
 
     /// Bring every time later than `now` back to `now`, and return the latest such time, if there was one.
@@ -113,6 +153,9 @@ impl EngineState {
         }
         if let Some(t) = &mut self.below_since {
             clamp(t);
+        }
+        if let Some(p) = &mut self.pause {
+            clamp(&mut p.since);
         }
         for r in &mut self.recommendations {
             clamp(&mut r.at);
@@ -199,6 +242,11 @@ mod tests {
         let state = EngineState {
             below_since: Some(Timestamp::EPOCH),
             checks: vec![history],
+            pause: Some(RuntimePause {
+                directions: Pause::All,
+                by: PausedBy::Operator,
+                since: Timestamp::EPOCH,
+            }),
             ..EngineState::default()
         };
         let value = serde_json::to_value(state).unwrap();
