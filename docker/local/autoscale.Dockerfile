@@ -4,9 +4,11 @@
 ARG ROOTFS=local/autoscale-rootfs:dev
 FROM ${ROOTFS}
 # The docker CLI the compose and swarm scalers run (copied from the build host when it has one), and the
-# compose v2 plugin when the host has it.
+# host's Docker Compose: the v2 plugin in cli-plugins/, or in compose/ (at the same paths as on the host) a
+# `docker-compose` binary, or v1's Python script with its interpreter and packages.
 COPY cli/ /usr/local/bin/
 COPY cli-plugins/ /usr/local/lib/docker/cli-plugins/
+COPY compose/ /
 # ./autoscale-state (the default state_dir) lands in a directory nonroot owns.
 WORKDIR /var/lib/autoscale
 USER 65532:65532
