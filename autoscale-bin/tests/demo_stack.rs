@@ -191,7 +191,9 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
         return;
     };
     let Some(socket) = docker_host.strip_prefix("unix://") else {
-        panic!("AUTOSCALE_TEST_DOCKER_HOST={docker_host}: the autoscaler container needs a unix socket to mount");
+        panic!(
+            "AUTOSCALE_TEST_DOCKER_HOST={docker_host}: the autoscaler container needs a unix socket to mount"
+        );
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let started = Instant::now();
@@ -256,14 +258,22 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
 
     // The autoscaler answers from its container, and sees the one replica.
     let listen = SocketAddr::from(([127, 0, 0, 1], autoscale_port));
-    assert_eq!(stack.running("autoscale"), 1, "the autoscaler runs in a container");
-    wait_until("the autoscaler's first evaluation", Duration::from_secs(60), || {
-        status_json(listen).is_some_and(|s| s["services"][0]["current"].as_u64() == Some(1))
-    });
+    assert_eq!(
+        stack.running("autoscale"),
+        1,
+        "the autoscaler runs in a container"
+    );
+    wait_until(
+        "the autoscaler's first evaluation",
+        Duration::from_secs(60),
+        || status_json(listen).is_some_and(|s| s["services"][0]["current"].as_u64() == Some(1)),
+    );
 
-    let surge = wait_until("webapp at 3 replicas or more", Duration::from_secs(120), || {
-        stack.running("webapp") >= 3
-    });
+    let surge = wait_until(
+        "webapp at 3 replicas or more",
+        Duration::from_secs(120),
+        || stack.running("webapp") >= 3,
+    );
     let calm = wait_until("webapp back at 1 replica", Duration::from_secs(150), || {
         stack.running("webapp") == 1
     });
@@ -271,7 +281,10 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
     let logs = stack.logs("autoscale");
     assert!(!logs.contains("no Docker Compose found"), "{logs}");
     let status = status_json(listen).expect("the autoscaler's /status");
-    let history = status["services"][0]["history"].as_array().cloned().unwrap_or_default();
+    let history = status["services"][0]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         history.iter().any(|e| e["result"] == "scaled"),
         "the scaling shows in the history: {status}"

@@ -17,8 +17,12 @@ fn the_shipped_trace_is_the_shared_one() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/wc98_per_minute.csv");
     let shipped = std::fs::read(trace()).expect("examples/traces/wc98_per_minute.csv is shipped");
     assert_eq!(shipped.len(), 77_694);
-    if let Ok(shared) = std::fs::read(&shared) {
-        assert!(shipped == shared, "{} differs from the shipped copy", shared.display());
+    if let Ok(bytes) = std::fs::read(&shared) {
+        assert!(
+            bytes == shipped,
+            "{} differs from the shipped copy",
+            shared.display()
+        );
     }
 }
 
