@@ -6,8 +6,9 @@
 #   docker build --target autoscale-ansible -t autoscale:ansible .   # the same plus ansible-core (python slim)
 #   docker build --target webapp -t autoscale-webapp .     # the demo webapp
 #   docker build --target loadgen -t autoscale-loadgen .   # the demo load generator
+#   docker build --target prometheus -t autoscale-prometheus .   # the demo's Prometheus (prom/prometheus)
 #
-# docker-compose.yml builds the last three through `build:`. scripts/build-images produces the same images
+# docker-compose.yml builds the last four and the default one through `build:`. scripts/build-images produces the same images
 # (same user, entrypoints, ports, healthchecks and paths) without any registry, from the host's binaries;
 # examples/README.md says which of them was measured.
 
@@ -15,9 +16,15 @@ ARG RUST_VERSION=1.95
 # The docker CLI and the compose v2 plugin the compose and swarm scalers run (static binaries).
 ARG DOCKER_CLI_IMAGE=docker:28-cli
 ARG COMPOSE_IMAGE=docker/compose-bin:v2.36.2
+ARG PROMETHEUS_IMAGE=prom/prometheus:v2.55.1
 
 FROM ${DOCKER_CLI_IMAGE} AS docker-cli
 FROM ${COMPOSE_IMAGE} AS compose-plugin
+
+# The demo's Prometheus as published (scripts/build-images makes local/autoscale-prometheus from the host's
+# binary instead): data in /prometheus, the configuration docker-compose.yml mounts at
+# /etc/prometheus/prometheus.yml.
+FROM ${PROMETHEUS_IMAGE} AS prometheus
 
 # ---- build ----------------------------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@
 # the base image is local. The root Dockerfile builds the same image from official base images.
 ARG ROOTFS=local/autoscale-rootfs:dev
 FROM ${ROOTFS}
-# The docker CLI the compose and swarm scalers run (copied from the build host when it has one), and the
-# compose v2 plugin when the host has it.
-COPY cli/ /usr/local/bin/
-COPY cli-plugins/ /usr/local/lib/docker/cli-plugins/
+# From the build host, at their paths in the image: the docker CLI the compose and swarm scalers run
+# (/usr/local/bin/docker), and Docker Compose: the v2 plugin (/usr/local/lib/docker/cli-plugins), or a
+# `docker-compose` binary (/usr/local/bin), or v1's Python script with its interpreter and packages (at the
+# host's paths). Empty when the host has neither (AUTOSCALE_IMAGE_DOCKER_CLI= AUTOSCALE_IMAGE_COMPOSE=none).
+COPY host/ /
 # ./autoscale-state (the default state_dir) lands in a directory nonroot owns.
 WORKDIR /var/lib/autoscale
 USER 65532:65532
