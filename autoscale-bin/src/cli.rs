@@ -176,7 +176,7 @@ Examples:
   autoscale simulate --pattern spike
   autoscale simulate --pattern sine --base 2 --peak 8 --period 30m --duration 3h --format csv
   autoscale simulate --config autoscale.toml --trace traffic.csv --capacity 50 --startup-delay 30s
-  autoscale simulate --trace ../shared/traces/wc98_per_minute.csv --capacity 2000 --compare seed,hpa,oracle
+  autoscale simulate --trace examples/traces/wc98_per_minute.csv --capacity 2000 --compare seed,hpa,oracle
   autoscale simulate --config autoscale.toml --trace traffic.csv --chart replay.svg";
 
 /// `autoscale check`.
