@@ -10,8 +10,13 @@ use tokio::sync::{Mutex, OnceCell};
 
 use serde::{Serialize, Serializer};
 
+use std::sync::Arc;
+
+use bollard::models::ContainerSummary;
+
 use crate::docker::{DockerCli, run_checked, validate_command};
-use crate::error::Error;
+use crate::engine::{EndpointCell, EngineEndpoint};
+use crate::error::{ApiError, Error};
 use crate::names::{self, Rule};
 use crate::parse;
 use crate::settings::{ComposeSettings, serialize_argv};
@@ -64,10 +69,13 @@ impl Serialize for ComposeCommand {
     }
 }
 
-/// Scales one service of a Compose project with the Compose CLI, and reads its status with `docker ps`.
+/// Scales one service of a Compose project with the Compose CLI, and reads its status through the Docker
+/// Engine API.
 ///
 /// - Status: the project's containers for the service, found by their `com.docker.compose.project` and
-///   `com.docker.compose.service` labels (one-off `run` containers excluded). `current` counts the running
+///   `com.docker.compose.service` labels (one-off `run` containers excluded) in the endpoint's container list
+///   of this round (`GET /containers/json`, shared with every Compose scaler on the endpoint:
+///   [`EngineEndpoint`]). `current` counts the running
 ///   ones; `ready` those running that are healthy or have no healthcheck.
 /// - Scale: `COMPOSE [options] up -d --no-recreate --scale SERVICE=N SERVICE`, so running replicas are never
 ///   recreated. Asking for the count that is already running runs nothing and returns
@@ -80,6 +88,7 @@ pub struct ComposeScaler {
     settings: ComposeSettings,
     /// The docker CLI the settings describe.
     docker: DockerCli,
+    endpoint: EndpointCell,
     detected: OnceCell<Vec<OsString>>,
     scaling: Mutex<()>,
 }
@@ -185,6 +194,7 @@ impl ComposeScalerBuilder {
         Ok(ComposeScaler {
             settings,
             docker,
+            endpoint: EndpointCell::default(),
             detected: OnceCell::new(),
             scaling: Mutex::new(()),
         })
@@ -241,17 +251,37 @@ impl ComposeScaler {
         }
     }
 
-    /// The service's status, with this crate's error.
+    /// The client of the scaler's Docker endpoint, shared with every scaler on the same endpoint (resolved on
+    /// first use).
+    pub fn endpoint(&self) -> Result<Arc<EngineEndpoint>, Error> {
+        self.endpoint.get(&self.settings.docker)
+    }
+
+    /// The service's status, with this crate's error: from the endpoint's container list of this round,
+    /// shared with the other Compose scalers on the endpoint.
     pub async fn read_status(&self) -> Result<ReplicaStatus, Error> {
-        let inv = self.status_invocation();
-        let out = run_checked(&inv).await?;
-        parse::ps_containers(&out.stdout)
-            .and_then(|containers| parse::compose_status(&containers))
-            .map_err(|reason| Error::UnexpectedOutput {
-                command: out.command.clone(),
-                reason,
-                excerpt: parse::excerpt(&out.stdout),
+        let endpoint = self.endpoint()?;
+        let containers = endpoint.containers(self.settings.timeout).await?;
+        let mine: Vec<parse::PsContainer> = containers
+            .iter()
+            .filter(|c| label(c, PROJECT_LABEL) == Some(self.settings.project.as_str()))
+            .filter(|c| label(c, SERVICE_LABEL) == Some(self.settings.service.as_str()))
+            .map(|c| parse::PsContainer {
+                id: c.id.clone().unwrap_or_default(),
+                names: c.names.as_ref().map(|n| n.join(",")).unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()),
+                status: c.status.clone().unwrap_or_default(),
             })
+            .collect();
+        parse::compose_status(&mine).map_err(|reason| Error::Api {
+            source: ApiError {
+                request: "GET /containers/json".to_owned(),
+                endpoint: endpoint.address().to_owned(),
+                status: None,
+                reason,
+                kind: autoscale_core::FailureKind::BadResult,
+            },
+        })
     }
 
     /// Scale the service to `replicas`, with this crate's error.
@@ -264,13 +294,17 @@ impl ComposeScaler {
                 ),
             });
         };
+        // The count to compare with is read now, not taken from this round's shared list.
+        self.endpoint()?.invalidate_containers();
         let before = self.read_status().await?;
         if before.current == replicas {
             tracing::debug!(project = %self.settings.project, service = %self.settings.service, replicas, "already at the count");
             return Ok(ScaleOutcome::Unchanged);
         }
         let compose = self.compose_command().await?;
-        run_checked(&self.scale_invocation(compose, replicas)).await?;
+        let scaled = run_checked(&self.scale_invocation(compose, replicas)).await;
+        self.endpoint()?.invalidate_containers();
+        scaled?;
         tracing::info!(
             project = %self.settings.project,
             service = %self.settings.service,
@@ -279,21 +313,6 @@ impl ComposeScaler {
             "scaled compose service"
         );
         Ok(ScaleOutcome::Scaled)
-    }
-
-    /// `docker ps` listing the service's running containers.
-    fn status_invocation(&self) -> Invocation {
-        self.docker.docker([
-            "ps".into(),
-            "--filter".into(),
-            format!("label={PROJECT_LABEL}={}", self.settings.project),
-            "--filter".into(),
-            format!("label={SERVICE_LABEL}={}", self.settings.service),
-            "--filter".into(),
-            format!("label={ONEOFF_LABEL}=False"),
-            "--format".into(),
-            parse::PS_FORMAT.to_owned(),
-        ])
     }
 
     /// The options every Compose call of this scaler starts with.
@@ -326,6 +345,14 @@ impl ComposeScaler {
         ]);
         self.docker.prefixed(compose.to_vec(), args)
     }
+}
+
+fn label<'a>(container: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+    container
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
 }
 
 /// A relative path that starts with `-` would read as an option: `./` keeps it a path.
@@ -366,7 +393,7 @@ async fn version(
     let inv = docker.prefixed(command.to_vec(), ["version"]);
     match inv.run().await.and_then(Output::check) {
         Ok(_) => Ok(Ok(())),
-        Err(e @ autoscale_exec::Error::Timeout { .. }) => Err(Error::Timeout { source: e }),
+        Err(e @ autoscale_exec::Error::Timeout { .. }) => Err(Error::from_run(e)),
         Err(e) => Ok(Err(e)),
     }
 }
@@ -410,11 +437,6 @@ mod tests {
     }
 
     #[test]
-    fn the_status_read_lists_the_services_containers() {
-        insta::assert_yaml_snapshot!(argv(&full().status_invocation()));
-    }
-
-    #[test]
     fn scaling_runs_up_without_recreating() {
         let scaler = full();
         let compose = match &scaler.settings.command {
@@ -433,23 +455,20 @@ mod tests {
         insta::assert_yaml_snapshot!(argv(
             &scaler.scale_invocation(&[OsString::from("docker-compose")], 0)
         ));
-        // docker-compose is not the docker CLI: the status read still uses `docker`.
-        assert_eq!(argv(&scaler.status_invocation())[0], "docker");
+        // docker-compose is not the docker CLI: detection would still try `docker compose`.
+        assert_eq!(scaler.docker.argv(), ["docker"]);
     }
 
     #[test]
     fn a_docker_compose_prefix_supplies_the_docker_binary() {
         let scaler = full();
-        assert_eq!(argv(&scaler.status_invocation())[0], "/usr/bin/docker");
+        assert_eq!(scaler.docker.argv(), ["/usr/bin/docker"]);
         let explicit = ComposeScaler::builder("p", "web")
             .command(ComposeCommand::argv(["/opt/docker", "compose"]))
             .docker(DockerCli::new().command(["/usr/local/bin/docker"]))
             .build()
             .unwrap();
-        assert_eq!(
-            argv(&explicit.status_invocation())[0],
-            "/usr/local/bin/docker"
-        );
+        assert_eq!(explicit.docker.argv(), ["/usr/local/bin/docker"]);
     }
 
     #[test]

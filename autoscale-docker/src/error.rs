@@ -1,7 +1,32 @@
 //! The errors of the Docker scalers, and how they map onto [`autoscale_core::Error`].
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use autoscale_core::FailureKind;
 use autoscale_exec::{CommandLine, Error as RunError};
+
+/// The cause of a failure: a command that ran ([`autoscale_exec::Error`]) or a Docker Engine API request
+/// ([`ApiError`]). Shared, so a failed snapshot reaches every scaler that waited for it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// A Docker Engine API request that failed: the request, the endpoint (never with credentials), and what
+/// came back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{request}` at {endpoint} failed: {}{reason}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The request, such as `GET /services`.
+    pub request: String,
+    /// The daemon's address.
+    pub endpoint: String,
+    /// The HTTP status, when the daemon answered.
+    pub status: Option<u16>,
+    /// What the daemon said, or why there was no answer.
+    pub reason: String,
+    /// The kind of failure.
+    pub kind: FailureKind,
+}
 
 /// The backend name in [`autoscale_core::Error`]s converted with `From`; the Compose and Swarm scalers name
 /// themselves instead ([`COMPOSE_BACKEND`](crate::COMPOSE_BACKEND), [`SWARM_BACKEND`](crate::SWARM_BACKEND)).
@@ -35,14 +60,23 @@ pub enum Error {
     /// The Docker daemon could not be reached (not running, wrong `DOCKER_HOST`, TLS failure).
     #[error("the Docker daemon is not reachable: {source}")]
     DaemonUnavailable {
-        /// The command and what it printed.
-        source: RunError,
+        /// The command and what it printed, or the API request and why it failed.
+        source: Cause,
     },
-    /// A command did not finish within its timeout; it and its children were killed.
+    /// A command or an API request did not finish within its timeout; a command and its children were killed.
     #[error("{source}")]
     Timeout {
-        /// The command, the timeout and what it printed.
-        source: RunError,
+        /// The timeout.
+        after: Duration,
+        /// The command, the timeout and what it printed, or the API request.
+        source: Cause,
+    },
+    /// A Docker Engine API request failed in a way no other variant covers: the daemon refused it, or
+    /// answered something that cannot be read.
+    #[error("{source}")]
+    Api {
+        /// The request, the endpoint and the answer.
+        source: ApiError,
     },
     /// A command could not be started or exited with a failure not covered by another variant.
     #[error("{source}")]
@@ -63,14 +97,14 @@ pub enum Error {
     ServiceNotFound {
         /// The service as configured.
         service: String,
-        /// The command and what it printed.
-        source: RunError,
+        /// Where it was looked for.
+        source: Cause,
     },
     /// The engine is not a Swarm manager, so it cannot list or scale services.
     #[error("the Docker engine is not a Swarm manager: {source}")]
     NotSwarmManager {
-        /// The command and what it printed.
-        source: RunError,
+        /// The command and what it printed, or the API request.
+        source: Cause,
     },
     /// The Swarm service is not a replicated service (global services run one task per node and cannot be
     /// scaled; jobs run to completion).
@@ -113,6 +147,7 @@ impl Error {
             | Error::UnsupportedMode { .. } => FailureKind::Rejected,
             Error::DaemonUnavailable { .. } | Error::Busy { .. } => FailureKind::Unavailable,
             Error::Timeout { .. } => FailureKind::Timeout,
+            Error::Api { source } => source.kind,
             Error::UnexpectedOutput { .. } => FailureKind::BadResult,
             Error::CommandFailed { .. } | Error::ComposeNotFound { .. } => FailureKind::Other,
         }
@@ -125,11 +160,10 @@ impl Error {
         if let Error::Busy { .. } = self {
             return Core::Busy { backend };
         }
-        if let Error::Timeout { source } = &self {
-            let after = source.timed_out_after().unwrap_or_default();
+        if let Error::Timeout { after, .. } = &self {
             return Core::Timeout {
                 backend,
-                after,
+                after: *after,
                 source: Box::new(self),
             };
         }
@@ -146,14 +180,58 @@ impl Error {
     /// Classify a failed Docker CLI run by what it printed.
     pub(crate) fn from_run(source: RunError) -> Self {
         match &source {
-            RunError::Timeout { .. } => Error::Timeout { source },
+            RunError::Timeout { after, .. } => Error::Timeout {
+                after: *after,
+                source: Arc::new(source),
+            },
             RunError::Failed { stderr_tail, .. } if daemon_unreachable(stderr_tail) => {
-                Error::DaemonUnavailable { source }
+                Error::DaemonUnavailable {
+                    source: Arc::new(source),
+                }
             }
             RunError::Failed { stderr_tail, .. } if not_a_swarm_manager(stderr_tail) => {
-                Error::NotSwarmManager { source }
+                Error::NotSwarmManager {
+                    source: Arc::new(source),
+                }
             }
             _ => Error::CommandFailed { source },
+        }
+    }
+}
+
+impl Error {
+    /// The same failure, for another caller of a shared request.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::DaemonUnavailable { source } => Error::DaemonUnavailable {
+                source: Arc::clone(source),
+            },
+            Error::Timeout { after, source } => Error::Timeout {
+                after: *after,
+                source: Arc::clone(source),
+            },
+            Error::Api { source } => Error::Api {
+                source: source.clone(),
+            },
+            Error::NotSwarmManager { source } => Error::NotSwarmManager {
+                source: Arc::clone(source),
+            },
+            Error::ServiceNotFound { service, source } => Error::ServiceNotFound {
+                service: service.clone(),
+                source: Arc::clone(source),
+            },
+            Error::InvalidConfig { reason } => Error::InvalidConfig {
+                reason: reason.clone(),
+            },
+            other => Error::Api {
+                source: ApiError {
+                    request: "a shared request".to_owned(),
+                    endpoint: "the Docker daemon".to_owned(),
+                    status: None,
+                    reason: other.to_string(),
+                    kind: other.kind(),
+                },
+            },
         }
     }
 }

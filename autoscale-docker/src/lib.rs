@@ -62,6 +62,7 @@
 mod compose;
 mod discovery;
 mod docker;
+mod engine;
 mod error;
 mod names;
 mod parse;
@@ -77,7 +78,8 @@ pub use discovery::{
     discover_swarm_services,
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
-pub use error::{BACKEND, Error};
+pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts};
+pub use error::{ApiError, BACKEND, Cause, Error};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
     ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,

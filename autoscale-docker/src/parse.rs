@@ -8,13 +8,7 @@ use std::collections::BTreeMap;
 use autoscale_core::{ReplicaStatus, Replicas};
 use serde::Deserialize;
 
-/// The `docker ps --format` template of the Compose status read.
-///
-/// `{{json .}}` would be simpler, but it makes the CLI ask the daemon for every container's disk usage (the
-/// template touches `.Size`), which costs a walk of each container's filesystem on some storage drivers.
-pub(crate) const PS_FORMAT: &str = r#"{"ID":{{json .ID}},"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}}}"#;
-
-/// One line of `docker ps --format PS_FORMAT`.
+/// A container as the status read counts it (from the Engine API's container list).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PsContainer {
@@ -60,6 +54,7 @@ impl PsContainer {
 }
 
 /// Lines of JSON objects, one per container; blank lines are ignored.
+#[cfg(test)]
 pub(crate) fn ps_containers(stdout: &[u8]) -> Result<Vec<PsContainer>, String> {
     json_lines(stdout)
 }
@@ -171,25 +166,6 @@ fn mode(name: &str, raw: &serde_json::Map<String, serde_json::Value>) -> Result<
     }
 }
 
-/// One line of `docker service ps --format '{{json .}}'`.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PsTask {
-    /// Human text such as `Running 5 seconds ago` or `Preparing 1 second ago`.
-    current_state: String,
-}
-
-/// How many of the listed tasks are running.
-pub(crate) fn running_tasks(stdout: &[u8]) -> Result<Replicas, String> {
-    let tasks: Vec<PsTask> = json_lines(stdout)?;
-    count(
-        tasks
-            .iter()
-            .filter(|t| t.current_state.starts_with("Running"))
-            .count(),
-    )
-}
-
 /// One ID per line, as `-q` prints them.
 pub(crate) fn ids(stdout: &[u8]) -> Result<Vec<String>, String> {
     let text = std::str::from_utf8(stdout).map_err(|e| format!("not UTF-8: {e}"))?;
@@ -206,6 +182,7 @@ pub(crate) fn ids(stdout: &[u8]) -> Result<Vec<String>, String> {
         .collect()
 }
 
+#[cfg(test)]
 fn json_lines<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> Result<Vec<T>, String> {
     let text = std::str::from_utf8(stdout).map_err(|e| format!("not UTF-8: {e}"))?;
     text.lines()
@@ -345,19 +322,6 @@ mod tests {
             .map(|c| service_inspect(c).unwrap_err())
             .collect();
         insta::assert_yaml_snapshot!(errors);
-    }
-
-    #[test]
-    fn only_running_tasks_count() {
-        let out = br#"{"CurrentState":"Running 2 seconds ago","DesiredState":"Running","Error":"","ID":"vwy5r1qrfsfq","Image":"local/busybox:1","Name":"web.1","Node":"vm","Ports":""}
-{"CurrentState":"Preparing 1 second ago","DesiredState":"Running","Error":"","ID":"xedeyk8cb6u1","Image":"local/busybox:1","Name":"web.2","Node":"vm","Ports":""}
-{"CurrentState":"Starting less than a second ago","DesiredState":"Running","Error":"","ID":"m05k8wyzzwxj","Image":"local/busybox:1","Name":"web.3","Node":"vm","Ports":""}
-{"CurrentState":"Running 10 minutes ago","DesiredState":"Running","Error":"","ID":"m05k8wyzzwxk","Image":"local/busybox:1","Name":"web.4","Node":"vm","Ports":""}
-"#;
-        assert_eq!(running_tasks(out).unwrap(), 2);
-        assert_eq!(running_tasks(b"").unwrap(), 0);
-        assert!(running_tasks(b"ID NAME IMAGE\n").is_err());
-        assert!(running_tasks(br#"{"Name":"web.1"}"#).is_err());
     }
 
     #[test]
