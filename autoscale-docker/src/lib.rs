@@ -1,6 +1,8 @@
 //! # autoscale-docker
 //!
-//! Docker Compose and Docker Swarm [`Scaler`](autoscale_core::Scaler)s for autoscale, driving the Docker CLI.
+//! Docker Compose and Docker Swarm [`Scaler`](autoscale_core::Scaler)s for autoscale. Status reads and Swarm
+//! scaling use the Docker Engine API, one snapshot per endpoint per round shared by every scaler on it
+//! ([`EngineEndpoint`]); Compose scaling and discovery drive the Docker CLI.
 //!
 //! - [`ComposeScaler`] reads a Compose service's replicas by counting its containers (`docker ps` on the
 //!   Compose labels; `ready` = running and healthy or without a healthcheck) and scales with

@@ -766,6 +766,8 @@ async fn a_swarm_service_set_to_zero_by_hand_is_left_alone_until_resumed() {
     service.evaluate_once().await;
     assert!(service.state().pause.is_some());
     engine.docker_ok(&["service", "scale", "--detach", &format!("{}=3", swarm.name)]);
+    // The next round: past the freshness of the round's shared snapshot.
+    tokio::time::sleep(autoscale_docker::DEFAULT_FRESHNESS * 2).await;
     let round = service.evaluate_once().await;
     assert_eq!(service.state().pause, None);
     assert_eq!(round.decision.unwrap().desired, 3);
