@@ -93,7 +93,8 @@ async fn programs(settings: &ScalerSettings) -> Result<(), Failure> {
                 };
             }
         },
-        ScalerSettings::Swarm(swarm) => swarm.command.first().map(PathBuf::from),
+        // The Swarm scaler talks to the Engine API: it starts no program.
+        ScalerSettings::Swarm(_) => None,
         ScalerSettings::Ansible(ansible) => Some(match &ansible.program {
             AnsibleProgram::Path(path) => path.clone(),
             AnsibleProgram::Virtualenv(venv) => venv.join("bin").join("ansible-playbook"),
@@ -206,5 +207,12 @@ mod tests {
             failure.error.ends_with("absent is not an executable file"),
             "{failure}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_swarm_scaler_needs_no_program() {
+        let mut swarm = autoscale_docker::SwarmSettings::new("web");
+        swarm.command = vec!["/nonexistent/docker".into()];
+        programs(&ScalerSettings::Swarm(swarm)).await.unwrap();
     }
 }
