@@ -13,124 +13,13 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use autoscale_core::testing::require_service;
+use support::compose::{Cleanup, Prometheus, env};
 use support::{free_port, get, status_json, wait_until};
-
-struct Env {
-    docker_host: String,
-    compose: String,
-    image: String,
-}
-
-fn env() -> Option<Env> {
-    Some(Env {
-        docker_host: require_service("AUTOSCALE_TEST_DOCKER_HOST", "a real Docker engine")?,
-        compose: require_service("AUTOSCALE_TEST_COMPOSE", "docker-compose")?,
-        image: require_service("AUTOSCALE_TEST_BUSYBOX_IMAGE", "the busybox test image")?,
-    })
-}
-
-/// The scripted Prometheus: `/-/ready` and an instant query that answers `value` for any expression.
-struct Prometheus {
-    addr: SocketAddr,
-    value: Arc<AtomicU64>,
-    _server: support::Server,
-}
-
-impl Prometheus {
-    fn start(value: f64) -> Self {
-        use axum::routing::{any, get};
-        let value = Arc::new(AtomicU64::new(value.to_bits()));
-        let answer = Arc::clone(&value);
-        let query = move || {
-            let v = f64::from_bits(answer.load(Ordering::Relaxed));
-            async move {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs_f64();
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    format!(
-                        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[{now},"{v}"]}}]}}}}"#
-                    ),
-                )
-            }
-        };
-        let app = axum::Router::new()
-            .route(
-                "/-/ready",
-                get(|| async { "Prometheus Server is Ready.\n" }),
-            )
-            .route("/api/v1/query", any(query));
-        let server = support::serve(app);
-        Prometheus {
-            addr: server.addr,
-            value,
-            _server: server,
-        }
-    }
-
-    fn set(&self, value: f64) {
-        self.value.store(value.to_bits(), Ordering::Relaxed);
-    }
-}
-
-/// Stops every daemon still running and tears the compose project down, whatever happens.
-struct Cleanup {
-    env: Env,
-    project: String,
-    file: PathBuf,
-    daemons: Vec<Child>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.daemons {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = self
-            .compose(&["down", "-t", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Cleanup {
-    fn compose(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.env.compose);
-        command
-            .args(["-p", &self.project, "-f"])
-            .arg(&self.file)
-            .args(args)
-            .env("DOCKER_HOST", &self.env.docker_host);
-        command
-    }
-
-    fn replicas(&self) -> usize {
-        let out = self.compose(&["ps", "-q", "web"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    }
-
-    fn scale_outside(&self, n: u32) {
-        let out = self
-            .compose(&["up", "-d", "--no-recreate", "--scale", &format!("web={n}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "compose up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 fn signal(child: &Child, name: &str) {
     let ok = Command::new("kill")
@@ -274,14 +163,14 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         env,
         project,
         file: compose_file,
-        daemons: Vec::new(),
+        children: Vec::new(),
     };
     cleanup.scale_outside(1);
 
     // 1. Two daemons on one state_dir.
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    cleanup.daemons.push(spawn_daemon(&files, listen, "a.log"));
-    let owner = cleanup.daemons[0].id();
+    cleanup.children.push(spawn_daemon(&files, listen, "a.log"));
+    let owner = cleanup.children[0].id();
     wait_until(
         "the first daemon's first round",
         Duration::from_secs(30),
@@ -355,7 +244,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         })
     };
     for _ in 0..100 {
-        signal(&cleanup.daemons[0], "HUP");
+        signal(&cleanup.children[0], "HUP");
         std::thread::sleep(Duration::from_millis(50));
     }
     let after_storm = Instant::now();
@@ -371,7 +260,7 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         torn.len()
     );
     assert_eq!(
-        cleanup.daemons[0].try_wait().unwrap(),
+        cleanup.children[0].try_wait().unwrap(),
         None,
         "still running"
     );
@@ -388,8 +277,8 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
     wait_until("the scale-up decision", Duration::from_secs(20), || {
         files.log("a.log")[log_len..].contains("ABOVE scale-up threshold")
     });
-    signal(&cleanup.daemons[0], "TERM");
-    let exit = cleanup.daemons[0].wait().unwrap();
+    signal(&cleanup.children[0], "TERM");
+    let exit = cleanup.children[0].wait().unwrap();
     let log = files.log("a.log");
     assert!(exit.success(), "exit {exit:?}:\n{log}");
     let (term, scaled) = (
@@ -410,12 +299,12 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         "{:?}",
         files.history()
     );
-    cleanup.daemons.clear();
+    cleanup.children.clear();
 
     // 4. Restart in the cooldown; a change made outside (3 -> 2); SIGKILL; restart again.
     prometheus.set(0.1);
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    cleanup.daemons.push(spawn_daemon(&files, listen, "c.log"));
+    cleanup.children.push(spawn_daemon(&files, listen, "c.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while token(listen).as_deref() != Some("cooldown") {
         assert!(
@@ -438,15 +327,15 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
         Duration::from_secs(10),
         || files.state().last_known_replicas == Some(2),
     );
-    let killed = &mut cleanup.daemons[0];
+    let killed = &mut cleanup.children[0];
     signal(killed, "KILL");
     killed.wait().unwrap();
-    cleanup.daemons.clear();
+    cleanup.children.clear();
     let state = files.state();
     assert_eq!(state.last_known_replicas, Some(2));
 
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    cleanup.daemons.push(spawn_daemon(&files, listen, "d.log"));
+    cleanup.children.push(spawn_daemon(&files, listen, "d.log"));
     wait_until(
         "a round after SIGKILL and restart",
         Duration::from_secs(30),
@@ -478,9 +367,9 @@ policy = {{ kind = "target", target = 0.5, per = "replica" }}
             .all(|(result, _, _)| ["scaled", "outside", "blocked"].contains(&result.as_str())),
         "{history:?}"
     );
-    signal(&cleanup.daemons[0], "TERM");
-    assert!(cleanup.daemons[0].wait().unwrap().success());
-    cleanup.daemons.clear();
+    signal(&cleanup.children[0], "TERM");
+    assert!(cleanup.children[0].wait().unwrap().success());
+    cleanup.children.clear();
     files.state();
     for log in ["a.log", "c.log", "d.log"] {
         let text = files.log(log);

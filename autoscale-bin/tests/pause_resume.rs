@@ -7,122 +7,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use autoscale_core::testing::require_service;
+use support::compose::{Cleanup, Prometheus, env};
 use support::{free_port, get, status_json, wait_until};
-
-struct Env {
-    docker_host: String,
-    compose: String,
-    image: String,
-}
-
-fn env() -> Option<Env> {
-    Some(Env {
-        docker_host: require_service("AUTOSCALE_TEST_DOCKER_HOST", "a real Docker engine")?,
-        compose: require_service("AUTOSCALE_TEST_COMPOSE", "docker-compose")?,
-        image: require_service("AUTOSCALE_TEST_BUSYBOX_IMAGE", "the busybox test image")?,
-    })
-}
-
-/// The scripted Prometheus: `/-/ready` and an instant query that answers `value` for any expression.
-struct Prometheus {
-    addr: SocketAddr,
-    value: Arc<AtomicU64>,
-    _server: support::Server,
-}
-
-impl Prometheus {
-    fn start(value: f64) -> Self {
-        use axum::routing::{any, get};
-        let value = Arc::new(AtomicU64::new(value.to_bits()));
-        let answer = Arc::clone(&value);
-        let query = move || {
-            let v = f64::from_bits(answer.load(Ordering::Relaxed));
-            async move {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs_f64();
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    format!(
-                        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[{now},"{v}"]}}]}}}}"#
-                    ),
-                )
-            }
-        };
-        let app = axum::Router::new()
-            .route(
-                "/-/ready",
-                get(|| async { "Prometheus Server is Ready.\n" }),
-            )
-            .route("/api/v1/query", any(query));
-        let server = support::serve(app);
-        Prometheus {
-            addr: server.addr,
-            value,
-            _server: server,
-        }
-    }
-
-    fn set(&self, value: f64) {
-        self.value.store(value.to_bits(), Ordering::Relaxed);
-    }
-}
-
-/// Stops every process still running and tears the compose project down, whatever happens.
-struct Cleanup {
-    env: Env,
-    project: String,
-    file: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = self
-            .compose(&["down", "-t", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Cleanup {
-    fn compose(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.env.compose);
-        command
-            .args(["-p", &self.project, "-f"])
-            .arg(&self.file)
-            .args(args)
-            .env("DOCKER_HOST", &self.env.docker_host);
-        command
-    }
-
-    fn running(&self) -> usize {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=com.docker.compose.project={}", self.project),
-            ])
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    }
-}
 
 fn autoscale(args: &[&str], config: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_autoscale"))

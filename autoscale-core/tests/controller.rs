@@ -552,9 +552,65 @@ fn prop_oneof_interval() -> impl proptest::strategy::Strategy<Value = Duration> 
 }
 
 /// Filling a forecasting check's history from its source's past at the loop's start.
-mod backfill {
+/// Log lines captured while a test runs, for the tests of what the loop logs.
+mod captured {
     use std::io;
     use std::sync::{Arc, Mutex};
+
+    /// Log lines captured while the guard lives (this thread only: the tests run on one thread).
+    pub struct Logs {
+        buffer: Arc<Mutex<Vec<u8>>>,
+        _guard: tracing::subscriber::DefaultGuard,
+    }
+
+    impl Logs {
+        pub fn capture() -> Logs {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = Arc::clone(&buffer);
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || LogWriter(Arc::clone(&writer)))
+                .finish();
+            Logs {
+                buffer,
+                _guard: tracing::subscriber::set_default(subscriber),
+            }
+        }
+
+        pub fn lines(&self, containing: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.buffer.lock().unwrap())
+                .lines()
+                .filter(|l| l.contains(containing))
+                .map(str::to_owned)
+                .collect()
+        }
+
+        /// The lines at `level` (INFO, WARN, ...) that contain `containing`.
+        pub fn at(&self, level: &str, containing: &str) -> Vec<String> {
+            self.lines(containing)
+                .into_iter()
+                .filter(|l| l.contains(&format!(" {level} ")))
+                .collect()
+        }
+    }
+
+    struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
+mod backfill {
+    use super::captured::Logs;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use autoscale_core::controller::{CheckSource, Round, ServiceLoop, TokioClock, merge_backfill};
@@ -632,48 +688,6 @@ mod backfill {
         let source = ScriptedSource::constant("rps", live);
         source.set_range("rps_demand", Ok(past()));
         source
-    }
-
-    /// Log lines captured while the guard lives (this thread only: the tests run on one thread).
-    struct Logs {
-        buffer: Arc<Mutex<Vec<u8>>>,
-        _guard: tracing::subscriber::DefaultGuard,
-    }
-
-    impl Logs {
-        fn capture() -> Logs {
-            let buffer = Arc::new(Mutex::new(Vec::new()));
-            let writer = Arc::clone(&buffer);
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::INFO)
-                .with_ansi(false)
-                .with_writer(move || LogWriter(Arc::clone(&writer)))
-                .finish();
-            Logs {
-                buffer,
-                _guard: tracing::subscriber::set_default(subscriber),
-            }
-        }
-
-        fn lines(&self, containing: &str) -> Vec<String> {
-            String::from_utf8_lossy(&self.buffer.lock().unwrap())
-                .lines()
-                .filter(|l| l.contains(containing))
-                .map(str::to_owned)
-                .collect()
-        }
-    }
-
-    struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for LogWriter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -931,8 +945,9 @@ mod backfill {
 /// What the loop logs, as a person reads it: rounded values, root causes, no query text in warnings, and a
 /// repeated failure logged once, then every five minutes, then its recovery.
 mod readable_logs {
+    use super::captured::Logs;
     use std::io;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use autoscale_core::controller::{CheckSource, ServiceLoop, TokioClock};
@@ -946,56 +961,6 @@ mod readable_logs {
 
     const QUERY: &str = r#"sum(rate(http_requests_total{job="web"}[1m]))"#;
     const START: i64 = 1_000_000;
-
-    /// Log lines captured while the guard lives (this thread only: the tests run on one thread).
-    struct Logs {
-        buffer: Arc<Mutex<Vec<u8>>>,
-        _guard: tracing::subscriber::DefaultGuard,
-    }
-
-    impl Logs {
-        fn capture() -> Logs {
-            let buffer = Arc::new(Mutex::new(Vec::new()));
-            let writer = Arc::clone(&buffer);
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_ansi(false)
-                .with_writer(move || LogWriter(Arc::clone(&writer)))
-                .finish();
-            Logs {
-                buffer,
-                _guard: tracing::subscriber::set_default(subscriber),
-            }
-        }
-
-        fn lines(&self, containing: &str) -> Vec<String> {
-            String::from_utf8_lossy(&self.buffer.lock().unwrap())
-                .lines()
-                .filter(|l| l.contains(containing))
-                .map(str::to_owned)
-                .collect()
-        }
-
-        /// The lines at `level` (INFO, WARN, ...) that contain `containing`.
-        fn at(&self, level: &str, containing: &str) -> Vec<String> {
-            self.lines(containing)
-                .into_iter()
-                .filter(|l| l.contains(&format!(" {level} ")))
-                .collect()
-        }
-    }
-
-    struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for LogWriter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn clock() -> Arc<TokioClock> {
         Arc::new(TokioClock::starting_at(Timestamp::from_secs(START)))

@@ -3,6 +3,8 @@
 //! its own. Each test file uses only some of them.
 #![allow(dead_code)]
 
+pub mod compose;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
