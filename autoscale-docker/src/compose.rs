@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bollard::models::ContainerSummary;
 
-use crate::docker::{DockerCli, run_checked, validate_command};
+use crate::docker::{DockerCli, DockerEnv, run_checked, validate_command};
 use crate::engine::{EndpointCell, EngineEndpoint};
 use crate::error::{ApiError, Error};
 use crate::names::{self, Rule};
@@ -364,8 +364,35 @@ fn path_arg(path: &Path) -> OsString {
     }
 }
 
-/// `docker compose` if the plugin answers `version`, else `docker-compose` if it does.
+/// Detections by docker command and environment, shared by every scaler of the process: a daemon with 200
+/// compose services runs `version` once, not 200 times (compose v1 spends about half a second of CPU on it).
+/// Only a success is kept; a failure is detected again by the next caller.
+type Detections = Vec<((Vec<OsString>, DockerEnv), Arc<OnceCell<Vec<OsString>>>)>;
+static DETECTIONS: std::sync::LazyLock<std::sync::Mutex<Detections>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The Compose command for `docker`'s command and environment: detected once per process (concurrent callers
+/// share one detection), see [`detect_now`].
 async fn detect(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
+    let key = (docker.argv(), docker.env.clone());
+    let cell = {
+        let mut detections = DETECTIONS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match detections.iter().find(|(k, _)| *k == key) {
+            Some((_, cell)) => Arc::clone(cell),
+            None => {
+                let cell = Arc::new(OnceCell::new());
+                detections.push((key, Arc::clone(&cell)));
+                cell
+            }
+        }
+    };
+    cell.get_or_try_init(|| detect_now(docker)).await.cloned()
+}
+
+/// `docker compose` if the plugin answers `version`, else `docker-compose` if it does.
+async fn detect_now(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
     let mut v2 = docker.argv();
     v2.push("compose".into());
     let v2_error = match version(docker, &v2).await? {
@@ -536,6 +563,39 @@ mod tests {
                 assert!(message.contains("docker-compose version"), "{message}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn scalers_with_the_same_docker_share_one_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let docker = fake_docker(
+            dir.path(),
+            &format!(
+                "echo \"$*\" >> '{}'\n[ \"$1 $2\" = \"compose version\" ] && exit 0\nexit 1\n",
+                calls.display()
+            ),
+        );
+        let scalers: Vec<ComposeScaler> = (0..20)
+            .map(|i| {
+                ComposeScaler::builder("p", format!("web{i}"))
+                    .docker(docker.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for scaler in &scalers {
+            scaler.compose_command().await.unwrap();
+        }
+        let lines = std::fs::read_to_string(&calls).unwrap();
+        assert_eq!(lines.lines().collect::<Vec<_>>(), ["compose version"]);
+        // Another environment is another detection.
+        let other = ComposeScaler::builder("p", "web")
+            .docker(docker.env(DockerEnv::new().host("unix:///other.sock")))
+            .build()
+            .unwrap();
+        other.compose_command().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
     }
 
     #[test]
