@@ -196,6 +196,17 @@ pub fn endpoint(env: &DockerEnv) -> Result<Arc<EngineEndpoint>, Error> {
     )?))
 }
 
+/// Every endpoint client in use in this process (by a scaler or a discovery), in no particular order: what a
+/// daemon reports of its Docker requests.
+pub fn endpoints() -> Vec<Arc<EngineEndpoint>> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect()
+}
+
 /// How many requests an endpoint's client has sent, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -84,7 +84,7 @@ pub use discovery::{
     WORKING_DIR_LABEL,
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
-pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint};
+pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint, endpoints};
 pub use error::{ApiError, BACKEND, Cause, Error};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
