@@ -260,18 +260,9 @@ impl Metrics {
             .inc();
         self.duration.observe(round.duration.as_secs_f64());
         if let Ok(status) = round.status {
-            let set = |state: &str, v: u32| {
-                self.replicas
-                    .get(&ReplicaState {
-                        service: service.clone(),
-                        state: state.to_owned(),
-                    })
-                    .set(i64::from(v));
-            };
-            set("current", status.current);
-            set("ready", status.ready);
+            self.record_replicas(service, status);
             if let Some(d) = &round.decision {
-                set("desired", d.desired);
+                self.set_replicas(service, "desired", d.desired);
                 self.last_success
                     .get(&ServiceLabel {
                         service: service.clone(),
@@ -314,6 +305,21 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Account for a status read: the `current` and `ready` replicas.
+    pub fn record_replicas(&self, service: &str, status: autoscale_core::ReplicaStatus) {
+        self.set_replicas(service, "current", status.current);
+        self.set_replicas(service, "ready", status.ready);
+    }
+
+    fn set_replicas(&self, service: &str, state: &str, value: u32) {
+        self.replicas
+            .get(&ReplicaState {
+                service: service.to_owned(),
+                state: state.to_owned(),
+            })
+            .set(i64::from(value));
     }
 
     /// The exposition text.
