@@ -66,6 +66,7 @@ mod discovery;
 mod docker;
 mod engine;
 mod error;
+mod events;
 mod names;
 mod parse;
 mod settings;
@@ -82,6 +83,7 @@ pub use discovery::{
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
 pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts};
 pub use error::{ApiError, BACKEND, Cause, Error};
+pub use events::{HEALTHY_AFTER, POLL_EVERY, RECONNECT_FIRST, RECONNECT_MAX};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
     ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,
