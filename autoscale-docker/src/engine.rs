@@ -5,7 +5,8 @@
 //! its services and tasks lists. Scalers on the same endpoint share one client, and one list per round: the
 //! first caller fetches, concurrent callers await the same request, and a finished list is reused for
 //! [`DEFAULT_FRESHNESS`] (a round's services are evaluated within that time of each other). A scale action
-//! drops the snapshot it changed, so the next read sees it.
+//! drops the snapshot it changed, so the next read sees it, and so does an event of the endpoint's event
+//! stream about a service with a change feed (see `events.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -11,6 +11,13 @@
 //! - [`SwarmScaler`] reads a Swarm service's spec replicas and running tasks and scales with
 //!   `docker service scale SERVICE=N --detach`. Global services are refused.
 //! - [`discover_swarm_services`] lists the Swarm services labelled `autoscale.enable=true`.
+//! - Both scalers have a change feed ([`Scaler::changes`](autoscale_core::Scaler::changes)) fed by one Docker
+//!   event stream per endpoint (`GET /events`, started with the first feed and stopped with the last): an event
+//!   about a service's containers, or a Swarm service's update, drops the endpoint's snapshot and notifies that
+//!   service's feeds, so the control loop reads the outside change within a second rather than at its next
+//!   round. A broken stream is reopened with a backoff ([`RECONNECT_FIRST`] doubling to [`RECONNECT_MAX`], back
+//!   to the first after [`HEALTHY_AFTER`] connected), and the endpoint is polled every [`POLL_EVERY`] meanwhile;
+//!   [`RequestCounts`] counts the stream's connections and breaks.
 //!
 //! Every command is an argument vector, never a shell line; project, service, profile and context names are
 //! checked against Docker's rules before anything runs. Every call has a timeout that kills the command and

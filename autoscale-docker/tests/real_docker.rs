@@ -523,6 +523,43 @@ async fn wait_counts(
     }
 }
 
+/// Every log line of this test process at INFO and above, for the tests of what the event stream logs (its
+/// task runs on the runtime's worker threads, so the capture is process-wide; a test filters on its own
+/// endpoint's address).
+fn logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || Writer(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global log capture");
+        buffer
+    })
+}
+
+/// The captured lines at `level` that contain every one of `words`.
+fn log_lines(level: &str, words: &[&str]) -> Vec<String> {
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(&format!(" {level} ")) && words.iter().all(|w| l.contains(w)))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Print a measured latency where a person running the tests sees it.
 fn report(what: &str, latency: Duration) {
     use std::io::Write as _;
@@ -623,6 +660,7 @@ async fn a_cut_event_stream_falls_back_to_polling_and_reconnects() {
         .host
         .strip_prefix("unix://")
         .expect("the test engine listens on a unix socket");
+    logs();
     let proxy = proxy::Proxy::start(Path::new(socket), dir.path());
     let service = Service::create(&engine, "evcut", &["--replicas", "1"]);
     let cli = DockerCli::new()
@@ -702,6 +740,12 @@ async fn a_cut_event_stream_falls_back_to_polling_and_reconnects() {
         .await;
     report("reconnected: outside scale -> observation", latency);
     assert_eq!(watched.rounds(), 1, "no round explains any of it");
+    // One warning for the outage, though reopening failed several times, and one line when it is back.
+    let address = proxy.host();
+    let down = log_lines("WARN", &["event stream", &address, "is down"]);
+    assert_eq!(down.len(), 1, "{down:#?}");
+    let back = log_lines("INFO", &["event stream", &address, "is back"]);
+    assert_eq!(back.len(), 1, "{back:#?}");
     watched.stop().await;
     // The last feed gone, the stream stops.
     let before = endpoint.requests();
