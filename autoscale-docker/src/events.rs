@@ -4,7 +4,9 @@
 //! The stream (`GET /events`, filtered to containers and services) starts with the endpoint's first subscriber
 //! and stops when the last one goes. An event about a Compose service's containers, or a Swarm service (its
 //! update, or its tasks' containers on this node), first drops the endpoint's snapshot that it changed, then
-//! notifies that service's feeds: their loops read the status again, from a fresh list. While the stream is
+//! notifies that service's feeds: their loops read the status again, from a fresh list. A Swarm task's
+//! container event notifies its service once more half a second later, when the manager has caught up with
+//! the task's state. While the stream is
 //! broken it is reopened with a backoff (0.5 s doubling to 30 s, back to 0.5 s after a minute connected), and
 //! the endpoint is polled instead: one fresh snapshot every 2 s, notifying the services whose replicas or
 //! readiness changed. When it is back, every service is notified once, for what the gap may have hidden.
@@ -36,6 +38,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// A stream that opened and stayed up this long without an error counts as connected (Docker sends nothing
 /// until an event happens).
 const CONNECTED_AFTER: Duration = Duration::from_millis(500);
+/// How long after a Swarm task's container event its service is notified again: the manager marks the task
+/// failed or running a moment after the container's own event (about 0.2 s on the test engine).
+const SWARM_SETTLE: Duration = Duration::from_millis(500);
 /// The limit of each call the watch makes (the client's negotiation, a poll's snapshot).
 const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -275,6 +280,9 @@ async fn follow(endpoint: Arc<EngineEndpoint>) {
     let mut polled: Option<HashMap<Target, Option<ReplicaStatus>>> = None;
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Swarm services to notify again once their tasks' state settles, and when.
+    let mut settle: Vec<Changed> = Vec::new();
+    let mut settle_at: Option<Instant> = None;
     loop {
         let broke: Option<String> = tokio::select! {
             item = next_event(&mut stream) => match item {
@@ -283,7 +291,12 @@ async fn follow(endpoint: Arc<EngineEndpoint>) {
                         connected = Some(Instant::now());
                         on_connected(endpoint, &mut outage);
                     }
-                    on_event(endpoint, &event);
+                    for changed in on_event(endpoint, &event) {
+                        settle_at.get_or_insert_with(|| Instant::now() + SWARM_SETTLE);
+                        if !settle.contains(&changed) {
+                            settle.push(changed);
+                        }
+                    }
                     None
                 }
                 Some(Err(e)) => Some(crate::engine::error_chain(&e)),
@@ -311,6 +324,14 @@ async fn follow(endpoint: Arc<EngineEndpoint>) {
                     }
                     Err(e) => Some(e.to_string()),
                 }
+            }
+            _ = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
+                settle_at = None;
+                endpoint.invalidate_swarm();
+                for changed in settle.drain(..) {
+                    endpoint.watch().notify(|t| changed.concerns(t));
+                }
+                None
             }
             _ = poll.tick(), if outage.is_some() => {
                 poll_once(endpoint, &mut polled).await;
@@ -377,8 +398,11 @@ fn on_connected(endpoint: &EngineEndpoint, outage: &mut Option<Instant>) {
     }
 }
 
-/// Drop the snapshot `event` changed and notify the feeds it concerns.
-fn on_event(endpoint: &EngineEndpoint, event: &EventMessage) {
+/// Drop the snapshot `event` changed and notify the feeds it concerns. Returns the Swarm services it named
+/// by a task's container, to notify again once the manager has caught up.
+fn on_event(endpoint: &EngineEndpoint, event: &EventMessage) -> Vec<Changed> {
+    let by_task = event.typ == Some(EventMessageTypeEnum::CONTAINER);
+    let mut again = Vec::new();
     for changed in changed_by(event) {
         let watch = endpoint.watch();
         if !watch.lock().targets.keys().any(|t| changed.concerns(t)) {
@@ -393,7 +417,11 @@ fn on_event(endpoint: &EngineEndpoint, event: &EventMessage) {
             endpoint = endpoint.address(), action = event.action.as_deref().unwrap_or_default(),
             changed = ?changed, "Docker event"
         );
+        if by_task && matches!(changed, Changed::Swarm { .. }) {
+            again.push(changed);
+        }
     }
+    again
 }
 
 /// One poll of a stream-less endpoint: fresh snapshots of what its feeds watch, and a notification for each

@@ -648,6 +648,48 @@ async fn a_compose_container_stopped_by_hand_shows_within_a_second() {
     watched.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_task_container_that_dies_shows_in_ready_within_a_second() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "evdie", &["--replicas", "2"]);
+    let scaler = Arc::new(SwarmScaler::new(engine.cli(), &service.name).unwrap());
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+    let endpoint = scaler.endpoint().unwrap();
+    let watched = Watched::start(scaler.clone());
+    watched.first_round().await;
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects >= 1,
+    )
+    .await;
+
+    let filter = format!("label=com.docker.swarm.service.name={}", service.name);
+    let victim = engine.docker_ok(&["ps", "-q", "--filter", &filter]);
+    let victim = victim.split_whitespace().next().expect("a task container");
+    let since = Instant::now();
+    engine.docker_ok(&["kill", victim]);
+    // The manager marks the task failed a moment after the container's `die` event.
+    let latency = watched
+        .observed(since, Duration::from_secs(1), |o| {
+            o.status
+                == ReplicaStatus {
+                    current: 2,
+                    ready: 1,
+                }
+        })
+        .await;
+    report(
+        "docker kill of a swarm task container -> observation with ready 1",
+        latency,
+    );
+    assert_eq!(watched.rounds(), 1, "no round explains it");
+    watched.stop().await;
+}
+
 /// The event stream cut (every connection through a proxy closed, event streams refused): changes are still
 /// seen, by polling; restored: the stream reconnects and changes are seen within a second again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
