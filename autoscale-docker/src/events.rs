@@ -21,7 +21,6 @@ use autoscale_core::{ChangeFeed, ReplicaStatus};
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::compose::{ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
@@ -131,7 +130,7 @@ fn changed_by(event: &EventMessage) -> Vec<Changed> {
     }
 }
 
-/// The feeds of one endpoint, and its stream's task while anyone listens.
+/// The feeds of one endpoint, and its stream's thread while anyone listens.
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
     inner: Mutex<WatchInner>,
@@ -140,7 +139,8 @@ pub(crate) struct Watch {
 #[derive(Debug, Default)]
 struct WatchInner {
     targets: HashMap<Target, Feeds>,
-    task: Option<JoinHandle<()>>,
+    /// Dropped to stop the stream's thread; closed when the thread has ended.
+    stop: Option<watch::Sender<()>>,
 }
 
 /// The feeds of one service: its channel, and how many subscriptions hold it.
@@ -192,10 +192,7 @@ impl Drop for Subscription {
                 inner.targets.remove(&self.target);
             }
         }
-        if inner.targets.is_empty()
-            && let Some(task) = inner.task.take()
-        {
-            task.abort();
+        if inner.targets.is_empty() && inner.stop.take().is_some() {
             tracing::debug!(
                 endpoint = self.endpoint.address(),
                 "no change feed left: event stream stopped"
@@ -204,11 +201,29 @@ impl Drop for Subscription {
     }
 }
 
-/// A change feed of `target` on `endpoint`, starting the endpoint's stream if it is the first. `None` outside
-/// a tokio runtime (nothing could run the stream).
+/// A change feed of `target` on `endpoint`, starting the endpoint's stream if it is the first. `None` when
+/// no thread can be started for the stream.
+///
+/// The stream runs on a thread of its own, with a single-threaded runtime: the endpoint is shared by the whole
+/// process, and its stream must outlive the runtime of whichever caller subscribed first (a program, or a test
+/// harness, may run several).
 pub(crate) fn subscribe(endpoint: &Arc<EngineEndpoint>, target: Target) -> Option<ChangeFeed> {
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
     let mut inner = endpoint.watch().lock();
+    if inner.stop.as_ref().is_none_or(watch::Sender::is_closed) {
+        let (stop, stopped) = watch::channel(());
+        let followed = Arc::clone(endpoint);
+        let started = std::thread::Builder::new()
+            .name("docker-events".to_owned())
+            .spawn(move || run_stream(followed, stopped));
+        if let Err(e) = started {
+            tracing::warn!(
+                endpoint = endpoint.address(), error = %e,
+                "cannot start the Docker event stream's thread: outside changes are seen at the rounds"
+            );
+            return None;
+        }
+        inner.stop = Some(stop);
+    }
     let feeds = inner
         .targets
         .entry(target.clone())
@@ -218,9 +233,6 @@ pub(crate) fn subscribe(endpoint: &Arc<EngineEndpoint>, target: Target) -> Optio
         });
     feeds.holders += 1;
     let receiver = feeds.sender.subscribe();
-    if inner.task.as_ref().is_none_or(JoinHandle::is_finished) {
-        inner.task = Some(runtime.spawn(follow(Arc::clone(endpoint))));
-    }
     drop(inner);
     Some(ChangeFeed::new(receiver).with_guard(Subscription {
         endpoint: Arc::clone(endpoint),
@@ -265,8 +277,32 @@ async fn next_event(
     }
 }
 
-/// The endpoint's stream task: follow the events, reopen the stream when it breaks, and poll meanwhile. It
-/// runs until it is aborted, when the last feed goes.
+/// The stream's thread: [`follow`] the events until the last feed goes.
+fn run_stream(endpoint: Arc<EngineEndpoint>, mut stopped: watch::Receiver<()>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(
+                endpoint = endpoint.address(), error = %e,
+                "cannot start the Docker event stream's runtime: outside changes are seen at the rounds"
+            );
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        tokio::select! {
+            () = follow(Arc::clone(&endpoint)) => {}
+            // Only ever an error: the sender is dropped when the last feed goes.
+            _ = stopped.changed() => {}
+        }
+    });
+}
+
+/// The endpoint's stream: follow the events, reopen the stream when it breaks, and poll meanwhile. It runs
+/// until the last feed goes.
 async fn follow(endpoint: Arc<EngineEndpoint>) {
     let endpoint = endpoint.as_ref();
     let shown = endpoint.address();
