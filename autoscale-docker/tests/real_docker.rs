@@ -757,7 +757,6 @@ async fn a_cut_event_stream_falls_back_to_polling_and_reconnects() {
         "cut (polling every 2 s): outside scale -> observation",
         latency,
     );
-    assert!(latency > Duration::from_millis(0));
     // Reopening is refused meanwhile, with a backoff.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(proxy.refused() >= 1, "the stream tried to reopen");
