@@ -262,25 +262,16 @@ impl ComposeScaler {
     pub async fn read_status(&self) -> Result<ReplicaStatus, Error> {
         let endpoint = self.endpoint()?;
         let containers = endpoint.containers(self.settings.timeout).await?;
-        let mine: Vec<parse::PsContainer> = containers
-            .iter()
-            .filter(|c| label(c, PROJECT_LABEL) == Some(self.settings.project.as_str()))
-            .filter(|c| label(c, SERVICE_LABEL) == Some(self.settings.service.as_str()))
-            .map(|c| parse::PsContainer {
-                id: c.id.clone().unwrap_or_default(),
-                names: c.names.as_ref().map(|n| n.join(",")).unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()),
-                status: c.status.clone().unwrap_or_default(),
-            })
-            .collect();
-        parse::compose_status(&mine).map_err(|reason| Error::Api {
-            source: ApiError {
-                request: "GET /containers/json".to_owned(),
-                endpoint: endpoint.address().to_owned(),
-                status: None,
-                reason,
-                kind: autoscale_core::FailureKind::BadResult,
-            },
+        status_in(&containers, &self.settings.project, &self.settings.service).map_err(|reason| {
+            Error::Api {
+                source: ApiError {
+                    request: "GET /containers/json".to_owned(),
+                    endpoint: endpoint.address().to_owned(),
+                    status: None,
+                    reason,
+                    kind: autoscale_core::FailureKind::BadResult,
+                },
+            }
         })
     }
 
@@ -345,6 +336,26 @@ impl ComposeScaler {
         ]);
         self.docker.prefixed(compose.to_vec(), args)
     }
+}
+
+/// The status of `project`'s `service` in an endpoint's container list.
+pub(crate) fn status_in(
+    containers: &[ContainerSummary],
+    project: &str,
+    service: &str,
+) -> Result<ReplicaStatus, String> {
+    let mine: Vec<parse::PsContainer> = containers
+        .iter()
+        .filter(|c| label(c, PROJECT_LABEL) == Some(project))
+        .filter(|c| label(c, SERVICE_LABEL) == Some(service))
+        .map(|c| parse::PsContainer {
+            id: c.id.clone().unwrap_or_default(),
+            names: c.names.as_ref().map(|n| n.join(",")).unwrap_or_default(),
+            state: c.state.map(|s| s.to_string()),
+            status: c.status.clone().unwrap_or_default(),
+        })
+        .collect();
+    parse::compose_status(&mine)
 }
 
 fn label<'a>(container: &'a ContainerSummary, key: &str) -> Option<&'a str> {
@@ -435,6 +446,25 @@ impl Scaler for ComposeScaler {
         self.set_replicas(replicas)
             .await
             .map_err(|e| e.attribute(BACKEND))
+    }
+
+    /// Notified by the endpoint's event stream when a container of the service starts, stops, dies, or
+    /// changes health (see [`EngineEndpoint`]); `None` when the endpoint cannot be resolved or outside a
+    /// tokio runtime.
+    fn changes(&self) -> Option<autoscale_core::ChangeFeed> {
+        let endpoint = self
+            .endpoint()
+            .inspect_err(
+                |e| tracing::debug!(error = %e, "no change feed: the endpoint is unresolved"),
+            )
+            .ok()?;
+        crate::events::subscribe(
+            &endpoint,
+            crate::events::Target::Compose {
+                project: self.settings.project.clone(),
+                service: self.settings.service.clone(),
+            },
+        )
     }
 }
 

@@ -174,7 +174,8 @@ impl Metrics {
         registry.register(
             "autoscale_docker_api_requests",
             "Requests to each Docker endpoint's Engine API by kind: containers (compose status and discovery), \
-             services and tasks (swarm status and discovery), service_updates (swarm scale actions)",
+             services and tasks (swarm status and discovery), service_updates (swarm scale actions), events (event \
+             streams opened)",
             docker_requests.clone(),
         );
         registry.register(
@@ -279,18 +280,9 @@ impl Metrics {
             .inc();
         self.duration.observe(round.duration.as_secs_f64());
         if let Ok(status) = round.status {
-            let set = |state: &str, v: u32| {
-                self.replicas
-                    .get(&ReplicaState {
-                        service: service.clone(),
-                        state: state.to_owned(),
-                    })
-                    .set(i64::from(v));
-            };
-            set("current", status.current);
-            set("ready", status.ready);
+            self.record_replicas(service, status);
             if let Some(d) = &round.decision {
-                set("desired", d.desired);
+                self.set_replicas(service, "desired", d.desired);
                 self.last_success
                     .get(&ServiceLabel {
                         service: service.clone(),
@@ -348,6 +340,7 @@ impl Metrics {
                 ("services", counts.services),
                 ("tasks", counts.tasks),
                 ("service_updates", counts.service_updates),
+                ("events", counts.event_connects),
             ] {
                 let labels = DockerRequest {
                     endpoint: endpoint.address().to_owned(),
@@ -359,6 +352,21 @@ impl Metrics {
                 self.docker_requests.get_or_create(&labels).inc_by(new);
             }
         }
+    }
+
+    /// Account for a status read: the `current` and `ready` replicas.
+    pub fn record_replicas(&self, service: &str, status: autoscale_core::ReplicaStatus) {
+        self.set_replicas(service, "current", status.current);
+        self.set_replicas(service, "ready", status.ready);
+    }
+
+    fn set_replicas(&self, service: &str, state: &str, value: u32) {
+        self.replicas
+            .get(&ReplicaState {
+                service: service.to_owned(),
+                state: state.to_owned(),
+            })
+            .set(i64::from(value));
     }
 
     /// The exposition text.

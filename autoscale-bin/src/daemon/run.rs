@@ -97,6 +97,9 @@ async fn run_loops(
                     LoopEvent::Paused(before, after) => {
                         shared.on_paused(&service, before, after, state, &mut previous);
                     }
+                    LoopEvent::Observed(observation) => {
+                        shared.on_observed(observation, state, &mut previous);
+                    }
                 })
                 .await;
             (name, state)
