@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::compose::{ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use crate::discovery::DiscoverKind;
 use crate::engine::EngineEndpoint;
 
 /// The first wait before reopening a broken stream; it doubles at each failure.
@@ -54,6 +55,8 @@ pub(crate) enum Target {
     Compose { project: String, service: String },
     /// A Swarm service, by the name or ID its scaler was given.
     Swarm(String),
+    /// Every Compose service, or every Swarm service, of the endpoint: what a discovery of that kind lists.
+    Discovery(DiscoverKind),
 }
 
 /// What an event says changed.
@@ -82,6 +85,8 @@ impl Changed {
             (Changed::Swarm { name, id }, Target::Swarm(wanted)) => {
                 name.as_deref() == Some(wanted) || id.as_deref() == Some(wanted)
             }
+            (Changed::Compose { .. }, Target::Discovery(DiscoverKind::Compose))
+            | (Changed::Swarm { .. }, Target::Discovery(DiscoverKind::Swarm)) => true,
             _ => false,
         }
     }
@@ -492,6 +497,8 @@ async fn poll_once(
                 Some(state) => crate::swarm::status_in(state, service),
                 None => continue,
             },
+            // A discovery resyncs on its own period while the stream is down.
+            Target::Discovery(_) => continue,
         };
         now.insert(target, status);
     }
@@ -608,6 +615,26 @@ mod tests {
         assert_eq!(changed.len(), 1);
         assert!(changed[0].concerns(&Target::Swarm("shop_web".to_owned())));
         assert!(changed[0].concerns(&Target::Swarm("abc123".to_owned())));
+    }
+
+    #[test]
+    fn a_discovery_hears_every_change_of_its_kind() {
+        let compose = Changed::Compose {
+            project: "shop".into(),
+            service: "web".into(),
+        };
+        let swarm = Changed::Swarm {
+            name: Some("api".into()),
+            id: None,
+        };
+        let (compose_discovery, swarm_discovery) = (
+            Target::Discovery(DiscoverKind::Compose),
+            Target::Discovery(DiscoverKind::Swarm),
+        );
+        assert!(compose.concerns(&compose_discovery));
+        assert!(!compose.concerns(&swarm_discovery));
+        assert!(swarm.concerns(&swarm_discovery));
+        assert!(!swarm.concerns(&compose_discovery));
     }
 
     #[test]

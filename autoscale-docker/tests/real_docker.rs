@@ -1437,3 +1437,104 @@ async fn a_swarm_service_set_to_zero_by_hand_is_left_alone_until_resumed() {
     assert_eq!(service.state().pause, None);
     assert_eq!(round.decision.unwrap().desired, 3);
 }
+
+/// A discovery's change feed hears, through the event stream, a labelled Swarm service created, relabelled
+/// and removed; the discovery that follows each notification already sees the change (the event dropped the
+/// snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_feed_hears_services_created_relabelled_and_removed() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let engine = own_endpoint(&engine, 4);
+    let endpoint = autoscale_docker::endpoint(&DockerEnv::new().host(&engine.host)).unwrap();
+    let mut feed = endpoint
+        .discovery_changes(DiscoverKind::Swarm)
+        .expect("a discovery feed");
+    let connected = Instant::now();
+    while endpoint.requests().event_connects == 0 {
+        assert!(
+            connected.elapsed() < Duration::from_secs(10),
+            "the event stream never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let discover = || async {
+        endpoint
+            .discover(
+                DiscoverKind::Swarm,
+                &Selector::default(),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap()
+    };
+    let heard = |what: &'static str, started: Instant| {
+        eprintln!(
+            "MEASURED discovery feed: {what} heard after {:?}",
+            started.elapsed()
+        );
+    };
+
+    let started = Instant::now();
+    let service = Service::create(
+        &engine,
+        "disc-feed",
+        &["--replicas", "1", "--label", "autoscale.enable=true"],
+    );
+    let within = Duration::from_secs(2);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the service's creation"
+    );
+    heard("a service created", started);
+    feed.mark_seen();
+    let found = discover().await;
+    assert!(
+        found.services.iter().any(|s| s.name == service.name),
+        "{found:?}"
+    );
+
+    let started = Instant::now();
+    engine.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--label-add",
+        "autoscale.max=3",
+        &service.name,
+    ]);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the relabelling"
+    );
+    heard("a label added", started);
+    feed.mark_seen();
+    let found = discover().await;
+    let relabelled = found
+        .services
+        .iter()
+        .find(|s| s.name == service.name)
+        .expect("still discovered");
+    assert_eq!(
+        relabelled.labels.get("autoscale.max").map(String::as_str),
+        Some("3")
+    );
+
+    let name = service.name.clone();
+    let started = Instant::now();
+    drop(service);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the removal"
+    );
+    heard("a service removed", started);
+    let found = discover().await;
+    assert!(found.services.iter().all(|s| s.name != name), "{found:?}");
+}
