@@ -354,6 +354,8 @@ pub struct ServiceLoop {
     failures: FailureLog,
     /// Whether the checks' queries were logged (once, at the first round).
     queries_logged: bool,
+    /// Whether the next round reads the target's last replica change first ([`ServiceLoop::reread_target`]).
+    target_change_pending: bool,
 }
 
 /// One check's range fetch, running in its own task.
@@ -523,6 +525,7 @@ impl ServiceLoopBuilder {
             backfills: Vec::new(),
             failures: FailureLog::default(),
             queries_logged: false,
+            target_change_pending: true,
         })
     }
 }
@@ -743,6 +746,7 @@ impl ServiceLoop {
                  another host); counting them as now"
             );
         }
+        self.merge_target_change(at).await;
         let mut round = Round {
             service: self.name.clone(),
             at,
@@ -837,6 +841,44 @@ impl ServiceLoop {
         round.decision = Some(decision);
         round.duration = started.elapsed();
         round
+    }
+
+    /// Read the target's record of the last replica change again before the next round, as before the
+    /// first: after a failover, the changes the previous leader made are in the target, not in this state.
+    pub fn reread_target(&mut self) {
+        self.target_change_pending = true;
+    }
+
+    /// Before the first round (and after [`reread_target`](Self::reread_target)): the target's last replica
+    /// change ([`Scaler::last_change`]) that the state does not know is recorded as a scaling action at its
+    /// time, so a loop starting with a lost state still honours cooldowns and rate rules. Autoscale's own
+    /// actions are told apart by their size and time, within one round's budget.
+    async fn merge_target_change(&mut self, at: Timestamp) {
+        if !std::mem::replace(&mut self.target_change_pending, false) {
+            return;
+        }
+        let read = call(
+            self.options.timeouts.status,
+            "last change read",
+            self.options.scaler.last_change(),
+        )
+        .await;
+        match read {
+            Ok(Some(change)) => {
+                let tolerance = self.options.timeouts.round_budget();
+                if self.state.merge_target_change(change, tolerance, at) {
+                    tracing::info!(
+                        service = %self.name, from = change.from, to = change.to, at = %change.at,
+                        "the target's last replica change is not in the state; recorded as a scaling action"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                service = %self.name, kind = %e.kind(), error = %crate::error::brief_error(&e),
+                "reading the target's last replica change failed; cooldowns count the local state only"
+            ),
+        }
     }
 
     /// Run rounds every `interval` until `shutdown` turns true (or its sender is dropped), calling `on_round`

@@ -47,4 +47,6 @@ pub use error::{BoxError, Error, Result, brief_error, root_cause};
 pub use traits::{MetricSource, Policy, ScaleOutcome, Scaler};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockMetricSource, MockPolicy, MockScaler};
-pub use types::{Direction, FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
+pub use types::{
+    Direction, FailureKind, Observation, ReplicaChange, ReplicaStatus, Replicas, Timestamp,
+};

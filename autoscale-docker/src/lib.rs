@@ -66,6 +66,7 @@ mod discovery;
 mod docker;
 mod engine;
 mod error;
+mod last_change;
 mod names;
 mod parse;
 mod settings;
