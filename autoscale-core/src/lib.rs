@@ -35,6 +35,7 @@
 pub mod controller;
 pub mod engine;
 mod error;
+pub mod lease;
 pub mod policy;
 pub mod sim;
 #[cfg(any(test, feature = "testing"))]
