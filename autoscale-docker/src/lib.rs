@@ -67,6 +67,7 @@ mod docker;
 mod engine;
 mod error;
 mod last_change;
+mod lease;
 mod names;
 mod parse;
 mod settings;
@@ -83,6 +84,10 @@ pub use discovery::{
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
 pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts};
 pub use error::{ApiError, BACKEND, Cause, Error};
+pub use lease::{
+    DEFAULT_LOCK_SERVICE, DURATION_LABEL, HOLDER_LABEL, RENEWED_LABEL, SwarmLeaseStore,
+    TRANSITIONS_LABEL,
+};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
     ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,
