@@ -356,6 +356,8 @@ pub struct ServiceLoop {
     queries_logged: bool,
     /// Whether the next round reads the target's last replica change first ([`ServiceLoop::reread_target`]).
     target_change_pending: bool,
+    /// Whether this instance led at the last round (always, without [`ServiceLoopBuilder::leadership`]).
+    was_leading: bool,
 }
 
 /// One check's range fetch, running in its own task.
@@ -382,6 +384,8 @@ struct LoopOptions {
     interval: Duration,
     timeouts: Timeouts,
     dry_run: bool,
+    /// Whether this instance leads, when several share the target ([`ServiceLoopBuilder::leadership`]).
+    leadership: Option<watch::Receiver<crate::lease::LeaseStatus>>,
     clock: Arc<dyn Clock>,
     metric_permits: Option<Arc<Semaphore>>,
     on_zero_outside: OnZeroOutside,
@@ -461,6 +465,15 @@ impl ServiceLoopBuilder {
         self
     }
 
+    /// Scale only while `leadership` says this instance leads (one of several sharing the target, elected
+    /// through [`crate::lease`]); otherwise decide and log as in dry run. Leading is checked right before
+    /// each scale call, and on becoming the leader the loop reads the target's last replica change again
+    /// ([`ServiceLoop::reread_target`]), since the previous leader's actions are not in this state.
+    pub fn leadership(mut self, leadership: watch::Receiver<crate::lease::LeaseStatus>) -> Self {
+        self.options.leadership = Some(leadership);
+        self
+    }
+
     /// Start from a persisted state.
     pub fn state(mut self, state: EngineState) -> Self {
         self.state = state;
@@ -526,6 +539,7 @@ impl ServiceLoopBuilder {
             failures: FailureLog::default(),
             queries_logged: false,
             target_change_pending: true,
+            was_leading: true,
         })
     }
 }
@@ -550,6 +564,7 @@ impl ServiceLoop {
                 interval: Duration::from_secs(10),
                 timeouts: Timeouts::default(),
                 dry_run: false,
+                leadership: None,
                 clock: Arc::new(SystemClock),
                 metric_permits: None,
                 on_zero_outside: OnZeroOutside::default(),
@@ -746,6 +761,11 @@ impl ServiceLoop {
                  another host); counting them as now"
             );
         }
+        let leading = self.leading();
+        if leading && !std::mem::replace(&mut self.was_leading, leading) {
+            self.target_change_pending = true;
+        }
+        self.was_leading = leading;
         self.merge_target_change(at).await;
         let mut round = Round {
             service: self.name.clone(),
@@ -820,7 +840,13 @@ impl ServiceLoop {
         self.log_decision(&round, &decision);
 
         if decision.is_change() {
-            round.scale = if self.options.dry_run {
+            round.scale = if !self.options.dry_run && !self.leading() {
+                tracing::info!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    reason = %decision.reason, "would scale (not the leader)"
+                );
+                ScaleResult::DryRun
+            } else if self.options.dry_run {
                 tracing::info!(
                     service = %self.name, from = decision.current, to = decision.desired,
                     reason = %decision.reason, "would scale (dry run)"
@@ -841,6 +867,14 @@ impl ServiceLoop {
         round.decision = Some(decision);
         round.duration = started.elapsed();
         round
+    }
+
+    /// Whether this instance may scale: it leads, or it is alone (no leadership was given).
+    fn leading(&self) -> bool {
+        self.options
+            .leadership
+            .as_ref()
+            .is_none_or(|l| l.borrow().leader)
     }
 
     /// Read the target's record of the last replica change again before the next round, as before the

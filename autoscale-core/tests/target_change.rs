@@ -126,3 +126,61 @@ async fn a_state_that_knows_a_later_action_keeps_it() {
     assert_eq!(svc.state().last_scale_at, Some(START));
     assert_eq!(svc.state().scale_events.len(), 1, "only the new action");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_decides_without_scaling_and_a_new_leader_rereads_the_target() {
+    use autoscale_core::lease::LeaseStatus;
+
+    let scaler = RecordingScaler::new(6);
+    let (leadership, status) = tokio::sync::watch::channel(LeaseStatus::default());
+    let mut svc = ServiceLoop::builder(
+        "web",
+        service(&scaler).engine().config().builder_without_checks(),
+        Arc::new(scaler.clone()),
+    )
+    .check(
+        service(&scaler).engine().config().checks()[0].clone(),
+        CheckSource::new(Arc::new(ScriptedSource::constant("cpu", 0.1)), "cpu"),
+    )
+    .clock(Arc::new(TokioClock::starting_at(START)))
+    .leadership(status)
+    .build()
+    .unwrap();
+    // A follower: the decision is made and reported, nothing is scaled.
+    let round = svc.evaluate_once().await;
+    assert_eq!(round.decision.map(|d| d.desired), Some(2));
+    assert_eq!(round.scale, ScaleResult::DryRun);
+    assert!(scaler.scale_calls().is_empty());
+    assert_eq!(scaler.last_change_calls(), 1);
+    // Meanwhile the leader scaled 6 -> 4; this one takes over: it reads that first, and its cooldown holds.
+    scaler.set_outside(autoscale_core::ReplicaStatus::all_ready(4));
+    scaler.set_last_change(Some(ReplicaChange {
+        at: START + Duration::from_secs(5),
+        from: 6,
+        to: 4,
+    }));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    leadership.send_modify(|s| s.leader = true);
+    let round = svc.evaluate_once().await;
+    assert_eq!(scaler.last_change_calls(), 2);
+    assert_eq!(
+        round.outside_change, None,
+        "known from the target, at its time"
+    );
+    assert_eq!(
+        round.decision.map(|d| d.reason.token),
+        Some(Token::Cooldown)
+    );
+    assert_eq!(round.scale, ScaleResult::NotNeeded);
+    tokio::time::sleep(Duration::from_secs(55)).await;
+    assert_eq!(svc.evaluate_once().await.scale, ScaleResult::Scaled);
+    assert_eq!(scaler.scale_calls(), vec![1]);
+    // Leadership lost: back to deciding only.
+    leadership.send_modify(|s| s.leader = false);
+    scaler.set_outside(autoscale_core::ReplicaStatus::all_ready(6));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    svc.evaluate_once().await;
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(svc.evaluate_once().await.scale, ScaleResult::DryRun);
+    assert_eq!(scaler.scale_calls(), vec![1]);
+}
