@@ -869,6 +869,11 @@ impl ServiceLoop {
         round
     }
 
+    /// [`ServiceLoopBuilder::leadership`], for a loop already built.
+    pub fn set_leadership(&mut self, leadership: watch::Receiver<crate::lease::LeaseStatus>) {
+        self.options.leadership = Some(leadership);
+    }
+
     /// Whether this instance may scale: it leads, or it is alone (no leadership was given).
     fn leading(&self) -> bool {
         self.options

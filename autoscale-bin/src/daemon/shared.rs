@@ -556,6 +556,7 @@ impl Shared {
                 },
                 failing: failing.into_iter().collect(),
             }],
+            leadership: self.metrics.leadership(),
         }
     }
 }
