@@ -761,8 +761,9 @@ impl ServiceLoop {
                  another host); counting them as now"
             );
         }
+        // A new leader: the previous one's actions are in the target, not in this state.
         let leading = self.leading();
-        if leading && !std::mem::replace(&mut self.was_leading, leading) {
+        if leading && !self.was_leading {
             self.target_change_pending = true;
         }
         self.was_leading = leading;
