@@ -1,7 +1,8 @@
 //! High availability end to end, on the 3-manager Swarm of `scripts/multinode`, with the built binary and a
 //! scripted Prometheus: a daemon on manager 2 leads and scales; its node crashes; a second daemon started
 //! on manager 3 with an empty state takes over, keeps the cooldown of the first one's action (read from
-//! Swarm), then scales on.
+//! Swarm), then scales on. Then b's node is cut off from the other managers: b stops leading within the
+//! renew deadline and a leads again, never both at once.
 
 mod support;
 
@@ -250,5 +251,56 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
         stopped.as_secs_f64(),
         took_over.as_secs_f64(),
         scaled_again.as_secs_f64()
+    );
+
+    // a's node comes back: a follows b. Then b's node is cut off from the other managers: b stops leading
+    // within the renew deadline, a takes over, and at no time do both lead.
+    let out = Command::new(&bed.script).arg("up").output().unwrap();
+    assert!(out.status.success());
+    let b_identity = status["leadership"]["identity"].clone();
+    wait_until("a follows b", Duration::from_secs(30), || {
+        status_json(a_addr).is_some_and(|s| s["leadership"]["holder"] == b_identity)
+    });
+    let out = Command::new(&bed.script)
+        .args(["cut", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cut = Instant::now();
+    let mut b_stopped = None;
+    let mut a_led = None;
+    while a_led.is_none() {
+        let (la, lb) = (leader(a_addr), leader(b_addr));
+        assert!(
+            !(la == Some(true) && lb == Some(true)),
+            "both daemons lead {:?} after the cut",
+            cut.elapsed()
+        );
+        if b_stopped.is_none() && lb == Some(false) {
+            b_stopped = Some(cut.elapsed());
+        }
+        if la == Some(true) {
+            a_led = Some(cut.elapsed());
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(40),
+            "a did not lead again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b_stopped = b_stopped.expect("b stopped before a led");
+    assert!(
+        b_stopped <= Duration::from_secs(11),
+        "b stopped within the renew deadline: {b_stopped:?}"
+    );
+    let out = Command::new(&bed.script)
+        .args(["heal", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    eprintln!(
+        "b cut off: it stopped leading after {:.1} s, a led after {:.1} s",
+        b_stopped.as_secs_f64(),
+        a_led.unwrap_or_default().as_secs_f64()
     );
 }
