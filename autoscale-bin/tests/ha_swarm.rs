@@ -304,3 +304,50 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
         a_led.unwrap_or_default().as_secs_f64()
     );
 }
+
+/// The stack file that deploys the daemons is valid for `docker stack deploy` and runs them as the election
+/// needs: on managers, one per manager, with host networking and the docker socket.
+#[test]
+fn the_stack_file_runs_a_daemon_on_each_manager() {
+    if require_service("AUTOSCALE_TEST_DOCKER_HOST", "a Docker engine (its CLI)").is_none() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("docker")
+        .args(["stack", "config", "-c"])
+        .arg(root.join("docker/autoscale-ha-stack.yml"))
+        .env_remove("AUTOSCALE_IMAGE")
+        .env_remove("AUTOSCALE_CONFIG")
+        .env_remove("DOCKER_SOCKET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker stack config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "node.role == manager",
+        "max_replicas_per_node: 1",
+        "replicas: 2",
+        "name: host",
+        "source: /var/run/docker.sock",
+        "target: /var/run/docker.sock",
+        "/etc/autoscale/autoscale.toml",
+        "examples/configs/ha.toml",
+    ] {
+        assert!(config.contains(want), "{want:?} missing from:\n{config}");
+    }
+    // The configuration it deploys loads, with its lease.
+    let loaded = autoscale_bin::config::Config::load(
+        &root.join("examples/configs/ha.toml"),
+        &autoscale_bin::config::Env::empty(),
+        autoscale_bin::config::LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.daemon.ha.map(|h| h.lock_service),
+        Some("autoscale-lock".to_owned())
+    );
+}
