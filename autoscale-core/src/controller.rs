@@ -358,6 +358,10 @@ pub struct ServiceLoop {
     failures: FailureLog,
     /// Whether the checks' queries were logged (once, at the first round).
     queries_logged: bool,
+    /// Whether the next round reads the target's last replica change first ([`ServiceLoop::reread_target`]).
+    target_change_pending: bool,
+    /// Whether this instance led at the last round (always, without [`ServiceLoopBuilder::leadership`]).
+    was_leading: bool,
 }
 
 /// One check's range fetch, running in its own task.
@@ -384,6 +388,8 @@ struct LoopOptions {
     interval: Duration,
     timeouts: Timeouts,
     dry_run: bool,
+    /// Whether this instance leads, when several share the target ([`ServiceLoopBuilder::leadership`]).
+    leadership: Option<watch::Receiver<crate::lease::LeaseStatus>>,
     clock: Arc<dyn Clock>,
     metric_permits: Option<Arc<Semaphore>>,
     on_zero_outside: OnZeroOutside,
@@ -480,6 +486,15 @@ impl ServiceLoopBuilder {
         self
     }
 
+    /// Scale only while `leadership` says this instance leads (one of several sharing the target, elected
+    /// through [`crate::lease`]); otherwise decide and log as in dry run. Leading is checked right before
+    /// each scale call, and on becoming the leader the loop reads the target's last replica change again
+    /// ([`ServiceLoop::reread_target`]), since the previous leader's actions are not in this state.
+    pub fn leadership(mut self, leadership: watch::Receiver<crate::lease::LeaseStatus>) -> Self {
+        self.options.leadership = Some(leadership);
+        self
+    }
+
     /// Start from a persisted state.
     pub fn state(mut self, state: EngineState) -> Self {
         self.state = state;
@@ -544,6 +559,8 @@ impl ServiceLoopBuilder {
             backfills: Vec::new(),
             failures: FailureLog::default(),
             queries_logged: false,
+            target_change_pending: true,
+            was_leading: true,
         })
     }
 }
@@ -568,6 +585,7 @@ impl ServiceLoop {
                 interval: Duration::from_secs(10),
                 timeouts: Timeouts::default(),
                 dry_run: false,
+                leadership: None,
                 clock: Arc::new(SystemClock),
                 metric_permits: None,
                 on_zero_outside: OnZeroOutside::default(),
@@ -764,6 +782,13 @@ impl ServiceLoop {
                  another host); counting them as now"
             );
         }
+        // A new leader: the previous one's actions are in the target, not in this state.
+        let leading = self.leading();
+        if leading && !self.was_leading {
+            self.target_change_pending = true;
+        }
+        self.was_leading = leading;
+        self.merge_target_change(at).await;
         let mut round = Round {
             service: self.name.clone(),
             at,
@@ -830,7 +855,13 @@ impl ServiceLoop {
         self.log_decision(&round, &decision);
 
         if decision.is_change() {
-            round.scale = if self.options.dry_run {
+            round.scale = if !self.options.dry_run && !self.leading() {
+                tracing::info!(
+                    service = %self.name, from = decision.current, to = decision.desired,
+                    reason = %decision.reason, "would scale (not the leader)"
+                );
+                ScaleResult::DryRun
+            } else if self.options.dry_run {
                 tracing::info!(
                     service = %self.name, from = decision.current, to = decision.desired,
                     reason = %decision.reason, "would scale (dry run)"
@@ -851,6 +882,57 @@ impl ServiceLoop {
         round.decision = Some(decision);
         round.duration = started.elapsed();
         round
+    }
+
+    /// [`ServiceLoopBuilder::leadership`], for a loop already built.
+    pub fn set_leadership(&mut self, leadership: watch::Receiver<crate::lease::LeaseStatus>) {
+        self.options.leadership = Some(leadership);
+    }
+
+    /// Whether this instance may scale: it leads, or it is alone (no leadership was given).
+    fn leading(&self) -> bool {
+        self.options
+            .leadership
+            .as_ref()
+            .is_none_or(|l| l.borrow().leader)
+    }
+
+    /// Read the target's record of the last replica change again before the next round, as before the
+    /// first: after a failover, the changes the previous leader made are in the target, not in this state.
+    pub fn reread_target(&mut self) {
+        self.target_change_pending = true;
+    }
+
+    /// Before the first round (and after [`reread_target`](Self::reread_target)): the target's last replica
+    /// change ([`Scaler::last_change`]) that the state does not know is recorded as a scaling action at its
+    /// time, so a loop starting with a lost state still honours cooldowns and rate rules. Autoscale's own
+    /// actions are told apart by their size and time, within one round's budget.
+    async fn merge_target_change(&mut self, at: Timestamp) {
+        if !std::mem::replace(&mut self.target_change_pending, false) {
+            return;
+        }
+        let read = call(
+            self.options.timeouts.status,
+            "last change read",
+            self.options.scaler.last_change(),
+        )
+        .await;
+        match read {
+            Ok(Some(change)) => {
+                let tolerance = self.options.timeouts.round_budget();
+                if self.state.merge_target_change(change, tolerance, at) {
+                    tracing::info!(
+                        service = %self.name, from = change.from, to = change.to, at = %change.at,
+                        "the target's last replica change is not in the state; recorded as a scaling action"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                service = %self.name, kind = %e.kind(), error = %crate::error::brief_error(&e),
+                "reading the target's last replica change failed; cooldowns count the local state only"
+            ),
+        }
     }
 
     /// Run rounds every `interval` until `shutdown` turns true (or its sender is dropped), calling `on_round`

@@ -35,6 +35,7 @@
 pub mod controller;
 pub mod engine;
 mod error;
+pub mod lease;
 pub mod policy;
 pub mod sim;
 #[cfg(any(test, feature = "testing"))]
@@ -47,4 +48,6 @@ pub use error::{BoxError, Error, Result, brief_error, root_cause};
 pub use traits::{ChangeFeed, MetricSource, Policy, ScaleOutcome, Scaler};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockMetricSource, MockPolicy, MockScaler};
-pub use types::{Direction, FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
+pub use types::{
+    Direction, FailureKind, Observation, ReplicaChange, ReplicaStatus, Replicas, Timestamp,
+};

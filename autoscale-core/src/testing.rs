@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::traits::{ChangeFeed, MetricSource, ScaleOutcome, Scaler};
-use crate::types::{FailureKind, ReplicaStatus, Replicas, Timestamp};
+use crate::types::{FailureKind, ReplicaChange, ReplicaStatus, Replicas, Timestamp};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding the lock already failed; keep the data usable for its report.
@@ -201,6 +201,8 @@ struct RecordingInner {
     status_calls: usize,
     scale_failures: VecDeque<FailureKind>,
     status_failures: VecDeque<FailureKind>,
+    last_change: Option<ReplicaChange>,
+    last_change_calls: usize,
 }
 
 impl RecordingScaler {
@@ -216,6 +218,8 @@ impl RecordingScaler {
                 status_calls: 0,
                 scale_failures: VecDeque::new(),
                 status_failures: VecDeque::new(),
+                last_change: None,
+                last_change_calls: 0,
             })),
             changes: None,
         }
@@ -270,6 +274,16 @@ impl RecordingScaler {
     /// Change the count behind autoscale's back, as an operator running `docker service scale` would.
     pub fn set_outside(&self, status: ReplicaStatus) {
         lock(&self.inner).status = status;
+    }
+
+    /// The last replica change the target reports ([`Scaler::last_change`]); none by default.
+    pub fn set_last_change(&self, change: Option<ReplicaChange>) {
+        lock(&self.inner).last_change = change;
+    }
+
+    /// How many times `last_change` was called.
+    pub fn last_change_calls(&self) -> usize {
+        lock(&self.inner).last_change_calls
     }
 
     /// The counts passed to successful and failed `scale` calls, in order.
@@ -327,6 +341,12 @@ impl Scaler for RecordingScaler {
         }
         inner.status = ReplicaStatus::all_ready(replicas);
         Ok(ScaleOutcome::Scaled)
+    }
+
+    async fn last_change(&self) -> Result<Option<ReplicaChange>> {
+        let mut inner = lock(&self.inner);
+        inner.last_change_calls += 1;
+        Ok(inner.last_change)
     }
 
     fn changes(&self) -> Option<ChangeFeed> {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::engine::CheckHistory;
 use crate::error::{Error, Result};
 use crate::policy::PolicyContext;
-use crate::types::{ReplicaStatus, Replicas, Timestamp};
+use crate::types::{ReplicaChange, ReplicaStatus, Replicas, Timestamp};
 
 /// Where one check's value comes from: Prometheus, or anything else that can answer a query.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -70,6 +70,17 @@ pub trait Scaler: Send + Sync + fmt::Debug {
     /// Ask the backend to run `replicas` replicas. Setting the count the service already has is a no-op that
     /// returns [`ScaleOutcome::Unchanged`].
     async fn scale(&self, replicas: Replicas) -> Result<ScaleOutcome>;
+
+    /// The last change of the replica count that the target itself recorded, whoever made it, if it keeps
+    /// such a record: a loop that starts (or takes over) with no memory of it counts it as a scaling action,
+    /// so cooldowns and rate rules hold across a lost state or a failover.
+    ///
+    /// The default returns `Ok(None)`: most targets keep no such record. Like
+    /// [`MetricSource::fetch_range`] it is optional; a scaler that wraps another must forward it, or the
+    /// record is not read through it.
+    async fn last_change(&self) -> Result<Option<ReplicaChange>> {
+        Ok(None)
+    }
 
     /// Notifications that the service may have changed outside autoscale (an operator's `docker service
     /// scale`, a container that died), for a backend that can watch for them; `None`, the default, for one

@@ -100,6 +100,19 @@ impl ReplicaStatus {
     }
 }
 
+/// A change of a service's replica count as the target itself recorded it (a Swarm service's `UpdatedAt`,
+/// its previous and current spec): read on start so that cooldowns and rate rules hold with the local state
+/// lost ([`Scaler::last_change`](crate::Scaler::last_change)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaChange {
+    /// When the target recorded it (the target's clock).
+    pub at: Timestamp,
+    /// The count before.
+    pub from: Replicas,
+    /// The count after.
+    pub to: Replicas,
+}
+
 /// Why a check produced no usable value. Stable, snake_case names: they appear in metrics labels and history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1117,6 +1117,7 @@ mod readable_logs {
         let logs = Logs::capture();
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let mut scaler = MockScaler::new();
+        scaler.expect_last_change().returning(|| Ok(None));
         let flag = Arc::clone(&failing);
         scaler.expect_status().returning(move || {
             if flag.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1165,6 +1166,7 @@ mod readable_logs {
         let logs = Logs::capture();
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let mut scaler = MockScaler::new();
+        scaler.expect_last_change().returning(|| Ok(None));
         scaler
             .expect_status()
             .returning(|| Ok(ReplicaStatus::all_ready(2)));

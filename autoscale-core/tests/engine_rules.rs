@@ -200,6 +200,65 @@ fn a_missing_observation_is_a_failed_check() {
     assert_eq!((d.desired, d.reason.token), (4, Token::NoData));
 }
 
+#[test]
+fn replicas_lost_from_a_steady_count_hold_a_scale_down_until_they_are_back() {
+    let engine = Engine::new(
+        EngineConfig::builder(1, 10)
+            .check(target(1.0))
+            .behavior(no_windows())
+            .build()
+            .unwrap(),
+    );
+    let status = |ready| ReplicaStatus { current: 6, ready };
+    // 85 % of the target on 6 ready needs 6: ceil(5.1).
+    let (d, state) = engine.evaluate(EngineState::default(), status(6), &[v(0.85)], at(0));
+    assert_eq!(d.desired, 6);
+    // A node is lost: 2 drop out of ready, the count holds, the value has not caught up. ceil(0.85 * 4) = 4
+    // is held at 6.
+    let (d, state) = engine.evaluate(state, status(4), &[v(0.85)], at(10));
+    assert_eq!(
+        (d.desired, d.reason.token, d.reason.recommended),
+        (6, Token::PartialData, Some(6))
+    );
+    assert_eq!(state.lost_replicas, 2);
+    let (d, state) = engine.evaluate(state, status(5), &[v(0.85)], at(20));
+    assert_eq!((d.desired, d.reason.token), (6, Token::PartialData));
+    // Replaced: a real drop of the load scales down again.
+    let (d, state) = engine.evaluate(state, status(6), &[v(0.85)], at(30));
+    assert_eq!(d.desired, 6);
+    assert_eq!(state.lost_replicas, 0);
+    let (d, _) = engine.evaluate(state, status(6), &[v(0.5)], at(40));
+    assert_eq!((d.desired, d.reason.token), (3, Token::ScaleDown));
+}
+
+#[test]
+fn replicas_starting_are_not_lost_and_a_scale_down_still_happens() {
+    let engine = Engine::new(
+        EngineConfig::builder(1, 10)
+            .check(target(1.0))
+            .behavior(no_windows())
+            .build()
+            .unwrap(),
+    );
+    // First seen with 2 of 6 ready, then the count changes with replicas starting: step 2 as written.
+    let starting = ReplicaStatus {
+        current: 6,
+        ready: 2,
+    };
+    let (d, state) = engine.evaluate(EngineState::default(), starting, &[v(0.5)], at(0));
+    assert_eq!((d.desired, d.reason.token), (1, Token::ScaleDown));
+    let (d, _) = engine.evaluate(
+        state,
+        ReplicaStatus {
+            current: 8,
+            ready: 2,
+        },
+        &[v(0.5)],
+        at(10),
+    );
+    assert_eq!((d.desired, d.reason.token), (1, Token::ScaleDown));
+}
+
 // 4. Activation and idle.
 
 fn to_zero(idle_after: u64) -> EngineConfig {

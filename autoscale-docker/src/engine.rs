@@ -607,6 +607,23 @@ impl EngineEndpoint {
     }
 }
 
+impl EngineEndpoint {
+    /// Send `request` with the endpoint's client within `timeout`, its failure classified as every other
+    /// request's (the Swarm lease store's reads and writes).
+    pub(crate) async fn request<T, Fut>(
+        &self,
+        request: &str,
+        timeout: Duration,
+        send: impl FnOnce(Docker) -> Fut,
+    ) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let docker = self.client(timeout).await?.clone();
+        self.call(request, timeout, send(docker)).await
+    }
+}
+
 /// Wait for a shared list no longer than this caller's own timeout.
 async fn within<T>(
     timeout: Duration,

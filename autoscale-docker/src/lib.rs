@@ -76,6 +76,8 @@ mod docker;
 mod engine;
 mod error;
 mod events;
+mod last_change;
+mod lease;
 mod names;
 mod parse;
 mod settings;
@@ -95,6 +97,10 @@ pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
 pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint, endpoints};
 pub use error::{ApiError, BACKEND, Cause, Error};
 pub use events::{HEALTHY_AFTER, POLL_EVERY, RECONNECT_FIRST, RECONNECT_MAX};
+pub use lease::{
+    DEFAULT_LOCK_SERVICE, DURATION_LABEL, HOLDER_LABEL, RENEWED_LABEL, SwarmLeaseStore,
+    TRANSITIONS_LABEL,
+};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
     ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,

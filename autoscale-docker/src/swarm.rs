@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use autoscale_core::{ReplicaStatus, Replicas, ScaleOutcome, Scaler};
+use autoscale_core::{ReplicaChange, ReplicaStatus, Replicas, ScaleOutcome, Scaler};
 use bollard::models::Service;
 use tokio::sync::Mutex;
 
@@ -211,6 +211,12 @@ impl Scaler for SwarmScaler {
 
     async fn scale(&self, replicas: Replicas) -> autoscale_core::Result<ScaleOutcome> {
         self.set_replicas(replicas)
+            .await
+            .map_err(|e| e.attribute(BACKEND))
+    }
+
+    async fn last_change(&self) -> autoscale_core::Result<Option<ReplicaChange>> {
+        self.read_last_change()
             .await
             .map_err(|e| e.attribute(BACKEND))
     }

@@ -84,6 +84,9 @@ pub struct DaemonSettings {
     /// endpoints answer only clients on loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    /// High availability: several daemons, one leader (`ha`). Without it, the daemon scales alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<super::HaSettings>,
 }
 
 keyword!(LogFormat, "log format", "text" => LogFormat::Text, "json" => LogFormat::Json);
@@ -100,6 +103,7 @@ impl Default for DaemonSettings {
             concurrency: CONCURRENCY,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             admin_token_file: None,
+            ha: None,
         }
     }
 }
@@ -167,8 +171,13 @@ pub(crate) fn section(ctx: &Ctx<'_>, raw: RawDaemon, read_files: bool) -> Result
         }
         None => None,
     };
+    let ha = match &raw.ha {
+        Some(ha) => Some(super::ha::section(ctx, ha)?),
+        None => None,
+    };
     Ok(DaemonSettings {
         admin_token_file,
+        ha,
         listen,
         state_dir,
         log_format,

@@ -35,6 +35,7 @@ mod daemon;
 mod diagnostics;
 mod duration;
 mod env;
+mod ha;
 mod keyword;
 mod load;
 mod prometheus;
@@ -60,6 +61,7 @@ pub use diagnostics::ConfigError;
 pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;
 pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
+pub use ha::{HaKind, HaSettings};
 pub use prometheus::{
     ClientIdentity, DEFAULT_PROMETHEUS_URL, Header, PromAuth, PromUrl, PrometheusSettings,
 };

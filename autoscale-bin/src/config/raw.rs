@@ -91,6 +91,7 @@ pub(crate) struct RawDaemon {
     pub concurrency: Option<S<u64>>,
     pub shutdown_timeout: Option<RawDuration>,
     pub admin_token_file: Option<RawPath>,
+    pub ha: Option<S<super::ha::RawHa>>,
 }
 
 #[derive(Deserialize)]

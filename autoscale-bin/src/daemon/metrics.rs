@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use autoscale_core::controller::{Round, ScaleResult};
+
+use crate::daemon::report::LeadershipReport;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -148,6 +150,10 @@ pub struct Metrics {
     /// The endpoints' own counts at the last scrape, to add only what is new (an endpoint client made anew
     /// after a reload counts from 0 again).
     docker_seen: Mutex<std::collections::HashMap<DockerRequest, u64>>,
+    leader: Gauge,
+    leader_changes: Counter,
+    /// What `/status` says of the election, when there is one.
+    leadership: Arc<std::sync::Mutex<Option<LeadershipReport>>>,
 }
 
 impl Default for Metrics {
@@ -224,7 +230,25 @@ impl Metrics {
             "Engine states that could not be written to state_dir (a full or read-only disk)",
             persist_errors.clone(),
         );
+        let leader = Gauge::default();
+        // A daemon alone leads; with `[daemon] ha`, the election sets it.
+        leader.set(1);
+        let leader_changes = Counter::default();
+        registry.register(
+            "autoscale_leader",
+            "1 while this daemon scales: it leads the election of [daemon] ha, or runs alone; 0 while \
+             another daemon leads and this one evaluates in dry run",
+            leader.clone(),
+        );
+        registry.register(
+            "autoscale_leader_changes",
+            "How many times this daemon started or stopped leading ([daemon] ha)",
+            leader_changes.clone(),
+        );
         Metrics {
+            leader,
+            leader_changes,
+            leadership: Arc::default(),
             registry,
             evaluations: Tracked::new(evaluations),
             actions: Tracked::new(actions),
@@ -238,6 +262,28 @@ impl Metrics {
             docker_requests,
             docker_seen: Mutex::default(),
         }
+    }
+
+    /// Record the election's outcome: `autoscale_leader`, `autoscale_leader_changes_total` and `/status`.
+    pub fn set_leadership(&self, report: LeadershipReport) {
+        self.leader.set(i64::from(report.leader));
+        let before = self
+            .leadership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(report.clone());
+        let counted = before.map_or(0, |b| b.changes);
+        if report.changes > counted {
+            self.leader_changes.inc_by(report.changes - counted);
+        }
+    }
+
+    /// The election as `/status` shows it; `None` without `[daemon] ha`.
+    pub fn leadership(&self) -> Option<LeadershipReport> {
+        self.leadership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The counter of failed state writes, for the state writer.

@@ -15,6 +15,7 @@
 
 mod backends;
 mod describe;
+mod ha;
 mod health;
 pub mod history;
 pub mod http;
@@ -64,6 +65,9 @@ pub enum DaemonError {
     /// Installing a signal handler failed.
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    /// The election of `[daemon] ha` could not be joined.
+    #[error("cannot join the election of [daemon] ha: {0}")]
+    Ha(String),
 }
 
 /// What the daemon is told to do from outside: the signals, as values (so tests can send them).

@@ -19,6 +19,23 @@ pub struct StatusReport {
     pub services: Vec<ServiceReport>,
     /// The daemon's own conditions (`StatePersisted`).
     pub conditions: Vec<DaemonCondition>,
+    /// Who leads, when several daemons share the services (`[daemon] ha`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leadership: Option<LeadershipReport>,
+}
+
+/// The election of one daemon among several (`[daemon] ha`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeadershipReport {
+    /// This daemon's identity in the lease (host name and process id).
+    pub identity: String,
+    /// Whether this daemon leads, and so scales; the others evaluate in dry run.
+    pub leader: bool,
+    /// Who holds the lease, as far as this daemon knows.
+    pub holder: Option<String>,
+    /// How many times this daemon started or stopped leading.
+    pub changes: u64,
 }
 
 /// A condition of the daemon as a whole.

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, Env};
 use crate::daemon::backends::{Backends, RealBackends};
+use crate::daemon::ha::Leadership;
 use crate::daemon::health::PersistHealth;
 use crate::daemon::history::History;
 use crate::daemon::metrics::Metrics;
@@ -223,6 +224,10 @@ async fn run_locked(
     let shared = Arc::new(Shared::new(metrics, history, persist, health));
     let (http_stop, http_shutdown) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
+    let leadership = match &daemon.ha {
+        Some(ha) => Some(Leadership::start(ha, Arc::clone(&shared))?),
+        None => None,
+    };
 
     let mut config = config;
     let mut started = false;
@@ -246,7 +251,10 @@ async fn run_locked(
         }
         shared.set_admin_token_file(config.daemon.admin_token_file.clone());
         let mut instructed = Vec::with_capacity(loops.len());
-        for (service, service_loop) in config.services.iter().zip(loops) {
+        for (service, mut service_loop) in config.services.iter().zip(loops) {
+            if let Some(leadership) = &leadership {
+                service_loop.set_leadership(leadership.status());
+            }
             let (instructions, receiver) = channel::channel(8);
             shared.register(
                 service,
@@ -292,9 +300,10 @@ async fn run_locked(
                 Ok(new) => {
                     if new.daemon.listen != config.daemon.listen
                         || new.daemon.state_dir != config.daemon.state_dir
+                        || new.daemon.ha != config.daemon.ha
                     {
                         tracing::warn!(
-                            "daemon.listen and daemon.state_dir changes take effect after a restart"
+                            "daemon.listen, daemon.state_dir and daemon.ha changes take effect after a restart"
                         );
                     }
                     tracing::info!(services = new.services.len(), "configuration reloaded");
@@ -328,6 +337,9 @@ async fn run_locked(
             None => break Ok(()),
         }
     };
+    if let Some(leadership) = leadership {
+        leadership.stop().await;
+    }
     let _ = http_stop.send(true);
     let _ = http.await;
     drop(shared);

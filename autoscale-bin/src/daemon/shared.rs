@@ -602,6 +602,7 @@ impl Shared {
                 },
                 failing: failing.into_iter().collect(),
             }],
+            leadership: self.metrics.leadership(),
         }
     }
 }

@@ -16,6 +16,13 @@
 //! - From zero, a value above activation recommends at least one replica: "active" means "serve". The
 //!   scale-up limit from zero is at least one, since a percent rule allows nothing from zero.
 //! - A missing observation (fewer observations than checks) counts as a failed check rather than a panic.
+//! - Replicas that were ready and dropped out while the count held (their node was lost, and the
+//!   orchestrator is replacing them) hold a scale-down at `current` until they are ready again, as partial
+//!   data does: their share of the load is unknown, and the metric of the replicas left may lag behind the
+//!   load they take over. Kubernetes counts such missing pods at the target on a scale-down; a hold is the
+//!   same for a metric that has caught up, and safe for one that has not. Replicas not ready because they
+//!   are starting (after a count change) are not lost, so the simulator, whose replicas are never lost, is
+//!   not affected.
 //!
 //! Readings of the spec where it leaves room:
 //! - An out-of-range round still counts towards the failure counter when every check failed, and a pause
@@ -142,6 +149,7 @@ impl Engine {
         // whichever step ends up deciding it: an out-of-range round still moves the failure counter (step 8)
         // and the idle clock (step 4), and events older than every rule period (step 6) are dropped.
         count_failures(&mut state, reason.failed_checks == readings.len());
+        state.observe_ready(status);
         self.align_histories(&mut state);
         self.update_idle_clock(&mut state, readings, now);
         self.prune_scale_events(&mut state, now);
@@ -248,7 +256,8 @@ impl Engine {
         let (check, mut n) = self.recommend(state, readings, status, now, reason, per_check)?;
         reason.check = Some(check);
         reason.partial_data =
-            hold_on_partial_data(current, n, reason.failed_checks).inspect(|c| n = c.to);
+            hold_on_partial_data(current, n, reason.failed_checks, state.lost_replicas)
+                .inspect(|c| n = c.to);
         reason.recommended = Some(n);
         // 4.
         reason.activation = self
@@ -581,13 +590,14 @@ impl Engine {
 }
 
 /// Step 3's second half: partial data may scale up, never down, so a recommendation below `current` is held
-/// at `current` while any check failed.
+/// at `current` while any check failed, or while replicas lost from a steady count are being replaced.
 fn hold_on_partial_data(
     current: Replicas,
     recommendation: Replicas,
     failed_checks: usize,
+    lost_replicas: Replicas,
 ) -> Option<Change> {
-    (failed_checks > 0 && recommendation < current).then_some(Change {
+    ((failed_checks > 0 || lost_replicas > 0) && recommendation < current).then_some(Change {
         from: recommendation,
         to: current,
     })

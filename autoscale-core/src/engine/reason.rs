@@ -16,7 +16,8 @@ pub enum Token {
     OutOfRangeMax,
     /// `current < min_replicas` was brought up to the minimum.
     OutOfRangeMin,
-    /// Some checks failed, and the others would have scaled down.
+    /// Some checks failed, or replicas lost from a steady count are being replaced, and the recommendation
+    /// would have scaled down.
     PartialData,
     /// Scale-to-zero rules held the service at or away from zero.
     Activation,

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CheckHistory, Pause};
-use crate::{Replicas, Timestamp};
+use crate::{ReplicaChange, ReplicaStatus, Replicas, Timestamp};
 
 /// Who paused a service at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +94,17 @@ pub struct EngineState {
     /// that it survives a restart.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<RuntimePause>,
+    /// The status of the last evaluation, to tell replicas lost from a steady count from replicas starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<ReplicaStatus>,
+    /// Replicas that were ready and dropped out while the count held (their node was lost, and the
+    /// orchestrator is replacing them), and are not ready again yet. While there are any, no scale-down.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_replicas: Replicas,
+}
+
+fn is_zero(n: &Replicas) -> bool {
+    *n == 0
 }
 
 impl Default for EngineState {
@@ -109,6 +120,8 @@ impl Default for EngineState {
             below_since: None,
             checks: Vec::new(),
             pause: None,
+            last_status: None,
+            lost_replicas: 0,
         }
     }
 }
@@ -130,6 +143,8 @@ impl EngineState {
         "below_since",
         "checks",
         "pause",
+        "last_status",
+        "lost_replicas",
     ];
 
     /// Bring every time later than `now` back to `now`, and return the latest such time, if there was one.
@@ -204,6 +219,51 @@ impl EngineState {
         }
     }
 
+    /// Take in the last replica change the target recorded ([`Scaler::last_change`](crate::Scaler::last_change)),
+    /// as a scale event at its time, unless the state already knows it: a scaling action recorded at or
+    /// after it, or a scale event of the same size within `tolerance` of it (autoscale's own action, which
+    /// the target stamped a little later than the round that made it). A time after `now` (the target's
+    /// clock ahead of this one) counts as `now`. Returns whether it was recorded.
+    pub fn merge_target_change(
+        &mut self,
+        change: ReplicaChange,
+        tolerance: std::time::Duration,
+        now: Timestamp,
+    ) -> bool {
+        let at = change.at.min(now);
+        let size = i64::from(change.to) - i64::from(change.from);
+        let known = self.last_scale_at.is_some_and(|t| t >= at)
+            || self.scale_events.iter().any(|e| {
+                e.change == size
+                    && e.at.saturating_since(at).max(at.saturating_since(e.at)) <= tolerance
+            });
+        if size == 0 || known {
+            return false;
+        }
+        self.record_scale(at, change.from, change.to);
+        true
+    }
+
+    /// Bring [`lost_replicas`](Self::lost_replicas) up to date with a new status: a fall of `ready` while
+    /// the count held adds to it; it never exceeds the replicas not ready, so it shrinks as replacements
+    /// become ready. Replicas that are not ready because they are starting (after a count change) are not
+    /// lost.
+    pub fn observe_ready(&mut self, status: ReplicaStatus) {
+        let ready = status.ready.min(status.current);
+        let fell = match self.last_status {
+            Some(last) if last.current == status.current => last.ready.saturating_sub(ready),
+            _ => 0,
+        };
+        self.lost_replicas = self
+            .lost_replicas
+            .saturating_add(fell)
+            .min(status.current - ready);
+        self.last_status = Some(ReplicaStatus {
+            current: status.current,
+            ready,
+        });
+    }
+
     /// Replicas added (`up`) or removed (`down`) by events strictly newer than `cutoff`.
     pub(crate) fn changes_since(&self, cutoff: Timestamp) -> (i64, i64) {
         let mut added = 0;
@@ -241,6 +301,8 @@ mod tests {
         history.short_term = Some(crate::engine::Ewma::start(Timestamp::EPOCH, 1.0));
         let state = EngineState {
             below_since: Some(Timestamp::EPOCH),
+            last_status: Some(ReplicaStatus::all_ready(1)),
+            lost_replicas: 1,
             checks: vec![history],
             pause: Some(RuntimePause {
                 directions: Pause::All,
@@ -260,6 +322,64 @@ mod tests {
         keys.sort_unstable();
         fields.sort_unstable();
         assert_eq!(keys, fields);
+    }
+
+    #[test]
+    fn replicas_lost_from_a_steady_count_are_told_from_replicas_starting() {
+        let status = |current, ready| ReplicaStatus { current, ready };
+        let mut state = EngineState::default();
+        state.observe_ready(status(6, 4));
+        assert_eq!(state.lost_replicas, 0, "first seen: starting, not lost");
+        state.observe_ready(status(6, 6));
+        state.observe_ready(status(6, 4));
+        assert_eq!(state.lost_replicas, 2, "ready fell with the count held");
+        state.observe_ready(status(6, 3));
+        assert_eq!(state.lost_replicas, 3);
+        state.observe_ready(status(6, 5));
+        assert_eq!(state.lost_replicas, 1, "replacements ready");
+        state.observe_ready(status(8, 5));
+        assert_eq!(
+            state.lost_replicas, 1,
+            "a new count keeps the lost, adds none"
+        );
+        state.observe_ready(status(8, 8));
+        assert_eq!(state.lost_replicas, 0);
+        state.observe_ready(status(4, 2));
+        assert_eq!(state.lost_replicas, 0, "a count change: starting, not lost");
+        state.observe_ready(status(4, 9));
+        assert_eq!(state.last_status, Some(status(4, 4)), "ready above current");
+    }
+
+    #[test]
+    fn a_change_the_target_recorded_counts_unless_the_state_knows_it() {
+        let secs = std::time::Duration::from_secs;
+        let now = Timestamp::from_secs(1_000);
+        let change = |at, from, to| ReplicaChange {
+            at: Timestamp::from_secs(at),
+            from,
+            to,
+        };
+        // An empty state: recorded at the target's time.
+        let mut state = EngineState::default();
+        assert!(state.merge_target_change(change(900, 2, 5), secs(30), now));
+        assert_eq!(state.last_scale_at, Some(Timestamp::from_secs(900)));
+        assert_eq!(state.last_known_replicas, Some(5));
+        assert_eq!(state.scale_events.len(), 1);
+        // The same again, or anything older than the last action: known.
+        assert!(!state.merge_target_change(change(900, 2, 5), secs(30), now));
+        assert!(!state.merge_target_change(change(800, 1, 2), secs(30), now));
+        // Autoscale's own action, stamped by the target a little after the round: known.
+        let mut own = EngineState::default();
+        own.record_scale(Timestamp::from_secs(950), 5, 7);
+        assert!(!own.merge_target_change(change(951, 5, 7), secs(30), now));
+        // Another change after it: recorded.
+        assert!(own.merge_target_change(change(990, 7, 3), secs(30), now));
+        assert_eq!(own.scale_events.len(), 2);
+        // No change of the count, or a time ahead of this clock.
+        let mut state = EngineState::default();
+        assert!(!state.merge_target_change(change(900, 4, 4), secs(30), now));
+        assert!(state.merge_target_change(change(2_000, 4, 6), secs(30), now));
+        assert_eq!(state.last_scale_at, Some(now));
     }
 
     #[test]

@@ -1,0 +1,218 @@
+//! Leader election through the Swarm lease on the real 3-manager Swarm of `scripts/multinode`: two
+//! candidates on two managers, one leads; its node crashes and the other takes over; a leader cut off from
+//! the others stops leading within the renew deadline. At no time do both lead.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use autoscale_core::lease::{Elector, LeaseConfig, LeaseStatus, elect};
+use autoscale_core::testing::require_service;
+use autoscale_docker::{DockerEnv, SwarmLeaseStore};
+use tokio::sync::watch;
+
+struct Bed {
+    hosts: Vec<String>,
+    script: String,
+}
+
+fn bed() -> Option<Bed> {
+    let hosts = require_service(
+        "AUTOSCALE_TEST_MULTINODE_HOSTS",
+        "the 3-manager Swarm test bed",
+    )?;
+    let script = require_service("AUTOSCALE_TEST_MULTINODE_SCRIPT", "scripts/multinode")?;
+    let hosts: Vec<String> = hosts.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(hosts.len(), 3, "three managers: {hosts:?}");
+    Some(Bed { hosts, script })
+}
+
+impl Bed {
+    fn run(&self, args: &[&str]) {
+        let out = Command::new(&self.script)
+            .args(args)
+            .output()
+            .expect("scripts/multinode runs");
+        assert!(
+            out.status.success(),
+            "scripts/multinode {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Brings every node back, and removes the lock service, on drop.
+struct Restore<'a> {
+    bed: &'a Bed,
+    lock: String,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.bed.script).arg("up").output();
+        let _ = Command::new("docker")
+            .args(["service", "rm", &self.lock])
+            .env("DOCKER_HOST", &self.bed.hosts[0])
+            .output();
+    }
+}
+
+/// A candidate on node `n` (1-based): its status, and the sender that stops it.
+struct Candidate {
+    node: usize,
+    status: watch::Receiver<LeaseStatus>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn candidate(bed: &Bed, node: usize, lock: &str) -> Candidate {
+    let store = SwarmLeaseStore::new(
+        DockerEnv::new().host(&bed.hosts[node - 1]),
+        lock,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let elector = Elector::new(format!("node{node}"), LeaseConfig::default());
+    let (status_tx, status) = watch::channel(LeaseStatus::default());
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(async move { elect(&store, elector, status_tx, shutdown).await });
+    Candidate {
+        node,
+        status,
+        stop,
+        task,
+    }
+}
+
+/// Sample both candidates every 50 ms until `done` holds of them, at most `limit`; fail if both ever lead.
+async fn watch_until(
+    candidates: &[&Candidate],
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[bool]) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let leading: Vec<bool> = candidates
+            .iter()
+            .map(|c| c.status.borrow().leader)
+            .collect();
+        assert!(
+            leading.iter().filter(|l| **l).count() <= 1,
+            "two candidates lead at once: {leading:?}"
+        );
+        if done(&leading) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leads_a_crash_hands_over_and_a_cut_off_leader_stops_on_time() {
+    let Some(bed) = bed() else {
+        return;
+    };
+    let lock = format!("asmn-lock-{}", std::process::id());
+    let _restore = Restore {
+        bed: &bed,
+        lock: lock.clone(),
+    };
+    let config = LeaseConfig::default();
+
+    // Two candidates on managers 2 and 3 (manager 1 keeps Raft's leadership out of the way of the crash).
+    let a = candidate(&bed, 2, &lock);
+    let b = candidate(&bed, 3, &lock);
+    let elected = watch_until(&[&a, &b], Duration::from_secs(10), "a first leader", |l| {
+        l.contains(&true)
+    })
+    .await;
+    // Both see the same holder.
+    watch_until(
+        &[&a, &b],
+        Duration::from_secs(5),
+        "one holder seen by both",
+        |_| {
+            let (ha, hb) = (
+                a.status.borrow().holder.clone(),
+                b.status.borrow().holder.clone(),
+            );
+            ha.is_some() && ha == hb
+        },
+    )
+    .await;
+    let (leader, follower) = if a.status.borrow().leader {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    // It holds for longer than the lease: renewals keep it.
+    let steady = Instant::now();
+    while steady.elapsed() < config.lease() + config.retry() {
+        assert!(leader.status.borrow().leader, "the leader kept leading");
+        assert!(!follower.status.borrow().leader, "one leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The leader's node crashes: the follower leads within lease + retry (+ the margin and one round trip).
+    bed.run(&["crash", &leader.node.to_string()]);
+    let takeover = watch_until(
+        &[leader, follower],
+        config.lease() + config.retry() + config.margin() + Duration::from_secs(3),
+        "a takeover after the crash",
+        |l| l[1],
+    )
+    .await;
+    eprintln!(
+        "first leader after {:.1} s; after node {} crashed, node {} led after {:.1} s",
+        elected.as_secs_f64(),
+        leader.node,
+        follower.node,
+        takeover.as_secs_f64()
+    );
+    assert!(
+        takeover >= config.lease() - config.retry(),
+        "not before the lease: {takeover:?}"
+    );
+
+    // Bring the crashed node back; its candidate (whose store answers again) follows.
+    bed.run(&["up"]);
+    let (new_leader, old) = (follower, leader);
+    watch_until(
+        &[new_leader, old],
+        Duration::from_secs(20),
+        "the old leader follows",
+        |_| old.status.borrow().holder.as_deref() == Some(&format!("node{}", new_leader.node)),
+    )
+    .await;
+
+    // The leader is cut off from the other managers: it stops leading within the renew deadline.
+    bed.run(&["cut", &new_leader.node.to_string()]);
+    let stopped = watch_until(
+        &[new_leader, old],
+        config.renew_deadline() + Duration::from_millis(500),
+        "the cut-off leader stops",
+        |l| !l[0],
+    )
+    .await;
+    let handed = watch_until(
+        &[new_leader, old],
+        config.lease() + config.retry() + config.margin() + Duration::from_secs(3),
+        "the other takes over",
+        |l| l[1],
+    )
+    .await;
+    eprintln!(
+        "node {} cut off: it stopped leading after {:.1} s; node {} led {:.1} s later",
+        new_leader.node,
+        stopped.as_secs_f64(),
+        old.node,
+        handed.as_secs_f64()
+    );
+    bed.run(&["heal", &new_leader.node.to_string()]);
+
+    for c in [a, b] {
+        let _ = c.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.task).await;
+    }
+}
