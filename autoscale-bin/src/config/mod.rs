@@ -33,6 +33,7 @@ mod check;
 mod client;
 mod daemon;
 mod diagnostics;
+mod discover;
 mod duration;
 mod env;
 mod keyword;
@@ -57,6 +58,9 @@ pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
 pub use check::{CheckSettings, PolicySettings, RangeQuery};
 pub use daemon::{DaemonSettings, LogFormat, LogLevel, read_admin_token};
 pub use diagnostics::ConfigError;
+pub use discover::{
+    DEFAULT_CHECK_NAME, DEFAULT_RESYNC, DiscoverKind, DiscoverSettings, LABELS, Selector, Skipped,
+};
 pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;
 pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
@@ -104,6 +108,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// The services, in file order; names are unique.
     pub services: Vec<ServiceConfig>,
+    /// The endpoints whose labelled services are added (`[[discover]]`), in file order.
+    pub discover: Vec<DiscoverSettings>,
 }
 
 impl Config {
