@@ -78,6 +78,27 @@ pub struct DiscoveredService {
     pub labels: BTreeMap<String, String>,
 }
 
+impl DiscoveredService {
+    /// A service with no project, files or labels.
+    pub fn new(
+        kind: DiscoverKind,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        replicas: Replicas,
+    ) -> Self {
+        DiscoveredService {
+            kind,
+            id: id.into(),
+            name: name.into(),
+            project: None,
+            config_files: Vec::new(),
+            working_dir: None,
+            replicas,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
 /// A service that opted in but cannot be scaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedService {

@@ -30,7 +30,7 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 /// The label that opts a service in under the default selector.
 pub const ENABLE_LABEL: &str = "autoscale.enable";
 /// The labels a found service may carry, each read as the `[[service]]` key it sets.
-pub const LABELS: [&str; 9] = [
+pub const LABELS: [&str; 10] = [
     ENABLE_LABEL,
     "autoscale.min",
     "autoscale.max",
@@ -39,6 +39,7 @@ pub const LABELS: [&str; 9] = [
     "autoscale.scale_up_above",
     "autoscale.scale_down_below",
     "autoscale.interval",
+    "autoscale.cooldown_up",
     "autoscale.cooldown_down",
 ];
 
@@ -159,6 +160,7 @@ impl DiscoverSettings {
         }
         for (key, l) in [
             ("interval", "autoscale.interval"),
+            ("cooldown_up", "autoscale.cooldown_up"),
             ("cooldown_down", "autoscale.cooldown_down"),
         ] {
             if let Some(v) = label(l) {
@@ -559,22 +561,19 @@ mod tests {
     }
 
     fn found(kind: DiscoverKind, labels: &[(&str, &str)]) -> DiscoveredService {
-        DiscoveredService {
-            kind,
-            id: match kind {
-                DiscoverKind::Swarm => "abc123".into(),
-                DiscoverKind::Compose => "shop/web".into(),
-            },
-            name: "web".into(),
-            project: (kind == DiscoverKind::Compose).then(|| "shop".into()),
-            config_files: vec![PathBuf::from("/srv/shop/compose.yml")],
-            working_dir: Some(PathBuf::from("/srv/shop")),
-            replicas: 1,
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
+        let id = match kind {
+            DiscoverKind::Swarm => "abc123",
+            DiscoverKind::Compose => "shop/web",
+        };
+        let mut found = DiscoveredService::new(kind, id, "web", 1);
+        found.project = (kind == DiscoverKind::Compose).then(|| "shop".into());
+        found.config_files = vec![PathBuf::from("/srv/shop/compose.yml")];
+        found.working_dir = Some(PathBuf::from("/srv/shop"));
+        found.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        found
     }
 
     fn service(

@@ -70,6 +70,7 @@ pub use prometheus::{
 pub(crate) use render::duration as format_duration;
 pub use render::is_sensitive_name;
 pub use scaler::ScalerSettings;
+pub(crate) use scaler::same_target;
 pub use service::ServiceConfig;
 
 /// The largest configuration file [`Config::load`] reads: 16 MiB, far above any real configuration (30,000

@@ -15,6 +15,7 @@
 
 mod backends;
 mod describe;
+mod discovery;
 mod health;
 pub mod history;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod report;
 mod run;
 mod shared;
 pub mod store;
+mod supervise;
 pub mod wiring;
 
 use std::path::PathBuf;
