@@ -118,7 +118,7 @@ impl DockerEnv {
 }
 
 /// How to run the docker CLI: the command (by default `docker` from `PATH`), the daemon's environment, and the
-/// timeout of each call. Shared by the Compose scaler (for its status read), the Swarm scaler and discovery.
+/// timeout of each call. Shared by the Compose scaler and the Swarm scaler.
 ///
 /// ```
 /// use std::time::Duration;
@@ -201,6 +201,7 @@ impl DockerCli {
     }
 
     /// `docker ARGS...` with this CLI's environment and timeout.
+    #[cfg(test)]
     pub(crate) fn docker<I, S>(&self, args: I) -> Invocation
     where
         I: IntoIterator<Item = S>,

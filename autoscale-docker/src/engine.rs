@@ -181,9 +181,19 @@ impl EndpointCell {
         if let Some(endpoint) = self.0.get() {
             return Ok(Arc::clone(endpoint));
         }
-        let endpoint = EngineEndpoint::shared(resolve(env, &ProcessEnv::current())?);
+        let endpoint = endpoint(env)?;
         Ok(Arc::clone(self.0.get_or_init(|| endpoint)))
     }
+}
+
+/// The shared client of the endpoint `env` names (its host or context, else the process environment, as the
+/// docker CLI resolves it): the one the scalers on that endpoint use, so discovery and status reads share
+/// their snapshots. Connecting waits for the first request.
+pub fn endpoint(env: &DockerEnv) -> Result<Arc<EngineEndpoint>, Error> {
+    Ok(EngineEndpoint::shared(resolve(
+        env,
+        &ProcessEnv::current(),
+    )?))
 }
 
 /// How many requests an endpoint's client has sent, by kind.
@@ -429,7 +439,9 @@ impl EngineEndpoint {
         }
     }
 
-    /// The running Compose containers of every project (one-off `run` containers excluded), shared per round.
+    /// The Compose containers of every project, stopped ones included (one-off `run` containers excluded),
+    /// shared per round. Stopped containers keep a service stopped by hand visible to discovery; status reads
+    /// count the running ones.
     pub(crate) async fn containers(
         &self,
         timeout: Duration,
@@ -441,6 +453,7 @@ impl EngineEndpoint {
                 vec![PROJECT_LABEL.to_owned(), format!("{ONEOFF_LABEL}=False")],
             )]);
             let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
                 .filters(&filters)
                 .build();
             self.counters.containers.fetch_add(1, Ordering::Relaxed);

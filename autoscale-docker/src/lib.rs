@@ -2,7 +2,7 @@
 //!
 //! Docker Compose and Docker Swarm [`Scaler`](autoscale_core::Scaler)s for autoscale. Status reads and Swarm
 //! scaling use the Docker Engine API, one snapshot per endpoint per round shared by every scaler on it
-//! ([`EngineEndpoint`]); Compose scaling and discovery drive the Docker CLI.
+//! ([`EngineEndpoint`]); Compose scaling drives the Compose CLI.
 //!
 //! - [`ComposeScaler`] reads a Compose service's replicas by counting its containers (`docker ps` on the
 //!   Compose labels; `ready` = running and healthy or without a healthcheck) and scales with
@@ -10,7 +10,9 @@
 //!   (`docker-compose`), detected on first use unless configured.
 //! - [`SwarmScaler`] reads a Swarm service's spec replicas and running tasks and scales with
 //!   `docker service scale SERVICE=N --detach`. Global services are refused.
-//! - [`discover_swarm_services`] lists the Swarm services labelled `autoscale.enable=true`.
+//! - [`EngineEndpoint::discover`] finds the Swarm services, or the Compose services, carrying a label
+//!   ([`Selector`], `autoscale.enable=true` by default) in the same snapshots, with their `autoscale.*` labels
+//!   uninterpreted; [`endpoint`] gives the shared client of an endpoint.
 //!
 //! Every command is an argument vector, never a shell line; project, service, profile and context names are
 //! checked against Docker's rules before anything runs. Every call has a timeout that kills the command and
@@ -76,11 +78,13 @@ pub use compose::{
     PROJECT_LABEL, SERVICE_LABEL,
 };
 pub use discovery::{
-    DiscoveredService, Discovery, ENABLE_LABEL, LABEL_PREFIX, MAX_LABEL, MIN_LABEL, SkippedService,
-    discover_swarm_services,
+    CONFIG_FILES_LABEL, COOLDOWN_DOWN_LABEL, DiscoverKind, DiscoveredService, Discovery,
+    ENABLE_LABEL, INTERVAL_LABEL, LABEL_PREFIX, MAX_LABEL, MIN_LABEL, QUERY_LABEL,
+    SCALE_DOWN_BELOW_LABEL, SCALE_UP_ABOVE_LABEL, Selector, SkippedService, TARGET_LABEL,
+    WORKING_DIR_LABEL,
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
-pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts};
+pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint};
 pub use error::{ApiError, BACKEND, Cause, Error};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{

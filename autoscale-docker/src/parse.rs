@@ -3,8 +3,6 @@
 //! Fields are read by name and unknown fields are ignored, so newer CLIs that add fields keep working; a
 //! missing or mistyped field that matters is an error, never a guess.
 
-use std::collections::BTreeMap;
-
 use autoscale_core::{ReplicaStatus, Replicas};
 use serde::Deserialize;
 
@@ -71,117 +69,6 @@ pub(crate) fn compose_status(containers: &[PsContainer]) -> Result<ReplicaStatus
     Ok(ReplicaStatus { current, ready })
 }
 
-/// What `docker service inspect` says about one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServiceInfo {
-    pub id: String,
-    pub name: String,
-    pub mode: Mode,
-    pub labels: BTreeMap<String, String>,
-    /// `ServiceStatus.RunningTasks`, when the engine included it.
-    pub running_tasks: Option<Replicas>,
-}
-
-/// A Swarm service's mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Replicated {
-        replicas: Replicas,
-    },
-    /// `global`, `replicated-job`, `global-job`, or an unknown mode's key.
-    Other(String),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawService {
-    #[serde(rename = "ID")]
-    id: String,
-    spec: RawSpec,
-    #[serde(default)]
-    service_status: Option<RawServiceStatus>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawSpec {
-    name: String,
-    #[serde(default)]
-    labels: Option<BTreeMap<String, String>>,
-    mode: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawServiceStatus {
-    running_tasks: u64,
-}
-
-/// The JSON array `docker service inspect` prints (without `--format`).
-pub(crate) fn service_inspect(stdout: &[u8]) -> Result<Vec<ServiceInfo>, String> {
-    let raw: Vec<RawService> =
-        serde_json::from_slice(stdout).map_err(|e| format!("not a JSON array of services: {e}"))?;
-    raw.into_iter().map(service_info).collect()
-}
-
-fn service_info(raw: RawService) -> Result<ServiceInfo, String> {
-    let mode = mode(&raw.spec.name, &raw.spec.mode)?;
-    let running_tasks = raw
-        .service_status
-        .map(|s| replicas_from(s.running_tasks))
-        .transpose()?;
-    Ok(ServiceInfo {
-        id: raw.id,
-        name: raw.spec.name,
-        mode,
-        labels: raw.spec.labels.unwrap_or_default(),
-        running_tasks,
-    })
-}
-
-fn mode(name: &str, raw: &serde_json::Map<String, serde_json::Value>) -> Result<Mode, String> {
-    let mut keys = raw.keys();
-    let (Some(key), None) = (keys.next(), keys.next()) else {
-        return Err(format!(
-            "service {name:?} has {} modes in Spec.Mode, expected one",
-            raw.len()
-        ));
-    };
-    match key.as_str() {
-        "Replicated" => {
-            let replicas = raw[key]
-                .get("Replicas")
-                .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| {
-                    format!("service {name:?} has no whole Spec.Mode.Replicated.Replicas")
-                })?;
-            Ok(Mode::Replicated {
-                replicas: replicas_from(replicas)?,
-            })
-        }
-        "Global" => Ok(Mode::Other("global".to_owned())),
-        "ReplicatedJob" => Ok(Mode::Other("replicated-job".to_owned())),
-        "GlobalJob" => Ok(Mode::Other("global-job".to_owned())),
-        other => Ok(Mode::Other(other.to_owned())),
-    }
-}
-
-/// One ID per line, as `-q` prints them.
-pub(crate) fn ids(stdout: &[u8]) -> Result<Vec<String>, String> {
-    let text = std::str::from_utf8(stdout).map_err(|e| format!("not UTF-8: {e}"))?;
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|id| {
-            if id.chars().all(|c| c.is_ascii_alphanumeric()) {
-                Ok(id.to_owned())
-            } else {
-                Err(format!("{id:?} is not an ID"))
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 fn json_lines<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> Result<Vec<T>, String> {
     let text = std::str::from_utf8(stdout).map_err(|e| format!("not UTF-8: {e}"))?;
@@ -197,20 +84,6 @@ fn json_lines<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> Result<Vec<T>, S
 
 fn count(n: usize) -> Result<Replicas, String> {
     Replicas::try_from(n).map_err(|_| format!("{n} replicas do not fit a replica count"))
-}
-
-fn replicas_from(n: u64) -> Result<Replicas, String> {
-    Replicas::try_from(n).map_err(|_| format!("{n} replicas do not fit a replica count"))
-}
-
-/// The start of some output, for error messages.
-pub(crate) fn excerpt(stdout: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(stdout);
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.into_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -272,69 +145,5 @@ mod tests {
             .map(|c| ps_containers(c).unwrap_err())
             .collect();
         insta::assert_yaml_snapshot!(errors);
-    }
-
-    const INSPECT: &str = r#"[
-    {
-        "ID": "ski0j9sh6dxv1cvw750z9bh4y",
-        "Version": { "Index": 12 },
-        "Spec": {
-            "Name": "web",
-            "Labels": { "autoscale.enable": "true", "autoscale.max": "5" },
-            "TaskTemplate": { "ContainerSpec": { "Image": "local/busybox:1" } },
-            "Mode": { "Replicated": { "Replicas": 2 } },
-            "SomeFutureField": [1, 2, 3]
-        }
-    },
-    {
-        "ID": "abc",
-        "Spec": { "Name": "agent", "Mode": { "Global": {} } },
-        "ServiceStatus": { "RunningTasks": 3, "DesiredTasks": 3, "CompletedTasks": 0 }
-    },
-    {
-        "ID": "def",
-        "Spec": { "Name": "batch", "Mode": { "ReplicatedJob": { "MaxConcurrent": 1, "TotalCompletions": 1 } } }
-    },
-    {
-        "ID": "ghi",
-        "Spec": { "Name": "idle", "Mode": { "Replicated": { "Replicas": 0 } } }
-    }
-]"#;
-
-    #[test]
-    fn service_inspect_reads_mode_replicas_labels_and_status() {
-        insta::assert_debug_snapshot!(service_inspect(INSPECT.as_bytes()).unwrap());
-    }
-
-    #[test]
-    fn unexpected_service_inspect_output_is_an_error() {
-        let cases: [&[u8]; 7] = [
-            b"",
-            b"Error: no such service",
-            br#"{"ID":"a"}"#,
-            br#"[{"ID":"a","Spec":{"Name":"w","Mode":{}}}]"#,
-            br#"[{"ID":"a","Spec":{"Name":"w","Mode":{"Replicated":{}}}}]"#,
-            br#"[{"ID":"a","Spec":{"Name":"w","Mode":{"Replicated":{"Replicas":-1}}}}]"#,
-            br#"[{"ID":"a","Spec":{"Name":"w","Mode":{"Replicated":{"Replicas":99999999999}}}}]"#,
-        ];
-        let errors: Vec<String> = cases
-            .iter()
-            .map(|c| service_inspect(c).unwrap_err())
-            .collect();
-        insta::assert_yaml_snapshot!(errors);
-    }
-
-    #[test]
-    fn ids_are_one_per_line() {
-        assert_eq!(ids(b"abc\n\ndef\n").unwrap(), ["abc", "def"]);
-        assert!(ids(b"abc def\n").is_err());
-        assert!(ids(b"").unwrap().is_empty());
-    }
-
-    #[test]
-    fn excerpts_are_short() {
-        assert_eq!(excerpt(b"short"), "short");
-        let long = "é".repeat(300);
-        assert_eq!(excerpt(long.as_bytes()).chars().count(), 201);
     }
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use autoscale_core::testing::{require_service, scaler_conformance};
 use autoscale_core::{FailureKind, ReplicaStatus, ScaleOutcome, Scaler};
 use autoscale_docker::{
-    ComposeCommand, ComposeScaler, DockerCli, DockerEnv, SwarmScaler, discover_swarm_services,
+    ComposeCommand, ComposeScaler, DEFAULT_FRESHNESS, DiscoverKind, Discovery, DockerCli,
+    DockerEnv, Selector, SwarmScaler,
 };
 
 /// A container command that exits at once on SIGTERM (PID 1 ignores signals it has no handler for).
@@ -420,78 +421,280 @@ async fn a_missing_swarm_service_is_refused_with_dockers_words() {
     assert!(message.contains(&engine.host), "{message}");
 }
 
+/// The engine's socket under an address of its own: an endpoint client no other test of this process shares,
+/// so its snapshots and request counts are this test's alone. `n` tells the callers apart.
+fn own_endpoint(engine: &Engine, n: usize) -> Engine {
+    Engine {
+        host: engine
+            .host
+            .replacen("unix:///", &format!("unix:///{}", "/".repeat(n)), 1),
+        image: engine.image.clone(),
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Discover past the freshness of the endpoint's last snapshot, as the next resync would.
+async fn rediscover(endpoint: &autoscale_docker::EngineEndpoint, kind: DiscoverKind) -> Discovery {
+    tokio::time::sleep(DEFAULT_FRESHNESS * 2).await;
+    endpoint
+        .discover(kind, &Selector::default(), Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn labelled_services_are_discovered() {
+async fn labelled_swarm_services_are_discovered_changed_and_removed() {
     let Some(engine) = swarm_engine() else {
         return;
     };
+    let engine = own_endpoint(&engine, 2);
     let good = Service::create(
         &engine,
         "disc-good",
         &[
             "--replicas",
-            "1",
-            "--label",
-            "autoscale.enable=true",
-            "--label",
-            "autoscale.min=1",
-            "--label",
-            "autoscale.max=6",
-            "--label",
-            "autoscale.interval=15s",
-        ],
-    );
-    let bad = Service::create(
-        &engine,
-        "disc-bad",
-        &[
-            "--replicas",
-            "1",
+            "2",
             "--label",
             "autoscale.enable=true",
             "--label",
             "autoscale.max=lots",
+            "--label",
+            "autoscale.interval=15s",
+            "--label",
+            "com.example.team=shop",
         ],
     );
-    let ignored = Service::create(
+    let global = Service::create(
+        &engine,
+        "disc-global",
+        &["--mode", "global", "--label", "autoscale.enable=true"],
+    );
+    let off = Service::create(
         &engine,
         "disc-off",
         &["--replicas", "1", "--label", "autoscale.enable=false"],
     );
+    let plain = Service::create(&engine, "disc-plain", &["--replicas", "1"]);
 
-    let discovery = discover_swarm_services(&engine.cli()).await.unwrap();
+    // A round's status read, then discovery in the same second: no request of its own.
+    let scaler = SwarmScaler::new(engine.cli(), &good.name).unwrap();
+    assert_eq!(scaler.status().await.unwrap().current, 2);
+    let endpoint = autoscale_docker::endpoint(&DockerEnv::new().host(&engine.host)).unwrap();
+    assert!(Arc::ptr_eq(&endpoint, &scaler.endpoint().unwrap()));
+    let before = endpoint.requests();
+    let discovery = endpoint
+        .discover(
+            DiscoverKind::Swarm,
+            &Selector::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        endpoint.requests(),
+        before,
+        "discovery reused the round's snapshot"
+    );
+
     // Other tests' services may be listed too: look at ours only.
     let found = discovery
         .services
         .iter()
         .find(|s| s.name == good.name)
         .expect("the labelled service is discovered");
+    assert_eq!(found.kind, DiscoverKind::Swarm);
+    assert_eq!(found.replicas, 2);
+    assert_eq!(found.project, None);
+    // Passed on as they are, a bad value included: the daemon's configuration judges them.
     assert_eq!(
-        (found.replicas, found.min, found.max),
-        (1, Some(1), Some(6))
+        found.labels,
+        labels(&[
+            ("autoscale.enable", "true"),
+            ("autoscale.interval", "15s"),
+            ("autoscale.max", "lots"),
+        ])
     );
-    assert_eq!(
-        found.settings.get("interval").map(String::as_str),
-        Some("15s")
+    let id = found.id.clone();
+    assert!(
+        engine
+            .docker_ok(&["service", "inspect", "--format", "{{.ID}}", &good.name])
+            .trim()
+            == id
     );
     let skipped = discovery
         .skipped
         .iter()
-        .find(|s| s.name == bad.name)
-        .expect("the mislabelled service is reported");
+        .find(|s| s.name == global.name)
+        .expect("the global service is reported");
+    assert!(skipped.reason.contains("global mode"), "{}", skipped.reason);
+    let names: Vec<&String> = discovery
+        .services
+        .iter()
+        .map(|s| &s.name)
+        .chain(discovery.skipped.iter().map(|s| &s.name))
+        .collect();
     assert!(
-        skipped.reason.contains("autoscale.max"),
-        "{}",
-        skipped.reason
+        !names.contains(&&off.name) && !names.contains(&&plain.name),
+        "{names:?}"
     );
-    let all_names = || {
-        discovery
-            .services
-            .iter()
-            .map(|s| &s.name)
-            .chain(discovery.skipped.iter().map(|s| &s.name))
+
+    // A label changed by hand shows at the next discovery; so does one opting in.
+    engine.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--label-add",
+        "autoscale.max=9",
+        &good.name,
+    ]);
+    engine.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--label-add",
+        "autoscale.enable=true",
+        &off.name,
+    ]);
+    let discovery = rediscover(&endpoint, DiscoverKind::Swarm).await;
+    let found = discovery.services.iter().find(|s| s.id == id).unwrap();
+    assert_eq!(found.labels["autoscale.max"], "9");
+    assert!(discovery.services.iter().any(|s| s.name == off.name));
+
+    // Removed: gone from the next discovery.
+    drop(good);
+    let discovery = rediscover(&endpoint, DiscoverKind::Swarm).await;
+    assert!(discovery.services.iter().all(|s| s.id != id));
+}
+
+/// Bring `project` up (or update it) with docker-compose, by hand.
+fn compose_up(engine: &Engine, compose: &str, project: &Project<'_>) {
+    let out = Command::new(compose)
+        .args(["--project-name", &project.name, "--file"])
+        .arg(&project.file)
+        .args(["up", "-d"])
+        .env("DOCKER_HOST", &engine.host)
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .expect("docker-compose runs");
+    assert!(
+        out.status.success(),
+        "compose up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_compose_services_are_discovered_changed_and_removed() {
+    let Some((engine, compose)) = compose_engine() else {
+        return;
     };
-    assert!(all_names().all(|name| *name != ignored.name));
+    let engine = own_endpoint(&engine, 3);
+    // `app` carries the labels; `other`, in the same project, none.
+    let extra = |max: &str| {
+        format!(
+            r#"    labels:
+      autoscale.enable: "true"
+      autoscale.max: "{max}"
+      autoscale.query: 'sum(rate(http_requests_total{{job="web"}}[1m]))'
+      com.example.team: shop
+  other:
+    image: {image}
+    network_mode: host
+    command: ["sh", "-c", "{IDLE}"]
+    stop_grace_period: 2s
+"#,
+            image = engine.image
+        )
+    };
+    let project = Project::new(&engine, "disc", &extra("4"));
+    compose_up(&engine, &compose, &project);
+
+    // A round's status read, then discovery in the same second: no request of its own.
+    let scaler = project.scaler(ComposeCommand::argv([&compose]));
+    assert_eq!(scaler.status().await.unwrap().current, 1);
+    let endpoint = scaler.endpoint().unwrap();
+    let before = endpoint.requests();
+    let discovery = endpoint
+        .discover(
+            DiscoverKind::Compose,
+            &Selector::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        endpoint.requests(),
+        before,
+        "discovery reused the round's snapshot"
+    );
+
+    let id = format!("{}/app", project.name);
+    let found = discovery
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .expect("the labelled compose service is discovered");
+    assert_eq!(
+        (
+            found.kind,
+            found.name.as_str(),
+            found.project.as_deref(),
+            found.replicas
+        ),
+        (DiscoverKind::Compose, "app", Some(project.name.as_str()), 1)
+    );
+    assert_eq!(
+        found.labels,
+        labels(&[
+            ("autoscale.enable", "true"),
+            ("autoscale.max", "4"),
+            (
+                "autoscale.query",
+                r#"sum(rate(http_requests_total{job="web"}[1m]))"#
+            ),
+        ])
+    );
+    let dir = project.file.parent().unwrap();
+    assert_eq!(found.working_dir.as_deref(), Some(dir));
+    assert_eq!(found.config_files, vec![project.file.clone()]);
+    let other = format!("{}/other", project.name);
+    assert!(discovery.services.iter().all(|s| s.id != other));
+    assert!(discovery.skipped.iter().all(|s| s.id != other));
+
+    // The compose file's label changed and applied: Compose recreates the container, which carries it.
+    std::fs::write(
+        &project.file,
+        std::fs::read_to_string(&project.file)
+            .unwrap()
+            .replace(r#"autoscale.max: "4""#, r#"autoscale.max: "7""#),
+    )
+    .unwrap();
+    compose_up(&engine, &compose, &project);
+    let discovery = rediscover(&endpoint, DiscoverKind::Compose).await;
+    let found = discovery.services.iter().find(|s| s.id == id).unwrap();
+    assert_eq!(found.labels["autoscale.max"], "7");
+
+    // Stopped by hand: still discovered, with no replica running (the daemon's loop decides what to do).
+    let mut stop = vec!["stop", "-t", "1"];
+    let ids = project.container_ids();
+    stop.extend(ids.iter().map(String::as_str));
+    engine.docker_ok(&stop);
+    let discovery = rediscover(&endpoint, DiscoverKind::Compose).await;
+    let found = discovery.services.iter().find(|s| s.id == id).unwrap();
+    assert_eq!(found.replicas, 0);
+
+    // Removed: gone from the next discovery.
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    engine.docker_ok(&rm);
+    let discovery = rediscover(&endpoint, DiscoverKind::Compose).await;
+    assert!(discovery.services.iter().all(|s| s.id != id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
