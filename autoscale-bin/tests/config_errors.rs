@@ -515,7 +515,7 @@ fn discover_errors_name_file_line_column_and_key() {
         ),
         (
             "discover_bad_selector",
-            broken("resync = \"10s\"", "selector = \"autoscale.enable\""),
+            broken("resync = \"10s\"", "selector = \"=true\""),
         ),
         (
             "discover_max_not_a_number",
