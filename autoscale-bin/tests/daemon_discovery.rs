@@ -23,6 +23,10 @@ use support::Fakes;
 use tokio::sync::mpsc;
 
 fn config(dir: &std::path::Path) -> Result<Config, ConfigError> {
+    config_with_resync(dir, "1s")
+}
+
+fn config_with_resync(dir: &std::path::Path, resync: &str) -> Result<Config, ConfigError> {
     let toml = format!(
         r#"
 [prometheus]
@@ -41,7 +45,7 @@ check = [{{ name = "cpu", query = "static_q", policy = {{ kind = "target", targe
 [[discover]]
 kind = "swarm"
 interval = "10s"
-resync = "1s"
+resync = "{resync}"
 [discover.check]
 policy = {{ kind = "target", target = 0.5 }}
 "#,
@@ -268,6 +272,51 @@ async fn a_static_service_of_the_same_name_wins() {
         static_report.checks[0].name, "cpu",
         "the configured service runs"
     );
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_discovery_can_be_asked_for_before_the_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::new();
+    source.set("static_q", Ok(0.5));
+    source.set("web_q", Ok(0.5));
+    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
+        .into_iter()
+        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
+        .collect();
+    let listed = Arc::new(Mutex::new(listing(Vec::new())));
+    let backends = Discovering {
+        fakes: Fakes {
+            source,
+            scalers: scalers.clone(),
+        },
+        listed: Arc::clone(&listed),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config_with_resync(dir.path(), "1h").unwrap(),
+        move || config_with_resync(&path, "1h"),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        status(addr).await.discovery[0].found.is_empty(),
+        "not before the resync"
+    );
+    controls.send(Control::Discover).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(status(addr).await.discovery[0].found, ["web"]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(scalers["web"].status_calls() >= 1, "web runs");
     controls.send(Control::Shutdown).await.unwrap();
     daemon.await.unwrap().unwrap();
 }

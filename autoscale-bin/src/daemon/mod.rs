@@ -75,4 +75,7 @@ pub enum Control {
     Shutdown,
     /// SIGHUP: reload the configuration.
     Reload,
+    /// List every `[[discover]]` section's endpoint now rather than at its next resync (for a watcher of the
+    /// endpoint's events; [`Shared::trigger_discovery`] is the same from inside the daemon).
+    Discover,
 }

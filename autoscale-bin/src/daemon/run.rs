@@ -286,6 +286,7 @@ async fn run_locked(
                         tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
                     }
                 },
+                Some(Control::Discover) => shared.trigger_discovery(),
                 Some(Control::Shutdown) | None => break Ok(()),
             },
             Some(found) = found_rx.recv() => {
