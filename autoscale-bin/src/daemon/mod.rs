@@ -3,15 +3,20 @@
 //!
 //! - SIGTERM or SIGINT: stop scheduling, let running rounds (and their scale calls) finish up to
 //!   `daemon.shutdown_timeout`, persist every state, exit 0.
-//! - SIGHUP: load and validate the configuration again; if it is valid, restart the loops with it, keeping
-//!   each service's state; if not, log the error and keep running the old one.
+//! - SIGHUP: load and validate the configuration again; if it is valid, restart the loops of the services
+//!   it adds, changes or removes, keeping each one's state, and leave the others running; if not, log the
+//!   error and keep running the old one.
+//! - `[[discover]]`: one task per section lists its Docker endpoint at start, every `resync` and on
+//!   [`Control::Discover`]; the services it finds are started, restarted and stopped the same way.
 //!
 //! One job per file: `run.rs` is the run loop and its signals ([`run`], [`run_with`]), `backends.rs` turns a
-//! configuration into loops ([`Backends`]), [`wiring`] builds one service's loop, `shared.rs` holds what the
-//! loops and the endpoints share ([`Shared`]), `health.rs` tells whether each service and the state writer are
-//! healthy and the daemon ready, [`http`] serves the endpoints, [`preflight`] checks at start that each scaler
-//! can run, and [`history`], [`metrics`] and [`store`] keep what the daemon remembers. The commands that talk
-//! to a daemon (`once`, `healthcheck`, `status`) live in [`crate::commands`].
+//! configuration into loops ([`Backends`]), `supervise.rs` runs them, each with its own stop, `discovery.rs`
+//! turns what the `[[discover]]` sections find into services, [`wiring`] builds one service's loop,
+//! `shared.rs` holds what the loops and the endpoints share ([`Shared`]), `health.rs` tells whether each
+//! service and the state writer are healthy and the daemon ready, [`http`] serves the endpoints,
+//! [`preflight`] checks at start that each scaler can run, and [`history`], [`metrics`] and [`store`] keep
+//! what the daemon remembers. The commands that talk to a daemon (`once`, `healthcheck`, `status`) live in
+//! [`crate::commands`].
 
 mod backends;
 mod describe;
