@@ -280,8 +280,16 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
     let status = status_json(listen).expect("the autoscaler's /status");
     let webapp = format!("{}-webapp", stack.project);
     assert_eq!(status["discovery"][0]["kind"], "compose", "{status}");
-    assert_eq!(status["discovery"][0]["found"][0], webapp.as_str(), "{status}");
-    assert_eq!(status["services"][0]["service"], webapp.as_str(), "{status}");
+    assert_eq!(
+        status["discovery"][0]["found"][0],
+        webapp.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["services"][0]["service"],
+        webapp.as_str(),
+        "{status}"
+    );
     assert_eq!(status["services"][0]["max_replicas"], 4, "{status}");
 
     let surge = wait_until(
