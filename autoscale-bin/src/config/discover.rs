@@ -423,6 +423,11 @@ pub(crate) fn section(
             .map_err(|e| ctx.err(check.span(), k("check"), e.to_string()))?;
         put("check", Some(table));
     }
+    if let Some(behavior) = &raw.behavior {
+        let table = Value::try_from(behavior)
+            .map_err(|e| ctx.err(span.clone(), k("behavior"), e.to_string()))?;
+        put("behavior", Some(table));
+    }
 
     let mut scaler = Table::new();
     scaler.insert(
@@ -538,7 +543,7 @@ fn probe_service(raw: &RawDiscover, span: Range<usize>, kind: DiscoverKind) -> S
             on_zero_outside: raw.on_zero_outside.clone(),
             scaler: S::new(span.clone(), scaler),
             check: vec![S::new(span, probe_check)],
-            behavior: None,
+            behavior: raw.behavior.clone(),
         },
     )
 }
@@ -750,7 +755,16 @@ mod tests {
     fn check_renders_the_sections_and_loads_them_back() {
         let c = config(
             "[[discover]]\nkind = \"compose\"\nresync = \"5s\"\nmax_replicas = 4\ncommand = [\"docker\", \"compose\"]\n\
-             [discover.check]\nquery = \"q\"\npolicy = { kind = \"target\", target = 1 }\n",
+             [discover.check]\nquery = \"q\"\npolicy = { kind = \"target\", target = 1 }\n\
+             [discover.behavior.scale_down]\nstabilization_window = \"0s\"\n",
+        );
+        let found = found(DiscoverKind::Compose, &[("autoscale.enable", "true")]);
+        let s = c.discover[0]
+            .service(&found, &c.prometheus, &c.instances, false)
+            .unwrap();
+        assert_eq!(
+            s.engine.behavior().scale_down.stabilization_window(),
+            Duration::ZERO
         );
         let text = c.to_redacted_toml();
         assert!(

@@ -78,6 +78,7 @@ pub(crate) struct RawDiscover {
     pub dry_run: Option<bool>,
     pub on_zero_outside: Option<S<String>>,
     pub check: Option<S<RawDiscoverCheck>>,
+    pub behavior: Option<RawBehavior>,
 }
 
 /// `[discover.check]`: the check of every service a discovery finds; a label may set its query and policy.
@@ -245,33 +246,43 @@ kinded_table! {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBehavior {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<S<RawDirection>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<S<RawDirection>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDirection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stabilization_window: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub select: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<S<Vec<S<RawRule>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deadband: Option<S<RawDeadband>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeadband {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_drop: Option<S<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<S<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<S<u32>>,
     pub period: S<String>,
 }

@@ -128,9 +128,13 @@ fn discover_table(section: &DiscoverSettings) -> Table {
     t.extend(section.scaler_defaults().clone());
     let mut defaults = section.defaults().clone();
     let check = defaults.remove("check");
+    let behavior = defaults.remove("behavior");
     t.extend(defaults);
     if let Some(check) = check {
         t.insert("check".into(), check);
+    }
+    if let Some(behavior) = behavior {
+        t.insert("behavior".into(), behavior);
     }
     t
 }
