@@ -103,9 +103,10 @@ async fn status(addr: std::net::SocketAddr) -> StatusReport {
 }
 
 fn listing(services: Vec<DiscoveredService>) -> Result<Discovery, String> {
-    let mut discovery = Discovery::default();
-    discovery.services = services;
-    Ok(discovery)
+    Ok(Discovery {
+        services,
+        ..Discovery::default()
+    })
 }
 
 #[tokio::test(start_paused = true)]

@@ -397,7 +397,7 @@ pub(crate) fn section(
 
     let probe = probe_service(raw, span.clone(), kind);
     let checked = service::section(ctx, &probe, key, prometheus, instances, false)
-        .map_err(|e| e.map_key(|key| discover_key(key)))?;
+        .map_err(|e| e.map_key(discover_key))?;
     let docker = match checked.scaler {
         super::ScalerSettings::Compose(c) => c.docker,
         super::ScalerSettings::Swarm(s) => s.docker,

@@ -170,7 +170,7 @@ impl Supervisor {
             match tokio::time::timeout_at(deadline, &mut running.task).await {
                 Ok(Ok(state)) => self.shared.save(&name, state),
                 Ok(Err(e)) => {
-                    tracing::error!(service = %name, error = %e, "a service loop panicked")
+                    tracing::error!(service = %name, error = %e, "a service loop panicked");
                 }
                 Err(_) => {
                     running.task.abort();
