@@ -296,3 +296,15 @@ fn check_shows_discover_sections_and_refuses_a_bad_one_with_exit_2() {
         )
     );
 }
+
+#[test]
+fn simulate_says_why_a_discover_only_file_has_nothing_to_simulate() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/autoscale.toml");
+    let out = autoscale(&["simulate", "--config", demo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no [[service]] to simulate: the services of its [[discover]] sections are found at run time"),
+        "{}",
+        text(&out.stderr)
+    );
+}
