@@ -4,6 +4,7 @@
 #
 #   docker build -t autoscale .                            # the daemon: distroless, nonroot, docker CLI + compose
 #   docker build --target autoscale-ansible -t autoscale:ansible .   # the same plus ansible-core (python slim)
+#   docker build --target autoscale-swarm -t autoscale:swarm .       # autoscale alone: Swarm over the Engine API
 #   docker build --target webapp -t autoscale-webapp .     # the demo webapp
 #   docker build --target loadgen -t autoscale-loadgen .   # the demo load generator
 #   docker build --target prometheus -t autoscale-prometheus .   # the demo's Prometheus (prom/prometheus)
@@ -82,6 +83,20 @@ RUN python -m venv /opt/ansible \
 ENV PATH=/opt/ansible/bin:$PATH
 COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker
 COPY --from=compose-plugin /docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
+COPY --from=builder /out/bin/autoscale /usr/local/bin/autoscale
+COPY --from=builder --chown=65532:65532 /out/state /var/lib/autoscale
+WORKDIR /var/lib/autoscale
+USER 65532:65532
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["autoscale", "healthcheck"]
+ENTRYPOINT ["autoscale"]
+CMD ["run"]
+
+# ---- autoscale for Swarm alone -------------------------------------------------------------------------------
+
+# Status reads and Swarm scaling go through the Docker Engine API, so a Swarm-only daemon needs no docker CLI
+# and no Compose: the binary, the C runtime and CA certificates (about 18 MB). It cannot scale compose services.
+FROM gcr.io/distroless/cc-debian12:nonroot AS autoscale-swarm
 COPY --from=builder /out/bin/autoscale /usr/local/bin/autoscale
 COPY --from=builder --chown=65532:65532 /out/state /var/lib/autoscale
 WORKDIR /var/lib/autoscale

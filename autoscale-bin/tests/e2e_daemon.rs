@@ -251,6 +251,17 @@ fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
         metrics.contains(r#"autoscale_check_value{service="webapp",check="utilization"}"#),
         "{metrics}"
     );
+    // The compose status reads went to the Engine API: the container lists are counted per endpoint.
+    let containers = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("autoscale_docker_api_requests_total{")
+                && l.contains(&format!(r#"endpoint="{}""#, env.docker_host))
+                && l.contains(r#"kind="containers""#)
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no container-list count for {}: {metrics}", env.docker_host));
+    assert!(containers > 0, "{metrics}");
     let status = status_json(listen).unwrap();
     let history = status["services"][0]["history"].as_array().unwrap().clone();
     let first_up = history

@@ -6,6 +6,10 @@
 //! never overlap (the next tick waits for the current round), and metric queries can share a semaphore that
 //! bounds concurrency across services.
 //!
+//! A scaler that can watch its service ([`Scaler::changes`]) lets the loop read the status between rounds
+//! when told of a change ([`ServiceLoop::observe_status`]): an outside change is recorded within a moment,
+//! while evaluation and scaling keep to the rounds.
+//!
 //! A check whose policy learns from the past ([`Policy::backfill`]) and whose source
 //! comes with a backfill query ([`CheckSource::backfill`]) has its history filled from the source's past when
 //! the loop starts ([`ServiceLoop::start_backfill`]). The range query runs beside the rounds: scaling never
@@ -49,7 +53,7 @@ use crate::engine::{
     MIN_RESOLUTION, Pause, PausedBy, RuntimePause, Token,
 };
 use crate::error::Error;
-use crate::traits::{MetricSource, Policy, ScaleOutcome, Scaler};
+use crate::traits::{ChangeFeed, MetricSource, Policy, ScaleOutcome, Scaler};
 use crate::types::{FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};
 
 /// A source of wall-clock time for the loop. The engine never reads a clock; the loop does, through this.
@@ -422,6 +426,23 @@ pub enum LoopEvent<'a> {
     Round(&'a Round),
     /// An instruction changed the run-time pause from the first to the second.
     Paused(Option<RuntimePause>, Option<RuntimePause>),
+    /// The scaler notified a possible change and the status was read between rounds
+    /// ([`ServiceLoop::observe_status`]).
+    Observed(&'a StatusObservation),
+}
+
+/// A status read between rounds ([`ServiceLoop::observe_status`]): what it found, and the outside change it recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusObservation {
+    /// The service.
+    pub service: String,
+    /// When the status was read.
+    pub at: Timestamp,
+    /// The status read.
+    pub status: ReplicaStatus,
+    /// A change made outside autoscale since the last read: `(last known, found)`, recorded as a scale event
+    /// as a round records it.
+    pub outside_change: Option<(Replicas, Replicas)>,
 }
 
 /// Builds a [`ServiceLoop`]: the engine's settings, then each check together with its source.
@@ -792,14 +813,7 @@ impl ServiceLoop {
                 "status read works again after {count} failures over {}", fmt_span(over)
             );
         }
-        if let Some(from) = self.state.observe_replicas(at, status.current) {
-            tracing::info!(
-                service = %self.name, from, to = status.current,
-                "replica count changed outside autoscale; recorded as a scaling action"
-            );
-            round.outside_change = Some((from, status.current));
-        }
-        self.follow_zero_outside(at, round.outside_change, status.current);
+        round.outside_change = self.note_outside_change(at, status.current);
 
         let results = self.fetch_all(at).await;
         let (observations, messages) = self.observe(results, at);
@@ -842,6 +856,12 @@ impl ServiceLoop {
     /// Run rounds every `interval` until `shutdown` turns true (or its sender is dropped), calling `on_round`
     /// after each one. A round in progress when shutdown arrives runs to its end (its backend calls have their
     /// own timeouts). Returns the final state, for persisting.
+    ///
+    /// When the scaler has a [change feed](Scaler::changes), a notification between rounds is followed, after
+    /// at most [`COALESCE_CHANGES`] (a burst is read once), by an [observation](Self::observe_status): a status read
+    /// that records an outside change at once. It never evaluates nor scales, and the rounds keep their
+    /// schedule. `on_round` hears of it through the state the next round reports;
+    /// [`run_instructed`](Self::run_instructed) reports it as [`LoopEvent::Observed`].
     pub async fn run<F>(self, shutdown: watch::Receiver<bool>, mut on_round: F) -> EngineState
     where
         F: FnMut(&Round, &EngineState) + Send,
@@ -874,6 +894,9 @@ impl ServiceLoop {
         let mut ticker = tokio::time::interval_at(start, self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut open = true;
+        let mut feed = self.options.scaler.changes();
+        // When the observation of the notifications received so far is due.
+        let mut observe_at: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -904,12 +927,93 @@ impl ServiceLoop {
                     None => open = false,
                 },
                 _ = ticker.tick() => {
+                    // The round's own status read covers what was notified so far.
+                    if let Some(feed) = &mut feed {
+                        feed.mark_seen();
+                    }
+                    observe_at = None;
                     let round = self.evaluate_once().await;
                     on_event(LoopEvent::Round(&round), &self.state);
+                }
+                _ = tokio::time::sleep_until(observe_at.unwrap_or_else(Instant::now)),
+                    if observe_at.is_some() =>
+                {
+                    observe_at = None;
+                    if let Some(feed) = &mut feed {
+                        feed.mark_seen();
+                    }
+                    if let Some(observation) = self.observe_status().await {
+                        on_event(LoopEvent::Observed(&observation), &self.state);
+                    }
+                }
+                changed = next_change(&mut feed), if observe_at.is_none() => {
+                    if changed {
+                        observe_at = Some(Instant::now() + COALESCE_CHANGES);
+                    } else {
+                        tracing::debug!(
+                            service = %self.name,
+                            "the scaler stopped its change feed; outside changes are seen at the rounds"
+                        );
+                        feed = None;
+                    }
                 }
             }
         }
         self.state
+    }
+
+    /// Read the status between rounds, on a notification from the scaler's [change feed](Scaler::changes):
+    /// an *observation*. An outside change it finds is recorded exactly as a round records it (a scale event
+    /// for the cooldowns and rate rules, the pause of a service taken to 0, the same log lines); it never
+    /// evaluates the checks nor scales. `None` when the read fails (logged at debug level: the next round
+    /// reads again, and reports a failure that lasts).
+    ///
+    /// [`run`](Self::run) and [`run_instructed`](Self::run_instructed) call it; a program driving
+    /// [`evaluate_once`](Self::evaluate_once) itself may call it on its own notifications.
+    pub async fn observe_status(&mut self) -> Option<StatusObservation> {
+        let at = self.options.clock.now();
+        match call(
+            self.options.timeouts.status,
+            "status read",
+            self.options.scaler.status(),
+        )
+        .await
+        {
+            Ok(status) => {
+                let outside_change = self.note_outside_change(at, status.current);
+                Some(StatusObservation {
+                    service: self.name.clone(),
+                    at,
+                    status,
+                    outside_change,
+                })
+            }
+            Err(e) => {
+                tracing::debug!(
+                    service = %self.name, kind = %e.kind(), error = quiet_error(&e, None, at),
+                    "status read between rounds failed; the next round reads again"
+                );
+                None
+            }
+        }
+    }
+
+    /// Record a count that differs from the last one known as a change made outside autoscale, and follow a
+    /// service taken to 0 or brought back from it. Returns the change, `(last known, found)`.
+    fn note_outside_change(
+        &mut self,
+        at: Timestamp,
+        current: Replicas,
+    ) -> Option<(Replicas, Replicas)> {
+        let change = self.state.observe_replicas(at, current).map(|from| {
+            tracing::info!(
+                service = %self.name, from, to = current,
+                "replica count changed outside autoscale; recorded as a scaling action"
+            );
+            (from, current)
+        });
+        self.follow_zero_outside(at, change, current);
+        change
     }
 
     /// A running service taken to 0 outside autoscale is paused (unless configured to be restored), and a
@@ -1190,6 +1294,17 @@ pub fn merge_backfill(
         policy.learn(&mut merged, bucket.start, bucket.mean);
     }
     Some((merged, learned))
+}
+
+/// How long the loop gathers a burst of change notifications before it reads the status once.
+pub const COALESCE_CHANGES: Duration = Duration::from_millis(100);
+
+/// The next notification of `feed`; never, without a feed.
+async fn next_change(feed: &mut Option<ChangeFeed>) -> bool {
+    match feed {
+        Some(feed) => feed.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A backend call under a timeout, with the timeout as a typed error.

@@ -44,7 +44,7 @@ mod types;
 
 pub use engine::{Behavior, Check, Decision, Engine, EngineConfig, EngineState, Reason, Token};
 pub use error::{BoxError, Error, Result, brief_error, root_cause};
-pub use traits::{MetricSource, Policy, ScaleOutcome, Scaler};
+pub use traits::{ChangeFeed, MetricSource, Policy, ScaleOutcome, Scaler};
 #[cfg(any(test, feature = "mocks"))]
 pub use traits::{MockMetricSource, MockPolicy, MockScaler};
 pub use types::{Direction, FailureKind, Observation, ReplicaStatus, Replicas, Timestamp};

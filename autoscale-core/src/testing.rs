@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::traits::{MetricSource, ScaleOutcome, Scaler};
+use crate::traits::{ChangeFeed, MetricSource, ScaleOutcome, Scaler};
 use crate::types::{FailureKind, ReplicaStatus, Replicas, Timestamp};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,9 +181,14 @@ impl MetricSource for ScriptedSource {
 /// Failures can be scripted: each queued failure is returned by the next `scale` call instead of scaling.
 /// A change made outside autoscale, such as replicas that are not ready yet, is set with
 /// [`set_outside`](RecordingScaler::set_outside).
+///
+/// Without [`with_change_feed`](RecordingScaler::with_change_feed) it has no [change feed](Scaler::changes),
+/// like a backend that cannot watch; with it, [`notify`](RecordingScaler::notify) fires one notification, as
+/// an event stream would.
 #[derive(Debug, Clone)]
 pub struct RecordingScaler {
     inner: Arc<Mutex<RecordingInner>>,
+    changes: Option<Arc<tokio::sync::watch::Sender<u64>>>,
 }
 
 #[derive(Debug)]
@@ -212,7 +217,33 @@ impl RecordingScaler {
                 scale_failures: VecDeque::new(),
                 status_failures: VecDeque::new(),
             })),
+            changes: None,
         }
+    }
+
+    /// Give the scaler a change feed, fired with [`notify`](Self::notify).
+    pub fn with_change_feed(mut self) -> Self {
+        self.changes = Some(Arc::new(tokio::sync::watch::channel(0).0));
+        self
+    }
+
+    /// Fire one change notification to every feed taken (nothing without a change feed).
+    pub fn notify(&self) {
+        if let Some(changes) = &self.changes {
+            changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// [`set_outside`](Self::set_outside), then [`notify`](Self::notify): a change made outside that the
+    /// backend sees at once.
+    pub fn set_outside_and_notify(&self, status: ReplicaStatus) {
+        self.set_outside(status);
+        self.notify();
+    }
+
+    /// How many change feeds are held.
+    pub fn change_feeds(&self) -> usize {
+        self.changes.as_ref().map_or(0, |c| c.receiver_count())
     }
 
     /// Make every `scale` call take `delay` (tokio time) before it takes effect, like a slow backend.
@@ -296,6 +327,12 @@ impl Scaler for RecordingScaler {
         }
         inner.status = ReplicaStatus::all_ready(replicas);
         Ok(ScaleOutcome::Scaled)
+    }
+
+    fn changes(&self) -> Option<ChangeFeed> {
+        self.changes
+            .as_ref()
+            .map(|c| ChangeFeed::new(c.subscribe()))
     }
 }
 

@@ -70,6 +70,82 @@ pub trait Scaler: Send + Sync + fmt::Debug {
     /// Ask the backend to run `replicas` replicas. Setting the count the service already has is a no-op that
     /// returns [`ScaleOutcome::Unchanged`].
     async fn scale(&self, replicas: Replicas) -> Result<ScaleOutcome>;
+
+    /// Notifications that the service may have changed outside autoscale (an operator's `docker service
+    /// scale`, a container that died), for a backend that can watch for them; `None`, the default, for one
+    /// that cannot.
+    ///
+    /// The per-service loop asks once when it starts and holds the feed while it runs. On a notification it
+    /// reads the status between rounds (an *observation*, see
+    /// [`ServiceLoop::observe_status`](crate::controller::ServiceLoop::observe_status)), so an outside change reaches the cooldown bookkeeping
+    /// and the reports within a moment instead of at the next round. A notification only says "read again":
+    /// spurious ones (the loop's own scale actions) cost one status read and change nothing. A scaler that
+    /// wraps another should forward its feed, or the loop sees outside changes only at its rounds.
+    fn changes(&self) -> Option<ChangeFeed> {
+        None
+    }
+}
+
+/// A stream of "the service may have changed" notifications from a [`Scaler`] ([`Scaler::changes`]).
+///
+/// The backend bumps a [`watch`](tokio::sync::watch) channel; a burst of bumps between two reads is seen as
+/// one. The feed may carry a guard the backend keeps alive while the feed is held (say, its subscription to an
+/// event stream, which stops when the last feed is dropped).
+///
+/// ```
+/// use autoscale_core::ChangeFeed;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (notify, receiver) = tokio::sync::watch::channel(0_u64);
+/// let mut feed = ChangeFeed::new(receiver);
+/// notify.send_modify(|n| *n += 1);
+/// notify.send_modify(|n| *n += 1);
+/// assert!(feed.changed().await, "two notifications, seen as one");
+/// feed.mark_seen();
+/// drop(notify);
+/// assert!(!feed.changed().await, "the backend stopped the feed");
+/// # }
+/// ```
+pub struct ChangeFeed {
+    receiver: tokio::sync::watch::Receiver<u64>,
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl ChangeFeed {
+    /// A feed that fires when `receiver`'s value changes; what was sent before counts as seen.
+    pub fn new(mut receiver: tokio::sync::watch::Receiver<u64>) -> Self {
+        receiver.mark_unchanged();
+        ChangeFeed {
+            receiver,
+            _guard: None,
+        }
+    }
+
+    /// Keep `guard` alive as long as the feed: dropping the feed drops it.
+    pub fn with_guard(mut self, guard: impl std::any::Any + Send + Sync) -> Self {
+        self._guard = Some(Box::new(guard));
+        self
+    }
+
+    /// Wait for a notification not yet [seen](Self::mark_seen); at once if one is pending. `false` once the
+    /// backend has stopped the feed: no notification will come.
+    pub async fn changed(&mut self) -> bool {
+        self.receiver.changed().await.is_ok()
+    }
+
+    /// Count every notification so far as seen: the status read that follows covers them.
+    pub fn mark_seen(&mut self) {
+        self.receiver.mark_unchanged();
+    }
+}
+
+impl fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("notifications", &*self.receiver.borrow())
+            .field("guarded", &self._guard.is_some())
+            .finish()
+    }
 }
 
 /// Turns one check's value and the service's status into a recommended replica count. Synchronous and pure:

@@ -1130,6 +1130,8 @@ mod readable_logs {
         scaler
             .expect_scale()
             .returning(|_| Ok(autoscale_core::ScaleOutcome::Scaled));
+        // A mock mocks the default method too: no change feed.
+        scaler.expect_changes().returning(|| None);
         let svc = web(
             Arc::new(ScriptedSource::constant(QUERY, 1.0)),
             Arc::new(scaler),
@@ -1174,6 +1176,7 @@ mod readable_logs {
                 Ok(autoscale_core::ScaleOutcome::Scaled)
             }
         });
+        scaler.expect_changes().returning(|| None);
         // 2.0 at a target of 0.5 per replica: 8 replicas wanted, from 2.
         let svc = web(
             Arc::new(ScriptedSource::constant(QUERY, 2.0)),
@@ -1261,5 +1264,308 @@ mod readable_logs {
             "{}",
             postponed[0]
         );
+    }
+}
+
+/// A scaler's change feed: a notification between rounds is followed by a status read (an observation) that
+/// records an outside change at once, and by nothing else.
+mod change_feed {
+    use super::captured::Logs;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use autoscale_core::controller::{
+        COALESCE_CHANGES, CheckSource, LoopEvent, ServiceLoop, StatusObservation, TokioClock,
+    };
+    use autoscale_core::policy::{Step, ThresholdPolicy};
+    use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+    use autoscale_core::{
+        Check, EngineConfig, EngineState, FailureKind, ReplicaStatus, Replicas, Timestamp,
+    };
+    use tokio::sync::{mpsc, watch};
+
+    const START: i64 = 1_000_000;
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    /// What the loop reported, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Event {
+        Round {
+            at: Timestamp,
+            outside_change: Option<(Replicas, Replicas)>,
+            token: String,
+        },
+        Observed(StatusObservation),
+    }
+
+    /// A threshold check on `lat` (up above 0.6, down below 0.3, one replica a step) with the default
+    /// cooldown, evaluated every minute.
+    fn service(scaler: &RecordingScaler, source: &ScriptedSource) -> ServiceLoop {
+        let lat = Check::new(
+            "lat",
+            Arc::new(ThresholdPolicy::new(0.6, 0.3, Step::Count(1)).unwrap()),
+        );
+        ServiceLoop::builder(
+            "web",
+            EngineConfig::builder(1, 10).default_cooldown(ThresholdPolicy::DEFAULT_COOLDOWN),
+            Arc::new(scaler.clone()),
+        )
+        .check(lat, CheckSource::new(Arc::new(source.clone()), "lat"))
+        .interval(INTERVAL)
+        .clock(Arc::new(TokioClock::starting_at(Timestamp::from_secs(
+            START,
+        ))))
+        .build()
+        .unwrap()
+    }
+
+    /// A round's time, the outside change it found and its decision's token.
+    type RoundSeen = (Timestamp, Option<(Replicas, Replicas)>, String);
+
+    struct Running {
+        events: Arc<Mutex<Vec<Event>>>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<EngineState>,
+        _instructions: mpsc::Sender<autoscale_core::controller::Instruction>,
+    }
+
+    impl Running {
+        fn start(svc: ServiceLoop) -> Running {
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&events);
+            let (stop, shutdown) = watch::channel(false);
+            let (tx, rx) = mpsc::channel(1);
+            let task = tokio::spawn(svc.run_instructed(shutdown, rx, move |event, _| {
+                let event = match event {
+                    LoopEvent::Round(r) => Event::Round {
+                        at: r.at,
+                        outside_change: r.outside_change,
+                        token: r
+                            .decision
+                            .as_ref()
+                            .map(|d| d.reason.token.as_str().to_owned())
+                            .unwrap_or_default(),
+                    },
+                    LoopEvent::Observed(o) => Event::Observed(o.clone()),
+                    LoopEvent::Paused(..) => return,
+                };
+                sink.lock().unwrap().push(event);
+            }));
+            Running {
+                events,
+                stop,
+                task,
+                _instructions: tx,
+            }
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.events.lock().unwrap().clone()
+        }
+
+        fn observations(&self) -> Vec<StatusObservation> {
+            self.events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Observed(o) => Some(o),
+                    Event::Round { .. } => None,
+                })
+                .collect()
+        }
+
+        fn rounds(&self) -> Vec<RoundSeen> {
+            self.events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Round {
+                        at,
+                        outside_change,
+                        token,
+                    } => Some((at, outside_change, token)),
+                    Event::Observed(_) => None,
+                })
+                .collect()
+        }
+
+        async fn stop(self) -> EngineState {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outside_change_is_recorded_between_rounds_and_starts_the_cooldown() {
+        let logs = Logs::capture();
+        let scaler = RecordingScaler::new(3).with_change_feed();
+        let source = ScriptedSource::constant("lat", 0.45);
+        let started = tokio::time::Instant::now();
+        let running = Running::start(service(&scaler, &source));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(scaler.change_feeds(), 1, "the loop holds the feed");
+        assert_eq!(running.rounds().len(), 1);
+
+        // An operator scales to 6 at 10 s; the backend notices at once.
+        scaler.set_outside_and_notify(ReplicaStatus::all_ready(6));
+        let notified = Timestamp::from_secs(START) + started.elapsed();
+        source.set("lat", Ok(0.1));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let observed = running.observations();
+        assert_eq!(
+            observed,
+            vec![StatusObservation {
+                service: "web".to_owned(),
+                at: notified + COALESCE_CHANGES,
+                status: ReplicaStatus::all_ready(6),
+                outside_change: Some((3, 6)),
+            }]
+        );
+        assert_eq!(
+            logs.at("INFO", "replica count changed outside autoscale")
+                .len(),
+            1,
+            "the round's log line"
+        );
+        assert_eq!(scaler.status_calls(), 2, "one round, one observation");
+
+        // The next round finds nothing new, and the cooldown counts from the observation: 0.1 wants 5 but
+        // waits.
+        tokio::time::sleep(INTERVAL).await;
+        let rounds = running.rounds();
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(rounds[1].1, None, "already recorded");
+        assert_eq!(rounds[1].2, "cooldown");
+        assert!(scaler.scale_calls().is_empty());
+        let state = running.stop().await;
+        assert_eq!(state.last_scale_at, Some(notified + COALESCE_CHANGES));
+        assert_eq!(
+            scaler.change_feeds(),
+            0,
+            "the feed is dropped with the loop"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_observation_never_scales_and_the_rounds_keep_their_schedule() {
+        let scaler = RecordingScaler::new(3).with_change_feed();
+        // Above the threshold: every round scales up by one.
+        let source = ScriptedSource::constant("lat", 0.9);
+        let running = Running::start(service(&scaler, &source));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(scaler.scale_calls(), vec![4]);
+        // Two observations before the next round: they scale nothing, though the check is above.
+        for _ in 0..2 {
+            scaler.notify();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        assert_eq!(scaler.status_calls(), 3);
+        assert_eq!(scaler.scale_calls(), vec![4]);
+        for _ in 0..3 {
+            scaler.notify();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        // 110 s: rounds at the phase and a minute later; five observations, none of which scaled or found a
+        // change (the loop's own scale is no outside change).
+        let rounds = running.rounds();
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(
+            rounds[1].0.as_millis() - rounds[0].0.as_millis(),
+            60_000,
+            "the schedule is unchanged"
+        );
+        let observed = running.observations();
+        assert_eq!(observed.len(), 5);
+        assert!(observed.iter().all(|o| o.outside_change.is_none()));
+        // One scale call per round.
+        assert_eq!(scaler.scale_calls(), vec![4, 5]);
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_notifications_is_read_once() {
+        let logs = Logs::capture();
+        let scaler = RecordingScaler::new(3).with_change_feed();
+        let source = ScriptedSource::constant("lat", 0.45);
+        let running = Running::start(service(&scaler, &source));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let reads = scaler.status_calls();
+
+        for _ in 0..10 {
+            scaler.notify();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            scaler.status_calls(),
+            reads + 1,
+            "ten notifications, one read"
+        );
+        assert_eq!(running.observations().len(), 1);
+
+        // A failed read is no event, and only a debug line.
+        scaler.fail_next_status(FailureKind::Unavailable);
+        scaler.notify();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(scaler.status_calls(), reads + 2);
+        assert_eq!(running.observations().len(), 1);
+        assert_eq!(
+            logs.at("DEBUG", "status read between rounds failed").len(),
+            1
+        );
+        assert!(logs.at("WARN", "status read").is_empty());
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_feed_an_outside_change_waits_for_the_next_round() {
+        let scaler = RecordingScaler::new(3);
+        let source = ScriptedSource::constant("lat", 0.45);
+        let running = Running::start(service(&scaler, &source));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Without a feed, notifying does nothing: the fake behaves as a backend that cannot watch.
+        scaler.set_outside_and_notify(ReplicaStatus::all_ready(6));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(running.observations().is_empty());
+        assert_eq!(scaler.status_calls(), 1);
+        tokio::time::sleep(INTERVAL).await;
+        let rounds = running.rounds();
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(rounds[1].1, Some((3, 6)), "seen at the round");
+        assert_eq!(scaler.change_feeds(), 0);
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_taken_to_zero_is_paused_by_the_observation() {
+        let scaler = RecordingScaler::new(3).with_change_feed();
+        let source = ScriptedSource::constant("lat", 0.45);
+        let svc = service(&scaler, &source);
+        let (stop, shutdown) = watch::channel(false);
+        let (_tx, rx) = mpsc::channel(1);
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&states);
+        let task = tokio::spawn(svc.run_instructed(shutdown, rx, move |event, state| {
+            if let LoopEvent::Observed(o) = event {
+                sink.lock()
+                    .unwrap()
+                    .push((o.outside_change, state.pause.map(|p| p.by)));
+            }
+        }));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        scaler.set_outside_and_notify(ReplicaStatus::all_ready(0));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        scaler.set_outside_and_notify(ReplicaStatus::all_ready(2));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            *states.lock().unwrap(),
+            vec![
+                (
+                    Some((3, 0)),
+                    Some(autoscale_core::engine::PausedBy::ZeroOutside)
+                ),
+                (Some((0, 2)), None),
+            ]
+        );
+        stop.send(true).unwrap();
+        task.await.unwrap();
     }
 }

@@ -211,6 +211,7 @@ async fn instructions_reach_a_running_loop_between_rounds_and_are_reported() {
                 after.map(|p| p.directions),
                 state.pause.map(|p| p.directions)
             ),
+            LoopEvent::Observed(o) => format!("observed {}", o.status.current),
         };
         seen.lock().unwrap().push(line);
     }));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bollard::models::ContainerSummary;
 
-use crate::docker::{DockerCli, run_checked, validate_command};
+use crate::docker::{DockerCli, DockerEnv, run_checked, validate_command};
 use crate::engine::{EndpointCell, EngineEndpoint};
 use crate::error::{ApiError, Error};
 use crate::names::{self, Rule};
@@ -262,25 +262,16 @@ impl ComposeScaler {
     pub async fn read_status(&self) -> Result<ReplicaStatus, Error> {
         let endpoint = self.endpoint()?;
         let containers = endpoint.containers(self.settings.timeout).await?;
-        let mine: Vec<parse::PsContainer> = containers
-            .iter()
-            .filter(|c| label(c, PROJECT_LABEL) == Some(self.settings.project.as_str()))
-            .filter(|c| label(c, SERVICE_LABEL) == Some(self.settings.service.as_str()))
-            .map(|c| parse::PsContainer {
-                id: c.id.clone().unwrap_or_default(),
-                names: c.names.as_ref().map(|n| n.join(",")).unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()),
-                status: c.status.clone().unwrap_or_default(),
-            })
-            .collect();
-        parse::compose_status(&mine).map_err(|reason| Error::Api {
-            source: ApiError {
-                request: "GET /containers/json".to_owned(),
-                endpoint: endpoint.address().to_owned(),
-                status: None,
-                reason,
-                kind: autoscale_core::FailureKind::BadResult,
-            },
+        status_in(&containers, &self.settings.project, &self.settings.service).map_err(|reason| {
+            Error::Api {
+                source: ApiError {
+                    request: "GET /containers/json".to_owned(),
+                    endpoint: endpoint.address().to_owned(),
+                    status: None,
+                    reason,
+                    kind: autoscale_core::FailureKind::BadResult,
+                },
+            }
         })
     }
 
@@ -347,6 +338,26 @@ impl ComposeScaler {
     }
 }
 
+/// The status of `project`'s `service` in an endpoint's container list.
+pub(crate) fn status_in(
+    containers: &[ContainerSummary],
+    project: &str,
+    service: &str,
+) -> Result<ReplicaStatus, String> {
+    let mine: Vec<parse::PsContainer> = containers
+        .iter()
+        .filter(|c| label(c, PROJECT_LABEL) == Some(project))
+        .filter(|c| label(c, SERVICE_LABEL) == Some(service))
+        .map(|c| parse::PsContainer {
+            id: c.id.clone().unwrap_or_default(),
+            names: c.names.as_ref().map(|n| n.join(",")).unwrap_or_default(),
+            state: c.state.map(|s| s.to_string()),
+            status: c.status.clone().unwrap_or_default(),
+        })
+        .collect();
+    parse::compose_status(&mine)
+}
+
 fn label<'a>(container: &'a ContainerSummary, key: &str) -> Option<&'a str> {
     container
         .labels
@@ -364,8 +375,35 @@ fn path_arg(path: &Path) -> OsString {
     }
 }
 
-/// `docker compose` if the plugin answers `version`, else `docker-compose` if it does.
+/// Detections by docker command and environment, shared by every scaler of the process: a daemon with 200
+/// compose services runs `version` once, not 200 times (compose v1 spends about half a second of CPU on it).
+/// Only a success is kept; a failure is detected again by the next caller.
+type Detections = Vec<((Vec<OsString>, DockerEnv), Arc<OnceCell<Vec<OsString>>>)>;
+static DETECTIONS: std::sync::LazyLock<std::sync::Mutex<Detections>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The Compose command for `docker`'s command and environment: detected once per process (concurrent callers
+/// share one detection), see [`detect_now`].
 async fn detect(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
+    let key = (docker.argv(), docker.env.clone());
+    let cell = {
+        let mut detections = DETECTIONS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match detections.iter().find(|(k, _)| *k == key) {
+            Some((_, cell)) => Arc::clone(cell),
+            None => {
+                let cell = Arc::new(OnceCell::new());
+                detections.push((key, Arc::clone(&cell)));
+                cell
+            }
+        }
+    };
+    cell.get_or_try_init(|| detect_now(docker)).await.cloned()
+}
+
+/// `docker compose` if the plugin answers `version`, else `docker-compose` if it does.
+async fn detect_now(docker: &DockerCli) -> Result<Vec<OsString>, Error> {
     let mut v2 = docker.argv();
     v2.push("compose".into());
     let v2_error = match version(docker, &v2).await? {
@@ -408,6 +446,25 @@ impl Scaler for ComposeScaler {
         self.set_replicas(replicas)
             .await
             .map_err(|e| e.attribute(BACKEND))
+    }
+
+    /// Notified by the endpoint's event stream when a container of the service starts, stops, dies, or
+    /// changes health (see [`EngineEndpoint`]); `None` when the endpoint cannot be resolved or outside a
+    /// tokio runtime.
+    fn changes(&self) -> Option<autoscale_core::ChangeFeed> {
+        let endpoint = self
+            .endpoint()
+            .inspect_err(
+                |e| tracing::debug!(error = %e, "no change feed: the endpoint is unresolved"),
+            )
+            .ok()?;
+        crate::events::subscribe(
+            &endpoint,
+            crate::events::Target::Compose {
+                project: self.settings.project.clone(),
+                service: self.settings.service.clone(),
+            },
+        )
     }
 }
 
@@ -536,6 +593,39 @@ mod tests {
                 assert!(message.contains("docker-compose version"), "{message}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn scalers_with_the_same_docker_share_one_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let docker = fake_docker(
+            dir.path(),
+            &format!(
+                "echo \"$*\" >> '{}'\n[ \"$1 $2\" = \"compose version\" ] && exit 0\nexit 1\n",
+                calls.display()
+            ),
+        );
+        let scalers: Vec<ComposeScaler> = (0..20)
+            .map(|i| {
+                ComposeScaler::builder("p", format!("web{i}"))
+                    .docker(docker.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for scaler in &scalers {
+            scaler.compose_command().await.unwrap();
+        }
+        let lines = std::fs::read_to_string(&calls).unwrap();
+        assert_eq!(lines.lines().collect::<Vec<_>>(), ["compose version"]);
+        // Another environment is another detection.
+        let other = ComposeScaler::builder("p", "web")
+            .docker(docker.env(DockerEnv::new().host("unix:///other.sock")))
+            .build()
+            .unwrap();
+        other.compose_command().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
     }
 
     #[test]

@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use autoscale_core::Replicas;
+use std::sync::Arc;
+
+use autoscale_core::{ChangeFeed, Replicas};
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum, Service};
 use serde::Serialize;
 
@@ -264,6 +266,16 @@ impl EngineEndpoint {
                 Ok(classify_compose(&containers, selector))
             }
         }
+    }
+
+    /// A change feed for a discovery of `kind`: notified, through the endpoint's event stream, when a
+    /// container of any Compose service (for [`DiscoverKind::Compose`]) or any Swarm service or task (for
+    /// [`DiscoverKind::Swarm`]) changes, which includes a service created, removed or relabelled. The snapshot
+    /// the event changed is dropped first, so a [`discover`](Self::discover) that follows reads it anew.
+    /// While the stream is down it is not notified: a discovery keeps its own periodic resync for that.
+    /// `None` when the stream's thread cannot be started.
+    pub fn discovery_changes(self: &Arc<Self>, kind: DiscoverKind) -> Option<ChangeFeed> {
+        crate::events::subscribe(self, crate::events::Target::Discovery(kind))
     }
 }
 

@@ -5,7 +5,8 @@
 //! its services and tasks lists. Scalers on the same endpoint share one client, and one list per round: the
 //! first caller fetches, concurrent callers await the same request, and a finished list is reused for
 //! [`DEFAULT_FRESHNESS`] (a round's services are evaluated within that time of each other). A scale action
-//! drops the snapshot it changed, so the next read sees it.
+//! drops the snapshot it changed, so the next read sees it, and so does an event of the endpoint's event
+//! stream about a service with a change feed (see `events.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::sync::OnceCell;
 use crate::compose::{ONEOFF_LABEL, PROJECT_LABEL};
 use crate::docker::DockerEnv;
 use crate::error::{ApiError, Error};
+use crate::events::Watch;
 
 /// How long a snapshot is reused: long enough for every service of one round, far shorter than an interval.
 pub const DEFAULT_FRESHNESS: Duration = Duration::from_secs(1);
@@ -196,6 +198,17 @@ pub fn endpoint(env: &DockerEnv) -> Result<Arc<EngineEndpoint>, Error> {
     )?))
 }
 
+/// Every endpoint client in use in this process (by a scaler or a discovery), in no particular order: what a
+/// daemon reports of its Docker requests.
+pub fn endpoints() -> Vec<Arc<EngineEndpoint>> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect()
+}
+
 /// How many requests an endpoint's client has sent, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -208,14 +221,20 @@ pub struct RequestCounts {
     pub tasks: u64,
     /// `GET /services/ID` and `POST /services/ID/update` (Swarm scale actions).
     pub service_updates: u64,
+    /// Times the event stream (`GET /events`) connected: once, plus once per reconnection.
+    pub event_connects: u64,
+    /// Times a connected event stream broke.
+    pub event_disconnects: u64,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     containers: AtomicU64,
     services: AtomicU64,
     tasks: AtomicU64,
     service_updates: AtomicU64,
+    pub(crate) event_connects: AtomicU64,
+    pub(crate) event_disconnects: AtomicU64,
 }
 
 /// The Swarm half of a snapshot: every service, and the tasks meant to run.
@@ -291,6 +310,8 @@ pub struct EngineEndpoint {
     containers: Snapshot<Vec<ContainerSummary>>,
     swarm: Snapshot<SwarmState>,
     counters: Counters,
+    /// The change feeds of the services on this endpoint, and its event stream.
+    watch: Watch,
 }
 
 static REGISTRY: LazyLock<Mutex<HashMap<Endpoint, Weak<EngineEndpoint>>>> =
@@ -314,6 +335,7 @@ impl EngineEndpoint {
             containers: Snapshot::default(),
             swarm: Snapshot::default(),
             counters: Counters::default(),
+            watch: Watch::default(),
         });
         registry.insert(endpoint, Arc::downgrade(&client));
         client
@@ -332,11 +354,21 @@ impl EngineEndpoint {
             services: c.services.load(Ordering::Relaxed),
             tasks: c.tasks.load(Ordering::Relaxed),
             service_updates: c.service_updates.load(Ordering::Relaxed),
+            event_connects: c.event_connects.load(Ordering::Relaxed),
+            event_disconnects: c.event_disconnects.load(Ordering::Relaxed),
         }
     }
 
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
     /// The connected client, its API version negotiated with the daemon (once).
-    async fn client(&self, timeout: Duration) -> Result<&Docker, Error> {
+    pub(crate) async fn client(&self, timeout: Duration) -> Result<&Docker, Error> {
         self.client
             .get_or_try_init(|| async {
                 let secs = timeout.as_secs().saturating_add(1);
@@ -595,7 +627,7 @@ async fn within<T>(
 struct SnapshotTimeout(Duration);
 
 /// An error and its causes, as one line: transport errors keep the useful part (`connection refused`) deep.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {

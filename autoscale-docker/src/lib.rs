@@ -13,6 +13,13 @@
 //! - [`EngineEndpoint::discover`] finds the Swarm services, or the Compose services, carrying a label
 //!   ([`Selector`], `autoscale.enable=true` by default) in the same snapshots, with their `autoscale.*` labels
 //!   uninterpreted; [`endpoint`] gives the shared client of an endpoint.
+//! - Both scalers have a change feed ([`Scaler::changes`](autoscale_core::Scaler::changes)) fed by one Docker
+//!   event stream per endpoint (`GET /events`, started with the first feed and stopped with the last): an event
+//!   about a service's containers, or a Swarm service's update, drops the endpoint's snapshot and notifies that
+//!   service's feeds, so the control loop reads the outside change within a second rather than at its next
+//!   round. A broken stream is reopened with a backoff ([`RECONNECT_FIRST`] doubling to [`RECONNECT_MAX`], back
+//!   to the first after [`HEALTHY_AFTER`] connected), and the endpoint is polled every [`POLL_EVERY`] meanwhile;
+//!   [`RequestCounts`] counts the stream's connections and breaks.
 //!
 //! Every command is an argument vector, never a shell line; project, service, profile and context names are
 //! checked against Docker's rules before anything runs. Every call has a timeout that kills the command and
@@ -68,6 +75,7 @@ mod discovery;
 mod docker;
 mod engine;
 mod error;
+mod events;
 mod names;
 mod parse;
 mod settings;
@@ -84,8 +92,9 @@ pub use discovery::{
     WORKING_DIR_LABEL,
 };
 pub use docker::{DEFAULT_TIMEOUT, DockerCli, DockerEnv};
-pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint};
+pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint, endpoints};
 pub use error::{ApiError, BACKEND, Cause, Error};
+pub use events::{HEALTHY_AFTER, POLL_EVERY, RECONNECT_FIRST, RECONNECT_MAX};
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{
     ComposeSettings, DEFAULT_DOCKER_COMMAND, DEFAULT_FILE, DEFAULT_PROJECT, SwarmSettings,

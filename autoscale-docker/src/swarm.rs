@@ -8,7 +8,7 @@ use bollard::models::Service;
 use tokio::sync::Mutex;
 
 use crate::docker::DockerCli;
-use crate::engine::{EndpointCell, EngineEndpoint};
+use crate::engine::{EndpointCell, EngineEndpoint, SwarmState};
 use crate::error::{ApiError, Error};
 use crate::names::{self, Rule};
 use crate::settings::SwarmSettings;
@@ -103,16 +103,7 @@ impl SwarmScaler {
             .find(|s| self.is_this(s))
             .ok_or_else(|| self.not_found(&endpoint))?;
         let current = self.replicas(service)?;
-        let id = service.id.as_deref().unwrap_or_default();
-        let running = state
-            .tasks
-            .iter()
-            .filter(|t| t.service_id.as_deref() == Some(id))
-            .filter(|t| {
-                t.status.as_ref().and_then(|s| s.state) == Some(bollard::models::TaskState::RUNNING)
-            })
-            .count();
-        let running = Replicas::try_from(running).unwrap_or(Replicas::MAX);
+        let running = running_tasks(&state, service.id.as_deref().unwrap_or_default());
         // Right after a scale-down, tasks being stopped can still be listed as running.
         Ok(ReplicaStatus {
             current,
@@ -223,6 +214,59 @@ impl Scaler for SwarmScaler {
             .await
             .map_err(|e| e.attribute(BACKEND))
     }
+
+    /// Notified by the endpoint's event stream when the service is updated (its replicas set by hand) or one
+    /// of its task containers on this node starts or stops (see [`EngineEndpoint`]); `None` when the endpoint
+    /// cannot be resolved or outside a tokio runtime.
+    fn changes(&self) -> Option<autoscale_core::ChangeFeed> {
+        let endpoint = self
+            .endpoint()
+            .inspect_err(
+                |e| tracing::debug!(error = %e, "no change feed: the endpoint is unresolved"),
+            )
+            .ok()?;
+        crate::events::subscribe(
+            &endpoint,
+            crate::events::Target::Swarm(self.settings.service.clone()),
+        )
+    }
+}
+
+/// The status of `service` (a name or ID) in an endpoint's services and tasks lists: `None` when it is not
+/// there or not a replicated service.
+pub(crate) fn status_in(state: &SwarmState, service: &str) -> Option<ReplicaStatus> {
+    let found = state.services.iter().find(|s| {
+        s.spec.as_ref().and_then(|s| s.name.as_deref()) == Some(service)
+            || s.id.as_deref() == Some(service)
+    })?;
+    let replicas = found
+        .spec
+        .as_ref()?
+        .mode
+        .as_ref()?
+        .replicated
+        .as_ref()?
+        .replicas
+        .unwrap_or(1);
+    let current = Replicas::try_from(replicas).ok()?;
+    let running = running_tasks(state, found.id.as_deref().unwrap_or_default());
+    Some(ReplicaStatus {
+        current,
+        ready: running.min(current),
+    })
+}
+
+/// How many tasks of the service with ID `id` are running.
+fn running_tasks(state: &SwarmState, id: &str) -> Replicas {
+    let running = state
+        .tasks
+        .iter()
+        .filter(|t| t.service_id.as_deref() == Some(id))
+        .filter(|t| {
+            t.status.as_ref().and_then(|s| s.state) == Some(bollard::models::TaskState::RUNNING)
+        })
+        .count();
+    Replicas::try_from(running).unwrap_or(Replicas::MAX)
 }
 
 #[cfg(test)]

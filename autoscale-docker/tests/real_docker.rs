@@ -391,6 +391,468 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     out
 }
 
+#[path = "support/proxy.rs"]
+mod proxy;
+
+/// What a loop reported, with when it arrived.
+#[derive(Debug, Clone)]
+enum Seen {
+    Round,
+    Observed(autoscale_core::controller::StatusObservation),
+}
+
+/// A control loop over `scaler` with a one-minute interval, so that only the scaler's change feed can explain
+/// a status read within seconds; its check is always at its target, so it scales nothing within `[1, 10]`.
+struct Watched {
+    seen: Arc<std::sync::Mutex<Vec<(Instant, Seen)>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<autoscale_core::EngineState>,
+}
+
+impl Watched {
+    fn start(scaler: Arc<dyn Scaler>) -> Watched {
+        use autoscale_core::controller::{CheckSource, LoopEvent, ServiceLoop};
+        use autoscale_core::policy::{TargetForm, TargetPolicy};
+        use autoscale_core::testing::ScriptedSource;
+        use autoscale_core::{Check, EngineConfig};
+
+        let check = Check::new(
+            "load",
+            Arc::new(TargetPolicy::new(1.0, TargetForm::PerReplica).unwrap()),
+        );
+        let service = ServiceLoop::builder("app", EngineConfig::builder(1, 10), scaler)
+            .check(
+                check,
+                CheckSource::new(Arc::new(ScriptedSource::constant("load", 1.0)), "load"),
+            )
+            .interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let (_, instructions) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(
+            service.run_instructed(shutdown, instructions, move |event, _| {
+                let seen = match event {
+                    LoopEvent::Round(_) => Seen::Round,
+                    LoopEvent::Observed(o) => Seen::Observed(o.clone()),
+                    LoopEvent::Paused(..) => return,
+                };
+                sink.lock().unwrap().push((Instant::now(), seen));
+            }),
+        );
+        Watched { seen, stop, task }
+    }
+
+    /// Wait (at most 20 s) for the first round, so that the next one is a minute away.
+    async fn first_round(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, s)| matches!(s, Seen::Round))
+        {
+            assert!(Instant::now() < deadline, "no first round");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// How long after `since` an observation matching `want` was reported, waiting at most `limit`.
+    async fn observed(
+        &self,
+        since: Instant,
+        limit: Duration,
+        want: impl Fn(&autoscale_core::controller::StatusObservation) -> bool,
+    ) -> Duration {
+        let deadline = since + limit;
+        loop {
+            let found = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|(at, s)| match s {
+                    Seen::Observed(o) if *at >= since && want(o) => Some(at.duration_since(since)),
+                    _ => None,
+                });
+            if let Some(latency) = found {
+                return latency;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such observation within {limit:?}: {:#?}",
+                self.seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The rounds reported so far.
+    fn rounds(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| matches!(s, Seen::Round))
+            .count()
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+}
+
+/// Wait (at most `limit`) until `endpoint`'s counts satisfy `want`.
+async fn wait_counts(
+    endpoint: &autoscale_docker::EngineEndpoint,
+    limit: Duration,
+    what: &str,
+    want: impl Fn(autoscale_docker::RequestCounts) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !want(endpoint.requests()) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {limit:?}: {:?}",
+            endpoint.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every log line of this test process at INFO and above, for the tests of what the event stream logs (its
+/// task runs on the runtime's worker threads, so the capture is process-wide; a test filters on its own
+/// endpoint's address).
+fn logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || Writer(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global log capture");
+        buffer
+    })
+}
+
+/// The captured lines at `level` that contain every one of `words`.
+fn log_lines(level: &str, words: &[&str]) -> Vec<String> {
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(&format!(" {level} ")) && words.iter().all(|w| l.contains(w)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Print a measured latency where a person running the tests sees it.
+fn report(what: &str, latency: Duration) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "MEASURED {what}: {:.0} ms",
+        latency.as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_swarm_scale_is_seen_through_events_within_a_second() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "evscale", &["--replicas", "1"]);
+    let scaler = Arc::new(SwarmScaler::new(engine.cli(), &service.name).unwrap());
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(1)).await;
+    let endpoint = scaler.endpoint().unwrap();
+    let watched = Watched::start(scaler.clone());
+    watched.first_round().await;
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects >= 1,
+    )
+    .await;
+
+    let since = Instant::now();
+    engine.docker_ok(&[
+        "service",
+        "scale",
+        "--detach",
+        &format!("{}=3", service.name),
+    ]);
+    let latency = watched
+        .observed(since, Duration::from_secs(1), |o| {
+            o.outside_change == Some((1, 3))
+        })
+        .await;
+    report(
+        "docker service scale -> observation with the outside change",
+        latency,
+    );
+    assert_eq!(watched.rounds(), 1, "no round explains it");
+    watched.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_container_stopped_by_hand_shows_within_a_second() {
+    let Some((engine, compose)) = compose_engine() else {
+        return;
+    };
+    let project = Project::new(&engine, "evstop", "");
+    let scaler = Arc::new(project.scaler(ComposeCommand::argv([&compose])));
+    scaler.scale(3).await.unwrap();
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(3)).await;
+    let endpoint = scaler.endpoint().unwrap();
+    let watched = Watched::start(scaler.clone());
+    watched.first_round().await;
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects >= 1,
+    )
+    .await;
+
+    let victim = project.container_ids().remove(0);
+    let since = Instant::now();
+    engine.docker_ok(&["stop", "-t", "1", &victim]);
+    let stopped = Instant::now();
+    let latency = watched
+        .observed(since, Duration::from_secs(5), |o| o.status.ready == 2)
+        .await;
+    // From `docker stop`'s return: the container may take up to a second to act on SIGTERM.
+    let after_stop = latency.saturating_sub(stopped.duration_since(since));
+    report(
+        "docker stop (returned) -> observation with ready 2",
+        after_stop,
+    );
+    report("docker stop (started) -> observation with ready 2", latency);
+    assert!(after_stop < Duration::from_secs(1), "{after_stop:?}");
+    assert_eq!(watched.rounds(), 1, "no round explains it");
+    watched.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_task_container_that_dies_shows_in_ready_within_a_second() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let service = Service::create(&engine, "evdie", &["--replicas", "2"]);
+    let scaler = Arc::new(SwarmScaler::new(engine.cli(), &service.name).unwrap());
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
+    let endpoint = scaler.endpoint().unwrap();
+    let watched = Watched::start(scaler.clone());
+    watched.first_round().await;
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects >= 1,
+    )
+    .await;
+
+    let filter = format!("label=com.docker.swarm.service.name={}", service.name);
+    let victim = engine.docker_ok(&["ps", "-q", "--filter", &filter]);
+    let victim = victim.split_whitespace().next().expect("a task container");
+    let since = Instant::now();
+    engine.docker_ok(&["kill", victim]);
+    // The manager marks the task failed a moment after the container's `die` event.
+    let latency = watched
+        .observed(since, Duration::from_secs(1), |o| {
+            o.status
+                == ReplicaStatus {
+                    current: 2,
+                    ready: 1,
+                }
+        })
+        .await;
+    report(
+        "docker kill of a swarm task container -> observation with ready 1",
+        latency,
+    );
+    assert_eq!(watched.rounds(), 1, "no round explains it");
+    watched.stop().await;
+}
+
+/// The event stream cut (every connection through a proxy closed, event streams refused): changes are still
+/// seen, by polling; restored: the stream reconnects and changes are seen within a second again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_event_stream_falls_back_to_polling_and_reconnects() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = engine
+        .host
+        .strip_prefix("unix://")
+        .expect("the test engine listens on a unix socket");
+    logs();
+    let proxy = proxy::Proxy::start(Path::new(socket), dir.path());
+    let service = Service::create(&engine, "evcut", &["--replicas", "1"]);
+    let cli = DockerCli::new()
+        .env(DockerEnv::new().host(proxy.host()))
+        .timeout(Duration::from_secs(30));
+    let scaler = Arc::new(SwarmScaler::new(cli, &service.name).unwrap());
+    wait_for(scaler.as_ref(), ReplicaStatus::all_ready(1)).await;
+    let endpoint = scaler.endpoint().unwrap();
+    let watched = Watched::start(scaler.clone());
+    watched.first_round().await;
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects == 1,
+    )
+    .await;
+    let scale = |n: u32| {
+        engine.docker_ok(&[
+            "service",
+            "scale",
+            "--detach",
+            &format!("{}={n}", service.name),
+        ]);
+    };
+
+    let since = Instant::now();
+    scale(2);
+    let latency = watched
+        .observed(since, Duration::from_secs(1), |o| {
+            o.outside_change == Some((1, 2))
+        })
+        .await;
+    report("connected: outside scale -> observation", latency);
+
+    proxy.cut();
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(5),
+        "the break is seen",
+        |c| c.event_disconnects == 1,
+    )
+    .await;
+    let since = Instant::now();
+    scale(3);
+    let latency = watched
+        .observed(since, Duration::from_secs(4), |o| {
+            o.outside_change == Some((2, 3))
+        })
+        .await;
+    report(
+        "cut (polling every 2 s): outside scale -> observation",
+        latency,
+    );
+    // Reopening is refused meanwhile, with a backoff.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(proxy.refused() >= 1, "the stream tried to reopen");
+    assert_eq!(endpoint.requests().event_connects, 1);
+
+    proxy.restore();
+    let restored = Instant::now();
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(40),
+        "the stream reconnects",
+        |c| c.event_connects == 2,
+    )
+    .await;
+    report("restored -> stream reconnected", restored.elapsed());
+    let since = Instant::now();
+    scale(4);
+    let latency = watched
+        .observed(since, Duration::from_secs(1), |o| {
+            o.outside_change == Some((3, 4))
+        })
+        .await;
+    report("reconnected: outside scale -> observation", latency);
+    assert_eq!(watched.rounds(), 1, "no round explains any of it");
+    // One warning for the outage, though reopening failed several times, and one line when it is back.
+    let address = proxy.host();
+    let down = log_lines("WARN", &["event stream", &address, "is down"]);
+    assert_eq!(down.len(), 1, "{down:#?}");
+    let back = log_lines("INFO", &["event stream", &address, "is back"]);
+    assert_eq!(back.len(), 1, "{back:#?}");
+    watched.stop().await;
+    // The last feed gone, the stream stops.
+    let before = endpoint.requests();
+    drop(proxy);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        endpoint.requests().event_disconnects,
+        before.event_disconnects
+    );
+}
+
+/// With the event stream on, a round of reads still costs one request per endpoint, and a quiet stream costs
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_per_endpoint_per_round_with_events_on() {
+    let Some(mut engine) = swarm_engine() else {
+        return;
+    };
+    // An address of its own (the same socket), as above, and not the one that test uses.
+    engine.host = engine.host.replacen("unix:///", "unix://///", 1);
+    let services: Vec<Service<'_>> = (0..3)
+        .map(|i| Service::create(&engine, &format!("evreq{i}"), &["--replicas", "1"]))
+        .collect();
+    let scalers: Vec<SwarmScaler> = services
+        .iter()
+        .map(|s| SwarmScaler::new(engine.cli(), &s.name).unwrap())
+        .collect();
+    for scaler in &scalers {
+        wait_for(scaler, ReplicaStatus::all_ready(1)).await;
+    }
+    let feeds: Vec<_> = scalers.iter().map(|s| s.changes().unwrap()).collect();
+    let endpoint = scalers[0].endpoint().unwrap();
+    wait_counts(
+        &endpoint,
+        Duration::from_secs(10),
+        "the stream connects",
+        |c| c.event_connects == 1,
+    )
+    .await;
+    // The tasks' containers settle (their start events) before counting.
+    tokio::time::sleep(autoscale_docker::DEFAULT_FRESHNESS * 2).await;
+    for round in 0..3 {
+        tokio::time::sleep(autoscale_docker::DEFAULT_FRESHNESS * 2).await;
+        let before = endpoint.requests();
+        let reads = futures_join(scalers.iter().map(|s| s.status())).await;
+        assert!(reads.iter().all(|r| r.is_ok()));
+        let after = endpoint.requests();
+        assert_eq!(
+            (after.services - before.services, after.tasks - before.tasks),
+            (1, 1),
+            "round {round}: {} services read",
+            scalers.len()
+        );
+    }
+    let quiet = endpoint.requests();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        endpoint.requests(),
+        quiet,
+        "a quiet stream sends no request"
+    );
+    assert_eq!(quiet.event_disconnects, 0);
+    drop(feeds);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_service_is_refused() {
     let Some(engine) = swarm_engine() else {
@@ -974,4 +1436,105 @@ async fn a_swarm_service_set_to_zero_by_hand_is_left_alone_until_resumed() {
     let round = service.evaluate_once().await;
     assert_eq!(service.state().pause, None);
     assert_eq!(round.decision.unwrap().desired, 3);
+}
+
+/// A discovery's change feed hears, through the event stream, a labelled Swarm service created, relabelled
+/// and removed; the discovery that follows each notification already sees the change (the event dropped the
+/// snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_feed_hears_services_created_relabelled_and_removed() {
+    let Some(engine) = swarm_engine() else {
+        return;
+    };
+    let engine = own_endpoint(&engine, 4);
+    let endpoint = autoscale_docker::endpoint(&DockerEnv::new().host(&engine.host)).unwrap();
+    let mut feed = endpoint
+        .discovery_changes(DiscoverKind::Swarm)
+        .expect("a discovery feed");
+    let connected = Instant::now();
+    while endpoint.requests().event_connects == 0 {
+        assert!(
+            connected.elapsed() < Duration::from_secs(10),
+            "the event stream never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let discover = || async {
+        endpoint
+            .discover(
+                DiscoverKind::Swarm,
+                &Selector::default(),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap()
+    };
+    let heard = |what: &'static str, started: Instant| {
+        eprintln!(
+            "MEASURED discovery feed: {what} heard after {:?}",
+            started.elapsed()
+        );
+    };
+
+    let started = Instant::now();
+    let service = Service::create(
+        &engine,
+        "disc-feed",
+        &["--replicas", "1", "--label", "autoscale.enable=true"],
+    );
+    let within = Duration::from_secs(2);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the service's creation"
+    );
+    heard("a service created", started);
+    feed.mark_seen();
+    let found = discover().await;
+    assert!(
+        found.services.iter().any(|s| s.name == service.name),
+        "{found:?}"
+    );
+
+    let started = Instant::now();
+    engine.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--label-add",
+        "autoscale.max=3",
+        &service.name,
+    ]);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the relabelling"
+    );
+    heard("a label added", started);
+    feed.mark_seen();
+    let found = discover().await;
+    let relabelled = found
+        .services
+        .iter()
+        .find(|s| s.name == service.name)
+        .expect("still discovered");
+    assert_eq!(
+        relabelled.labels.get("autoscale.max").map(String::as_str),
+        Some("3")
+    );
+
+    let name = service.name.clone();
+    let started = Instant::now();
+    drop(service);
+    assert!(
+        tokio::time::timeout(within, feed.changed())
+            .await
+            .unwrap_or(false),
+        "no notification within {within:?} of the removal"
+    );
+    heard("a service removed", started);
+    let found = discover().await;
+    assert!(found.services.iter().all(|s| s.name != name), "{found:?}");
 }

@@ -23,7 +23,6 @@ pub(super) fn service(
     now: Timestamp,
 ) -> ServiceReport {
     let round = view.last.as_ref();
-    let status = round.and_then(|r| r.status.as_ref().ok());
     let decision = round.and_then(|r| r.decision.as_ref());
     let (cooldown_up, cooldown_down) = view.cooldowns();
     let remaining = |cooldown: Duration| {
@@ -48,8 +47,8 @@ pub(super) fn service(
         service: name.to_owned(),
         min_replicas: view.spec.min_replicas,
         max_replicas: view.spec.max_replicas,
-        current: status.map(|s| s.current),
-        ready: status.map(|s| s.ready),
+        current: view.latest_status().map(|s| s.current),
+        ready: view.latest_status().map(|s| s.ready),
         desired: decision.map(|d| d.desired),
         dry_run: view.dry_run(),
         interval_s: view.interval.as_secs_f64(),
@@ -602,6 +601,8 @@ mod tests {
         source: ScriptedSource,
         clock: TokioClock,
         previous: EngineState,
+        /// What the state writer was asked to write.
+        persisted: std::sync::mpsc::Receiver<crate::daemon::shared::Persist>,
         _dir: tempfile::TempDir,
     }
 
@@ -654,10 +655,11 @@ policy = {{POLICY}}
             let dir = tempfile::tempdir().unwrap();
             let metrics = Metrics::new();
             let health = Arc::new(PersistHealth::new(metrics.persist_errors()));
+            let (persist, persisted) = std::sync::mpsc::channel();
             let shared = Shared::new(
                 metrics,
                 History::open(dir.path(), 1 << 20).unwrap(),
-                std::sync::mpsc::channel().0,
+                persist,
                 health,
             );
             let scaler = RecordingScaler::new(replicas);
@@ -696,8 +698,28 @@ policy = {{POLICY}}
                 scaler,
                 source,
                 clock,
+                persisted,
                 _dir: dir,
             }
+        }
+
+        /// A status read between rounds, accounted for as the daemon does.
+        async fn observe(&mut self) -> Option<autoscale_core::controller::StatusObservation> {
+            let observation = self.service.observe_status().await?;
+            self.shared
+                .on_observed(&observation, self.service.state(), &mut self.previous);
+            Some(observation)
+        }
+
+        /// The services whose state was handed to the writer since the last call.
+        fn saved(&self) -> Vec<String> {
+            self.persisted
+                .try_iter()
+                .filter_map(|p| match p {
+                    crate::daemon::shared::Persist::Save(service, _) => Some(service),
+                    crate::daemon::shared::Persist::Flush(_) => None,
+                })
+                .collect()
         }
 
         /// `n` rounds, `every` apart.
@@ -883,5 +905,63 @@ policy = {{POLICY}}
             "{error:?}"
         );
         insta::assert_snapshot!(bench.table());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outside_change_read_between_rounds_shows_at_once_and_is_persisted() {
+        let mut bench = Bench::new(TARGET, "", 2, 1.0, None);
+        bench.rounds(2, TEN).await;
+        let _ = bench.saved();
+        let before = bench.report();
+        assert_eq!(before.services[0].current, Some(4));
+
+        // Nothing changed: nothing to persist.
+        bench.observe().await.unwrap();
+        assert!(bench.saved().is_empty());
+
+        // A container stopped by hand, then a scale by hand, each read between rounds.
+        bench.scaler.set_outside(ReplicaStatus {
+            current: 4,
+            ready: 3,
+        });
+        bench.observe().await.unwrap();
+        assert_eq!(bench.report().services[0].ready, Some(3));
+        bench.scaler.set_outside(ReplicaStatus::all_ready(7));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let observation = bench.observe().await.unwrap();
+        assert_eq!(observation.outside_change, Some((4, 7)));
+        let report = bench.report();
+        let s = &report.services[0];
+        assert_eq!((s.current, s.ready), (Some(7), Some(7)));
+        assert_eq!(
+            s.last_evaluation.as_ref().unwrap().current,
+            Some(4),
+            "the round as it was"
+        );
+        let outside = s.history.last().unwrap();
+        assert_eq!((outside.from, outside.to), (4, 7));
+        assert_eq!(outside.result, "outside");
+        // The scale-down cooldown counts from the change just read.
+        assert_eq!(s.cooldown_remaining_s.down, 300.0);
+        assert_eq!(bench.saved(), vec!["web".to_owned()]);
+        assert!(
+            bench
+                .shared
+                .metrics
+                .encode()
+                .contains(r#"autoscale_replicas{service="web",state="current"} 7"#),
+            "{}",
+            bench.shared.metrics.encode()
+        );
+
+        // Taken to 0 by hand: paused at once.
+        bench.scaler.set_outside(ReplicaStatus::all_ready(0));
+        bench.observe().await.unwrap();
+        let report = bench.report();
+        assert_eq!(
+            report.services[0].paused.as_ref().map(|p| p.by.as_str()),
+            Some("zero_outside")
+        );
+        assert_eq!(report.services[0].current, Some(0));
     }
 }

@@ -56,6 +56,12 @@ struct PausedLabels {
     by: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DockerRequest {
+    endpoint: String,
+    kind: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// A label set of one service's series.
@@ -138,6 +144,10 @@ pub struct Metrics {
     last_success: Tracked<ServiceLabel, FloatGauge>,
     paused: Tracked<PausedLabels, Gauge>,
     persist_errors: Counter,
+    docker_requests: Family<DockerRequest, Counter>,
+    /// The endpoints' own counts at the last scrape, to add only what is new (an endpoint client made anew
+    /// after a reload counts from 0 again).
+    docker_seen: Mutex<std::collections::HashMap<DockerRequest, u64>>,
 }
 
 impl Default for Metrics {
@@ -160,6 +170,14 @@ impl Metrics {
         let last_success = Family::<ServiceLabel, FloatGauge>::default();
         let persist_errors = Counter::default();
         let paused = Family::<PausedLabels, Gauge>::default();
+        let docker_requests = Family::<DockerRequest, Counter>::default();
+        registry.register(
+            "autoscale_docker_api_requests",
+            "Requests to each Docker endpoint's Engine API by kind: containers (compose status and discovery), \
+             services and tasks (swarm status and discovery), service_updates (swarm scale actions), events (event \
+             streams opened)",
+            docker_requests.clone(),
+        );
         registry.register(
             "autoscale_evaluations",
             "Evaluation rounds by outcome (ok, no_data, status_failed, scale_failed, backing_off)",
@@ -217,6 +235,8 @@ impl Metrics {
             last_success: Tracked::new(last_success),
             paused: Tracked::new(paused),
             persist_errors,
+            docker_requests,
+            docker_seen: Mutex::default(),
         }
     }
 
@@ -260,18 +280,9 @@ impl Metrics {
             .inc();
         self.duration.observe(round.duration.as_secs_f64());
         if let Ok(status) = round.status {
-            let set = |state: &str, v: u32| {
-                self.replicas
-                    .get(&ReplicaState {
-                        service: service.clone(),
-                        state: state.to_owned(),
-                    })
-                    .set(i64::from(v));
-            };
-            set("current", status.current);
-            set("ready", status.ready);
+            self.record_replicas(service, status);
             if let Some(d) = &round.decision {
-                set("desired", d.desired);
+                self.set_replicas(service, "desired", d.desired);
                 self.last_success
                     .get(&ServiceLabel {
                         service: service.clone(),
@@ -316,8 +327,51 @@ impl Metrics {
         }
     }
 
+    /// Bring `autoscale_docker_api_requests` up to the counts of the Docker endpoint clients in use.
+    fn collect_docker(&self) {
+        let mut seen = self
+            .docker_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for endpoint in autoscale_docker::endpoints() {
+            let counts = endpoint.requests();
+            for (kind, count) in [
+                ("containers", counts.containers),
+                ("services", counts.services),
+                ("tasks", counts.tasks),
+                ("service_updates", counts.service_updates),
+                ("events", counts.event_connects),
+            ] {
+                let labels = DockerRequest {
+                    endpoint: endpoint.address().to_owned(),
+                    kind: kind.to_owned(),
+                };
+                let last = seen.insert(labels.clone(), count).unwrap_or(0);
+                // Fewer than last time: a new client for the same endpoint, counting from 0.
+                let new = if count >= last { count - last } else { count };
+                self.docker_requests.get_or_create(&labels).inc_by(new);
+            }
+        }
+    }
+
+    /// Account for a status read: the `current` and `ready` replicas.
+    pub fn record_replicas(&self, service: &str, status: autoscale_core::ReplicaStatus) {
+        self.set_replicas(service, "current", status.current);
+        self.set_replicas(service, "ready", status.ready);
+    }
+
+    fn set_replicas(&self, service: &str, state: &str, value: u32) {
+        self.replicas
+            .get(&ReplicaState {
+                service: service.to_owned(),
+                state: state.to_owned(),
+            })
+            .set(i64::from(value));
+    }
+
     /// The exposition text.
     pub fn encode(&self) -> String {
+        self.collect_docker();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use autoscale_core::controller::{Instruction, OnZeroOutside, Round, ScaleResult};
+use autoscale_core::controller::{
+    Instruction, OnZeroOutside, Round, ScaleResult, StatusObservation,
+};
 use autoscale_core::engine::{Fallback, Pause, PausedBy, RuntimePause};
-use autoscale_core::{EngineState, Timestamp, Token};
+use autoscale_core::{EngineState, ReplicaStatus, Timestamp, Token};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -61,6 +63,8 @@ pub(super) struct ServiceView {
     cooldown_down: Duration,
     pub(super) spec: ServiceSpec,
     pub(super) last: Option<Round>,
+    /// The last status read between rounds, on a change the scaler notified.
+    observed: Option<(Timestamp, ReplicaStatus)>,
     last_blocked: Option<(Token, u32)>,
     last_scale_at: Option<Timestamp>,
     /// The run-time pause of the service's state.
@@ -107,6 +111,7 @@ impl ServiceView {
             cooldown_down: Duration::ZERO,
             spec: ServiceSpec::default(),
             last: None,
+            observed: None,
             last_blocked: None,
             last_scale_at: None,
             pause: None,
@@ -227,6 +232,7 @@ impl Shared {
                 cooldown_down: service.engine.cooldown_down(),
                 spec: ServiceSpec::of(service),
                 last: previous.as_ref().and_then(|p| p.last.clone()),
+                observed: previous.as_ref().and_then(|p| p.observed),
                 last_blocked: None,
                 last_scale_at: state.last_scale_at,
                 pause: state.pause,
@@ -386,14 +392,13 @@ impl Shared {
         }
     }
 
-    /// The count the last round read, if it read one.
+    /// The count last read, by a round or between rounds, if one was read.
     fn current_of(&self, service: &str) -> Option<u32> {
         let services = self
             .services
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let round = services.get(service)?.last.as_ref()?;
-        round.status.as_ref().ok().map(|s| s.current)
+        services.get(service)?.latest_status().map(|s| s.current)
     }
 
     /// Account for the preflight of `service`.
@@ -429,7 +434,9 @@ impl Shared {
         };
         // A change made outside is always recorded, whatever the round then decided (a cooldown that blocks
         // the decision, a scale in the same round).
-        let mut entries: Vec<Entry> = outside_entry(round).into_iter().collect();
+        let mut entries: Vec<Entry> = outside_entry(&round.service, round.at, round.outside_change)
+            .into_iter()
+            .collect();
         let entry = self.history_entry(round);
         {
             let mut services = self
@@ -472,6 +479,45 @@ impl Shared {
         if state != previous {
             *previous = state.clone();
             self.save(&round.service, state.clone());
+        }
+    }
+
+    /// Account for a status read between rounds: the replicas `/status` and the metrics show, and an outside
+    /// change it recorded (the history, the last scale time, a pause for a service taken to 0, persisting).
+    pub(super) fn on_observed(
+        &self,
+        observation: &StatusObservation,
+        state: &EngineState,
+        previous: &mut EngineState,
+    ) {
+        let service = observation.service.as_str();
+        self.metrics.record_replicas(service, observation.status);
+        let pause_before = {
+            let mut services = self
+                .services
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            services.get_mut(service).map(|view| {
+                view.observed = Some((observation.at, observation.status));
+                view.last_scale_at = state.last_scale_at;
+                view.pause
+            })
+        };
+        if let Some(entry) = outside_entry(service, observation.at, observation.outside_change) {
+            let mut history = self
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = history.append(entry) {
+                tracing::error!(error = %e, "cannot append to the history file");
+            }
+        }
+        if let Some(before) = pause_before {
+            self.note_pause(service, before, state.pause, observation.at.as_millis());
+        }
+        if state != previous {
+            *previous = state.clone();
+            self.save(service, state.clone());
         }
     }
 
@@ -651,6 +697,21 @@ impl ServiceView {
         self.last_scale_at
     }
 
+    /// The latest status read: the last round's, or a read between rounds made since.
+    pub(super) fn latest_status(&self) -> Option<ReplicaStatus> {
+        let round = self
+            .last
+            .as_ref()
+            .and_then(|r| r.status.as_ref().ok().map(|s| (r.at, *s)));
+        match (round, self.observed) {
+            (Some((round_at, status)), Some((observed_at, _))) if round_at >= observed_at => {
+                Some(status)
+            }
+            (_, Some((_, observed))) => Some(observed),
+            (round, None) => round.map(|(_, s)| s),
+        }
+    }
+
     pub(super) fn backoff(&self) -> Option<BackoffReport> {
         self.health.backoff.map(|b| BackoffReport {
             consecutive_failures: b.consecutive_failures,
@@ -705,13 +766,13 @@ fn round_error(round: &Round) -> Option<ErrorReport> {
     })
 }
 
-/// The history line of a change made outside autoscale, if the round found one.
-fn outside_entry(round: &Round) -> Option<Entry> {
-    let (from, to) = round.outside_change?;
+/// The history line of a change made outside autoscale, if a status read at `at` found one.
+fn outside_entry(service: &str, at: Timestamp, change: Option<(u32, u32)>) -> Option<Entry> {
+    let (from, to) = change?;
     Some(Entry {
-        time: rfc3339(round.at),
-        at_ms: round.at.as_millis(),
-        service: round.service.clone(),
+        time: rfc3339(at),
+        at_ms: at.as_millis(),
+        service: service.to_owned(),
         from,
         to,
         reason: "changed outside autoscale".to_owned(),

@@ -231,6 +231,9 @@ fn spawn(
                 LoopEvent::Paused(before, after) => {
                     shared.on_paused(&service, before, after, state, &mut previous);
                 }
+                LoopEvent::Observed(observation) => {
+                    shared.on_observed(observation, state, &mut previous);
+                }
             })
             .await
     });
