@@ -16,9 +16,9 @@ use autoscale_bin::daemon::report::StatusReport;
 use autoscale_bin::daemon::wiring::WiringError;
 use autoscale_bin::daemon::{Backends, Control, run_with};
 use autoscale_bin::discovered::{DiscoveredService, Discovery};
-use autoscale_core::EngineState;
 use autoscale_core::controller::ServiceLoop;
 use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+use autoscale_core::{ChangeFeed, EngineState};
 use support::Fakes;
 use tokio::sync::mpsc;
 
@@ -68,6 +68,8 @@ fn swarm(name: &str, labels: &[(&str, &str)]) -> DiscoveredService {
 struct Discovering {
     fakes: Fakes,
     listed: Arc<Mutex<Result<Discovery, String>>>,
+    /// What the endpoint's event stream would notify, when the test has one.
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 #[async_trait::async_trait]
@@ -86,6 +88,10 @@ impl Backends for Discovering {
 
     async fn discover(&self, _section: &DiscoverSettings) -> Result<Discovery, String> {
         self.listed.lock().unwrap().clone()
+    }
+
+    fn discovery_changes(&self, _section: &DiscoverSettings) -> Option<ChangeFeed> {
+        self.changes.clone().map(ChangeFeed::new)
     }
 }
 
@@ -130,6 +136,7 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
             scalers: scalers.clone(),
         },
         listed: Arc::clone(&listed),
+        changes: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -249,6 +256,7 @@ async fn a_static_service_of_the_same_name_wins() {
             scalers: scalers.clone(),
         },
         listed,
+        changes: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -294,6 +302,7 @@ async fn a_discovery_can_be_asked_for_before_the_resync() {
             scalers: scalers.clone(),
         },
         listed: Arc::clone(&listed),
+        changes: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -318,6 +327,52 @@ async fn a_discovery_can_be_asked_for_before_the_resync() {
     assert_eq!(status(addr).await.discovery[0].found, ["web"]);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(scalers["web"].status_calls() >= 1, "web runs");
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_heard_from_the_endpoint_is_listed_before_the_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::new();
+    source.set("static_q", Ok(0.5));
+    source.set("web_q", Ok(0.5));
+    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
+        .into_iter()
+        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
+        .collect();
+    let listed = Arc::new(Mutex::new(listing(Vec::new())));
+    let (events, changes) = tokio::sync::watch::channel(0_u64);
+    let backends = Discovering {
+        fakes: Fakes { source, scalers },
+        listed: Arc::clone(&listed),
+        changes: Some(changes),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config_with_resync(dir.path(), "1h").unwrap(),
+        move || config_with_resync(&path, "1h"),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        status(addr).await.discovery[0].found.is_empty(),
+        "nothing heard yet"
+    );
+    events.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        status(addr).await.discovery[0].found,
+        ["web"],
+        "heard, and listed at once"
+    );
     controls.send(Control::Shutdown).await.unwrap();
     daemon.await.unwrap().unwrap();
 }

@@ -2,6 +2,10 @@
 //! `[[discover]]` section finds labelled services at start, follows a label changed while the daemon runs
 //! (`autoscale.max` lowered: the service is scaled down to it), drops a service whose opt-in label is removed,
 //! and reports a bad label in `/status` and `autoscale status` while the other services keep running.
+//!
+//! The section's resync is an hour: after the first listing, every change is found through the endpoint's
+//! event stream (a service updated or relabelled), within the test's few seconds. The periodic resync is
+//! `daemon_discovery.rs`'s, under the paused clock.
 
 mod support;
 
@@ -161,7 +165,7 @@ state_dir = "{state}"
 kind = "swarm"
 selector = "{selector}"
 interval = "1s"
-resync = "1s"
+resync = "1h"
 docker_host = "{host}"
 cooldown_down = "0s"
 

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use autoscale_core::EngineState;
 use autoscale_core::controller::ServiceLoop;
+use autoscale_core::{ChangeFeed, EngineState};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, DiscoverSettings, PrometheusSettings};
@@ -37,6 +37,13 @@ pub trait Backends: Send + Sync {
     async fn discover(&self, section: &DiscoverSettings) -> Result<Discovery, String> {
         let _ = section;
         Ok(Discovery::default())
+    }
+
+    /// A feed notified when the section's endpoint sees a service change (created, relabelled, removed), so
+    /// that it is listed again at once rather than at its next resync. `None`: the resync alone.
+    fn discovery_changes(&self, section: &DiscoverSettings) -> Option<ChangeFeed> {
+        let _ = section;
+        None
     }
 }
 
@@ -137,6 +144,12 @@ impl Backends for RealBackends {
             }
         }
         results
+    }
+
+    fn discovery_changes(&self, section: &DiscoverSettings) -> Option<ChangeFeed> {
+        discovered::endpoint(&section.docker)
+            .ok()?
+            .discovery_changes(section.kind)
     }
 
     async fn discover(&self, section: &DiscoverSettings) -> Result<Discovery, String> {

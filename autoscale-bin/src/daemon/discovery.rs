@@ -1,6 +1,7 @@
-//! The `[[discover]]` sections at run time: one task per section lists its endpoint at start, every `resync`
-//! and whenever [`Shared::trigger_discovery`] is called; what it found becomes services, which the run loop
-//! starts, restarts or stops like those of a reload.
+//! The `[[discover]]` sections at run time: one task per section lists its endpoint at start, every `resync`,
+//! when the endpoint's event stream reports a service changed (`Backends::discovery_changes`) and whenever
+//! [`Shared::trigger_discovery`] is called; what it found becomes services, which the run loop starts,
+//! restarts or stops like those of a reload.
 //!
 //! A listing that fails keeps the services found before (one WARN per new failure). A found service whose
 //! labels are bad is skipped, with one WARN per new reason, and shown in `/status`.
@@ -17,6 +18,10 @@ use crate::daemon::backends::Backends;
 use crate::daemon::report::{DiscoveryReport, SkippedReport};
 use crate::daemon::shared::{Shared, rfc3339};
 use crate::discovered::Discovery;
+
+/// How long a discovery waits after a change is heard before listing, so that a burst of events (a scale,
+/// a rolling update) costs one listing.
+const CHANGE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What one listing of a section's endpoint returned.
 #[derive(Debug)]
@@ -45,7 +50,12 @@ pub(super) fn spawn_all(
                 (settings.clone(), Arc::clone(backends), found.clone());
             let mut trigger = shared.discovery_triggered();
             tokio::spawn(async move {
+                let mut feed = backends.discovery_changes(&settings);
                 loop {
+                    // The listing that follows covers every change heard so far.
+                    if let Some(feed) = &mut feed {
+                        feed.mark_seen();
+                    }
                     let result = backends.discover(&settings).await;
                     let sent = found
                         .send(Found {
@@ -57,9 +67,24 @@ pub(super) fn spawn_all(
                     if sent.is_err() {
                         break;
                     }
+                    let heard = async {
+                        match &mut feed {
+                            Some(feed) => feed.changed().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(settings.resync) => {}
                         changed = trigger.changed() => if changed.is_err() { break },
+                        open = heard => {
+                            if open {
+                                // A scale or an update is a burst of events: one listing after it.
+                                tokio::time::sleep(CHANGE_SETTLE).await;
+                            } else {
+                                // The stream has stopped for good: the resync alone from now on.
+                                feed = None;
+                            }
+                        }
                     }
                 }
             })

@@ -6,8 +6,9 @@
 //! - SIGHUP: load and validate the configuration again; if it is valid, restart the loops of the services
 //!   it adds, changes or removes, keeping each one's state, and leave the others running; if not, log the
 //!   error and keep running the old one.
-//! - `[[discover]]`: one task per section lists its Docker endpoint at start, every `resync` and on
-//!   [`Control::Discover`]; the services it finds are started, restarted and stopped the same way.
+//! - `[[discover]]`: one task per section lists its Docker endpoint at start, every `resync`, when the
+//!   endpoint's events report a service changed, and on [`Control::Discover`]; the services it finds are
+//!   started, restarted and stopped the same way.
 //!
 //! One job per file: `run.rs` is the run loop and its signals ([`run`], [`run_with`]), `backends.rs` turns a
 //! configuration into loops ([`Backends`]), `supervise.rs` runs them, each with its own stop, `discovery.rs`
