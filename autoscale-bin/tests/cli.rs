@@ -267,3 +267,44 @@ fn check_reads_the_environment_and_redacts() {
         "error: environment variable MAX_REPLICAS: \"many\" is not a whole number from 0 to 4294967295\n"
     );
 }
+
+#[test]
+fn check_shows_discover_sections_and_refuses_a_bad_one_with_exit_2() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/autoscale.toml");
+    let out = autoscale(&["check", "--config", demo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("[[discover]]\nkind = \"compose\"\nselector = \"autoscale.enable=true\"\ninterval = \"10s\"\nresync = \"10s\"\n"),
+        "{shown}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n\n[[discover]]\nkind = \"swarm\"\nresync = \"often\"\n",
+    )
+    .unwrap();
+    let out = autoscale(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: {}:6:10: discover[0].resync: invalid duration \"often\": expected a number with a unit, such as \"10s\", \"5m\" or \"1h30m\"\n",
+            bad.display()
+        )
+    );
+}
+
+#[test]
+fn simulate_says_why_a_discover_only_file_has_nothing_to_simulate() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/autoscale.toml");
+    let out = autoscale(&["simulate", "--config", demo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no [[service]] to simulate: the services of its [[discover]] sections are found at run time"),
+        "{}",
+        text(&out.stderr)
+    );
+}

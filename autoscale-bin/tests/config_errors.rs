@@ -479,6 +479,95 @@ fn errors_name_file_line_column_and_key() {
     }
 }
 
+/// A valid `[[discover]]` section, so that each case below breaks exactly one thing.
+const DISCOVER: &str = r#"
+[[discover]]
+kind = "swarm"
+resync = "10s"
+max_replicas = 5
+[discover.check]
+query = "avg(load)"
+policy = { kind = "target", target = 0.6 }
+"#;
+
+#[test]
+fn discover_errors_name_file_line_column_and_key() {
+    let base = format!("{PROM}{DISCOVER}");
+    let config =
+        Config::from_toml("config.toml", &base, &Env::empty(), LoadOptions::default()).unwrap();
+    assert_eq!((config.services.len(), config.discover.len()), (0, 1));
+    let broken = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from:?} is not in the base config");
+        base.replacen(from, to, 1)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "discover_unknown_kind",
+            broken("kind = \"swarm\"", "kind = \"nomad\""),
+        ),
+        (
+            "discover_unknown_key",
+            broken("resync = \"10s\"", "resync = \"10s\"\nrsync = \"1s\""),
+        ),
+        (
+            "discover_bad_resync",
+            broken("resync = \"10s\"", "resync = \"0s\""),
+        ),
+        (
+            "discover_bad_selector",
+            broken("resync = \"10s\"", "selector = \"=true\""),
+        ),
+        (
+            "discover_max_not_a_number",
+            broken("max_replicas = 5", "max_replicas = \"ten\""),
+        ),
+        (
+            "discover_min_above_max",
+            broken("max_replicas = 5", "max_replicas = 5\nmin_replicas = 6"),
+        ),
+        (
+            "discover_bad_cooldown",
+            broken(
+                "max_replicas = 5",
+                "max_replicas = 5\ncooldown_down = \"soon\"",
+            ),
+        ),
+        (
+            "discover_unknown_check_key",
+            broken(
+                "query = \"avg(load)\"",
+                "query = \"avg(load)\"\nrange = \"5m\"",
+            ),
+        ),
+        ("discover_bad_policy", broken("target = 0.6", "target = -1")),
+        (
+            "discover_unknown_instance",
+            broken(
+                "query = \"avg(load)\"",
+                "query = \"avg(load)\"\nprometheus = \"nowhere\"",
+            ),
+        ),
+        (
+            "discover_host_and_context",
+            broken(
+                "resync = \"10s\"",
+                "resync = \"10s\"\ndocker_host = \"tcp://h:2376\"\ndocker_context = \"prod\"",
+            ),
+        ),
+        (
+            "discover_command_for_swarm",
+            broken(
+                "resync = \"10s\"",
+                "resync = \"10s\"\ncommand = [\"docker\"]",
+            ),
+        ),
+    ];
+    for (name, toml) in cases {
+        let message = error(&toml);
+        insta::assert_snapshot!(name, message, &toml);
+    }
+}
+
 #[test]
 fn positions_count_lines_and_characters() {
     let text =

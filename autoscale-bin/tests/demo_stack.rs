@@ -1,13 +1,15 @@
 //! The demo stack of docker-compose.yml, whole, on the test dockerd, from the images scripts/build-images makes
 //! out of the host's binaries (no registry): Prometheus, the webapp, the load generator and the autoscaler, each
 //! in its own container. The autoscaler scales the webapp from inside its container, with the Compose that
-//! build-images put into its image, through the mounted docker socket. A short load pattern must take the
-//! webapp to at least 3 replicas and back to 1; the stack goes down whatever happens.
+//! build-images put into its image, through the mounted docker socket, configured by the webapp's labels
+//! alone (a `[[discover]]` section finds it). A short load pattern must take the webapp to at least 3
+//! replicas and back to 1; the stack goes down whatever happens.
 //!
 //! The test dockerd has no bridge networking (scripts/services), so an override puts every container on the
 //! host network, on loopback ports of their own, with 1 s scrapes and short intervals and cooldowns. The
 //! stack is the demo file merged with that override by `docker-compose config` (without its `build:`
-//! sections: the images are built already), and the autoscaler scales with that same merged file.
+//! sections: the images are built already), and the autoscaler scales with that same merged file, which the
+//! webapp's Compose labels name by its host path (mounted at that path in the autoscaler's container).
 //!
 //! The images are built when missing; after changing the code, `scripts/build-images` rebuilds them
 //! (scripts/test always does).
@@ -160,6 +162,8 @@ fn write_override(dir: &Path, prom_port: u16, autoscale_port: u16) -> PathBuf {
       WEBAPP_PORTS: "{lo}-{hi}"
       WEBAPP_DRAIN_TIMEOUT: 1s
     stop_grace_period: 3s
+    labels:
+      autoscale.query: 'sum(rate(webapp_requests_total{{job="webapp"}}[5s])) / sum(webapp_capacity_rps{{job="webapp"}})'
   loadgen:
     network_mode: host
     environment:
@@ -168,6 +172,7 @@ fn write_override(dir: &Path, prom_port: u16, autoscale_port: u16) -> PathBuf {
     network_mode: host
     volumes:
       - {stack}:/docker-compose.yml:ro
+      - {dir}:{dir}:ro
     environment:
       PROMETHEUS_URL: http://127.0.0.1:{prom_port}
       AUTOSCALE_LISTEN: 127.0.0.1:{autoscale_port}
@@ -175,6 +180,7 @@ fn write_override(dir: &Path, prom_port: u16, autoscale_port: u16) -> PathBuf {
 "#,
             prometheus = prometheus.display(),
             stack = dir.join("stack.yml").display(),
+            dir = dir.display(),
         ),
     )
     .unwrap();
@@ -224,6 +230,8 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
         ("CHECK_INTERVAL", "2s"),
         ("COOLDOWN", "6s"),
         ("LOG_LEVEL", "debug"),
+        // Where the demo mounts its project directory in the autoscaler's container.
+        ("PWD", root.to_str().unwrap()),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let merged = check(
@@ -268,6 +276,21 @@ fn the_demo_stack_scales_its_webapp_from_the_autoscaler_container() {
         Duration::from_secs(60),
         || status_json(listen).is_some_and(|s| s["services"][0]["current"].as_u64() == Some(1)),
     );
+    // Found through its labels: the one service is the webapp of this project, with its labelled bounds.
+    let status = status_json(listen).expect("the autoscaler's /status");
+    let webapp = format!("{}-webapp", stack.project);
+    assert_eq!(status["discovery"][0]["kind"], "compose", "{status}");
+    assert_eq!(
+        status["discovery"][0]["found"][0],
+        webapp.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["services"][0]["service"],
+        webapp.as_str(),
+        "{status}"
+    );
+    assert_eq!(status["services"][0]["max_replicas"], 4, "{status}");
 
     let surge = wait_until(
         "webapp at 3 replicas or more",

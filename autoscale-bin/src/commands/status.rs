@@ -8,7 +8,7 @@ use crate::CliError;
 use crate::cli::StatusArgs;
 use crate::config::Env;
 use crate::daemon::http;
-use crate::daemon::report::{CheckReport, ServiceReport, StatusReport};
+use crate::daemon::report::{CheckReport, DiscoveryReport, ServiceReport, StatusReport};
 
 /// How many history lines each service shows.
 pub const EVENTS: usize = 10;
@@ -87,11 +87,42 @@ pub fn render(report: &StatusReport) -> String {
     for condition in report.conditions.iter().filter(|c| !c.status) {
         let _ = writeln!(out, "\nDaemon: {}: {}", condition.kind, condition.message);
     }
+    for d in &report.discovery {
+        discovery(&mut out, d);
+    }
     for s in &report.services {
         out.push('\n');
         describe(&mut out, s);
     }
     out
+}
+
+/// One `[[discover]]` section: where it looks, when it last listed, what it added and what it skipped.
+fn discovery(out: &mut String, d: &DiscoveryReport) {
+    let _ = writeln!(
+        out,
+        "\nDiscovery: {} services on {} ({}), every {}; last listed {}",
+        d.kind,
+        d.endpoint,
+        d.selector,
+        seconds(d.resync_s),
+        d.last_resync.as_deref().unwrap_or("never"),
+    );
+    if let Some(e) = &d.last_error {
+        let _ = writeln!(
+            out,
+            "  Last listing failed (services found before are kept): {e}"
+        );
+    }
+    let found = if d.found.is_empty() {
+        "none".to_owned()
+    } else {
+        d.found.join(", ")
+    };
+    let _ = writeln!(out, "  Found: {found}");
+    for s in &d.skipped {
+        let _ = writeln!(out, "  Skipped {} ({}): {}", s.service, s.id, s.reason);
+    }
 }
 
 fn describe(out: &mut String, s: &ServiceReport) {
@@ -239,6 +270,39 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_sections_show_what_they_found_and_skipped() {
+        let report = StatusReport {
+            discovery: vec![DiscoveryReport {
+                kind: "swarm".into(),
+                endpoint: "default".into(),
+                selector: "autoscale.enable=true".into(),
+                resync_s: 30.0,
+                last_resync: Some("2026-01-01T00:00:00Z".into()),
+                last_error: Some("the Docker daemon is not reachable".into()),
+                found: vec!["web".into()],
+                skipped: vec![crate::daemon::report::SkippedReport {
+                    service: "bad".into(),
+                    id: "x1".into(),
+                    reason:
+                        "service bad (swarm label autoscale.max): \"ten\" is not a whole number"
+                            .into(),
+                }],
+            }],
+            ..StatusReport::default()
+        };
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "Discovery: swarm services on default (autoscale.enable=true), every 30s; last listed 2026-01-01T00:00:00Z\n\
+                 \x20 Last listing failed (services found before are kept): the Docker daemon is not reachable\n\
+                 \x20 Found: web\n\
+                 \x20 Skipped bad (x1): service bad (swarm label autoscale.max): \"ten\" is not a whole number\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn numbers_keep_4_significant_digits() {

@@ -20,6 +20,8 @@ enum Origin {
     },
     /// In an environment variable.
     Env(&'static str),
+    /// In what a `[[discover]]` section found: a service's labels, or the section's defaults.
+    Discovered { service: String, from: String },
 }
 
 /// A configuration error: where, which key, and what is allowed.
@@ -53,11 +55,34 @@ impl ConfigError {
         }
     }
 
+    /// An error in what discovery found: the `service` it would be, `from` which label or default.
+    pub(crate) fn discovered(
+        service: &str,
+        from: String,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            origin: Origin::Discovered {
+                service: service.to_owned(),
+                from,
+            },
+            key: key.filter(|k| !k.is_empty()),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, said of another key.
+    pub(crate) fn map_key(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.key = self.key.map(|k| f(&k));
+        self
+    }
+
     /// The 1-based line and column, for errors found in a file.
     pub fn position(&self) -> Option<(usize, usize)> {
         match &self.origin {
             Origin::File { position, .. } => *position,
-            Origin::Env(_) => None,
+            Origin::Env(_) | Origin::Discovered { .. } => None,
         }
     }
 
@@ -70,7 +95,7 @@ impl ConfigError {
     pub fn variable(&self) -> Option<&str> {
         match self.origin {
             Origin::Env(v) => Some(v),
-            Origin::File { .. } => None,
+            Origin::File { .. } | Origin::Discovered { .. } => None,
         }
     }
 
@@ -91,6 +116,7 @@ impl fmt::Display for ConfigError {
                 f.write_str(": ")?;
             }
             Origin::Env(var) => write!(f, "environment variable {var}: ")?,
+            Origin::Discovered { service, from } => write!(f, "service {service} ({from}): ")?,
         }
         if let Some(key) = &self.key {
             write!(f, "{key}: ")?;

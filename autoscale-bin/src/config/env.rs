@@ -372,5 +372,6 @@ pub(crate) fn config_from_env(env: &Env) -> Result<Config> {
         instances: BTreeMap::new(),
         daemon,
         services: vec![service],
+        discover: Vec::new(),
     })
 }

@@ -8,8 +8,8 @@ use super::diagnostics::{Ctx, Result, join_key, path_to_key};
 use super::raw::RawConfig;
 use super::scaler::{same_target, target_bucket};
 use super::{
-    Config, ConfigError, Env, LoadOptions, MAX_FILE_BYTES, ServiceConfig, Source, daemon, env,
-    prometheus, service,
+    Config, ConfigError, Env, LoadOptions, MAX_FILE_BYTES, ServiceConfig, Source, daemon, discover,
+    env, prometheus, service,
 };
 
 /// The text of the configuration file at `path`: a regular file of at most [`MAX_FILE_BYTES`], in UTF-8.
@@ -107,12 +107,23 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig, env: &Env, options: LoadOptions) -> R
     let mut daemon = daemon::section(ctx, raw.daemon.unwrap_or_default(), !options.url_optional)?;
     env::apply_daemon_overrides(env, &mut daemon)?;
 
-    if raw.service.is_empty() {
+    if raw.service.is_empty() && raw.discover.is_empty() {
         return Err(ctx.err(
             0..0,
             "service",
-            "missing; the file needs at least one [[service]]",
+            "missing; the file needs at least one [[service]] or [[discover]]",
         ));
+    }
+    let mut discover = Vec::with_capacity(raw.discover.len());
+    for (i, section) in raw.discover.iter().enumerate() {
+        let key = format!("discover[{i}]");
+        discover.push(discover::section(
+            ctx,
+            section,
+            &key,
+            &prometheus,
+            &instances,
+        )?);
     }
     let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
     // Names and targets are looked up by hash, so that a file of many services loads in linear time.
@@ -151,5 +162,6 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig, env: &Env, options: LoadOptions) -> R
         instances,
         daemon,
         services,
+        discover,
     })
 }

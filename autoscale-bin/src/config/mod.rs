@@ -33,6 +33,7 @@ mod check;
 mod client;
 mod daemon;
 mod diagnostics;
+mod discover;
 mod duration;
 mod env;
 mod ha;
@@ -58,6 +59,9 @@ pub use autoscale_prom::{NonFinite, OnEmpty, RangeReduce, Reduce};
 pub use check::{CheckSettings, PolicySettings, RangeQuery};
 pub use daemon::{DaemonSettings, LogFormat, LogLevel, read_admin_token};
 pub use diagnostics::ConfigError;
+pub use discover::{
+    DEFAULT_CHECK_NAME, DEFAULT_RESYNC, DiscoverKind, DiscoverSettings, LABELS, Selector, Skipped,
+};
 pub(crate) use duration::parse_duration;
 pub(crate) use env::seed_engine;
 pub use env::{DEFAULT_METRIC_QUERY, Env, KNOWN_VARIABLES};
@@ -68,6 +72,7 @@ pub use prometheus::{
 pub(crate) use render::duration as format_duration;
 pub use render::is_sensitive_name;
 pub use scaler::ScalerSettings;
+pub(crate) use scaler::same_target;
 pub use service::ServiceConfig;
 
 /// The largest configuration file [`Config::load`] reads: 16 MiB, far above any real configuration (30,000
@@ -106,6 +111,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// The services, in file order; names are unique.
     pub services: Vec<ServiceConfig>,
+    /// The endpoints whose labelled services are added (`[[discover]]`), in file order.
+    pub discover: Vec<DiscoverSettings>,
 }
 
 impl Config {

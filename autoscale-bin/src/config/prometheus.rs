@@ -119,7 +119,7 @@ impl fmt::Display for PromUrl {
 }
 
 /// A Prometheus server's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PrometheusSettings {
     /// The base URL (http or https).
     pub url: PromUrl,

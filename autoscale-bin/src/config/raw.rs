@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// A value with the byte range it came from.
@@ -25,11 +25,12 @@ pub(crate) type RawPath = S<String>;
 macro_rules! kinded_table {
     ($(#[$meta:meta])* struct $name:ident { $($field:ident: $ty:ty,)+ }) => {
         $(#[$meta])*
-        #[derive(Deserialize)]
+        #[derive(Deserialize, Serialize, Clone)]
         #[serde(deny_unknown_fields)]
         pub(crate) struct $name {
             pub kind: S<String>,
-            $(pub $field: Option<S<$ty>>,)+
+            $(#[serde(skip_serializing_if = "Option::is_none")]
+            pub $field: Option<S<$ty>>,)+
         }
 
         impl $name {
@@ -52,6 +53,54 @@ pub(crate) struct RawConfig {
     pub daemon: Option<RawDaemon>,
     #[serde(default)]
     pub service: Vec<S<RawService>>,
+    #[serde(default)]
+    pub discover: Vec<S<RawDiscover>>,
+}
+
+/// `[[discover]]`: an endpoint whose labelled services are added, and the defaults of what it finds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDiscover {
+    pub kind: S<String>,
+    pub selector: Option<S<String>>,
+    pub interval: Option<RawDuration>,
+    pub resync: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
+    pub command: Option<S<Vec<String>>>,
+    pub docker_host: Option<S<String>>,
+    pub docker_context: Option<S<String>>,
+    pub docker_tls_verify: Option<S<bool>>,
+    pub docker_cert_path: Option<S<String>>,
+    pub min_replicas: Option<S<u32>>,
+    pub max_replicas: Option<S<u32>>,
+    pub cooldown_up: Option<RawDuration>,
+    pub cooldown_down: Option<RawDuration>,
+    pub dry_run: Option<bool>,
+    pub on_zero_outside: Option<S<String>>,
+    pub check: Option<S<RawDiscoverCheck>>,
+    pub behavior: Option<RawBehavior>,
+}
+
+/// `[discover.check]`: the check of every service a discovery finds; a label may set its query and policy.
+#[derive(Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDiscoverCheck {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<S<RawPolicy>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<S<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reduce: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_empty: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_finite: Option<S<String>>,
 }
 
 /// `[prometheus]` and `[prometheus.instances.NAME]`: the same keys; `instances` only at the top.
@@ -198,33 +247,43 @@ kinded_table! {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBehavior {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<S<RawDirection>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<S<RawDirection>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDirection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stabilization_window: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub select: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<S<Vec<S<RawRule>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deadband: Option<S<RawDeadband>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeadband {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_drop: Option<S<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<S<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<S<u32>>,
     pub period: S<String>,
 }

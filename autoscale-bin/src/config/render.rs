@@ -9,8 +9,8 @@ use toml::{Table, Value};
 
 use super::keyword::Keyword;
 use super::{
-    CheckSettings, Config, PolicySettings, PromAuth, PrometheusSettings, ScalerSettings,
-    ServiceConfig, Source,
+    CheckSettings, Config, DiscoverSettings, PolicySettings, PromAuth, PrometheusSettings,
+    ScalerSettings, ServiceConfig, Source,
 };
 
 /// What replaces a secret in the output.
@@ -109,7 +109,34 @@ pub(crate) fn render(config: &Config) -> String {
         out.push('\n');
         out.push_str(&toml::to_string(&one).expect("a TOML table always serializes"));
     }
+    if !config.discover.is_empty() {
+        let mut discover = Table::new();
+        discover.insert("discover".into(), tables(&config.discover, discover_table));
+        out.push('\n');
+        out.push_str(&toml::to_string(&discover).expect("a TOML table always serializes"));
+    }
     out
+}
+
+fn discover_table(section: &DiscoverSettings) -> Table {
+    let mut t = Table::new();
+    t.insert("kind".into(), s(section.kind.keyword()));
+    t.insert("selector".into(), s(section.selector.clone()));
+    t.insert("interval".into(), d(section.interval));
+    t.insert("resync".into(), d(section.resync));
+    // The endpoint and the timeout; then the defaults, the check last so that it renders as a sub-table.
+    t.extend(section.scaler_defaults().clone());
+    let mut defaults = section.defaults().clone();
+    let check = defaults.remove("check");
+    let behavior = defaults.remove("behavior");
+    t.extend(defaults);
+    if let Some(check) = check {
+        t.insert("check".into(), check);
+    }
+    if let Some(behavior) = behavior {
+        t.insert("behavior".into(), behavior);
+    }
+    t
 }
 
 fn prometheus_table(p: &PrometheusSettings) -> Table {

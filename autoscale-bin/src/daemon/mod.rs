@@ -3,18 +3,25 @@
 //!
 //! - SIGTERM or SIGINT: stop scheduling, let running rounds (and their scale calls) finish up to
 //!   `daemon.shutdown_timeout`, persist every state, exit 0.
-//! - SIGHUP: load and validate the configuration again; if it is valid, restart the loops with it, keeping
-//!   each service's state; if not, log the error and keep running the old one.
+//! - SIGHUP: load and validate the configuration again; if it is valid, restart the loops of the services
+//!   it adds, changes or removes, keeping each one's state, and leave the others running; if not, log the
+//!   error and keep running the old one.
+//! - `[[discover]]`: one task per section lists its Docker endpoint at start, every `resync`, when the
+//!   endpoint's events report a service changed, and on [`Control::Discover`]; the services it finds are
+//!   started, restarted and stopped the same way.
 //!
 //! One job per file: `run.rs` is the run loop and its signals ([`run`], [`run_with`]), `backends.rs` turns a
-//! configuration into loops ([`Backends`]), [`wiring`] builds one service's loop, `shared.rs` holds what the
-//! loops and the endpoints share ([`Shared`]), `health.rs` tells whether each service and the state writer are
-//! healthy and the daemon ready, [`http`] serves the endpoints, [`preflight`] checks at start that each scaler
-//! can run, and [`history`], [`metrics`] and [`store`] keep what the daemon remembers. The commands that talk
-//! to a daemon (`once`, `healthcheck`, `status`) live in [`crate::commands`].
+//! configuration into loops ([`Backends`]), `supervise.rs` runs them, each with its own stop, `discovery.rs`
+//! turns what the `[[discover]]` sections find into services, [`wiring`] builds one service's loop,
+//! `shared.rs` holds what the loops and the endpoints share ([`Shared`]), `health.rs` tells whether each
+//! service and the state writer are healthy and the daemon ready, [`http`] serves the endpoints,
+//! [`preflight`] checks at start that each scaler can run, and [`history`], [`metrics`] and [`store`] keep
+//! what the daemon remembers. The commands that talk to a daemon (`once`, `healthcheck`, `status`) live in
+//! [`crate::commands`].
 
 mod backends;
 mod describe;
+mod discovery;
 mod ha;
 mod health;
 pub mod history;
@@ -25,6 +32,7 @@ pub mod report;
 mod run;
 mod shared;
 pub mod store;
+mod supervise;
 pub mod wiring;
 
 use std::path::PathBuf;
@@ -77,4 +85,7 @@ pub enum Control {
     Shutdown,
     /// SIGHUP: reload the configuration.
     Reload,
+    /// List every `[[discover]]` section's endpoint now rather than at its next resync (for a watcher of the
+    /// endpoint's events; [`Shared::trigger_discovery`] is the same from inside the daemon).
+    Discover,
 }

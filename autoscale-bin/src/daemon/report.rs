@@ -22,6 +22,8 @@ pub struct StatusReport {
     /// Who leads, when several daemons share the services (`[daemon] ha`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leadership: Option<LeadershipReport>,
+    /// One per `[[discover]]` section, in file order: what it found on its endpoint and what it skipped.
+    pub discovery: Vec<DiscoveryReport>,
 }
 
 /// The election of one daemon among several (`[daemon] ha`).
@@ -36,6 +38,40 @@ pub struct LeadershipReport {
     pub holder: Option<String>,
     /// How many times this daemon started or stopped leading.
     pub changes: u64,
+}
+
+/// What one `[[discover]]` section found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryReport {
+    /// `swarm` or `compose`.
+    pub kind: String,
+    /// The Docker endpoint: `docker_host`, `context NAME`, or `default`.
+    pub endpoint: String,
+    /// The labels that opt a service in.
+    pub selector: String,
+    /// How often the endpoint is listed, in seconds.
+    pub resync_s: f64,
+    /// When it was last listed successfully (RFC 3339).
+    pub last_resync: Option<String>,
+    /// Why the last listing failed, when it did; the services found before keep running.
+    pub last_error: Option<String>,
+    /// The services it added, by name.
+    pub found: Vec<String>,
+    /// The labelled services it did not add, with why.
+    pub skipped: Vec<SkippedReport>,
+}
+
+/// A labelled service discovery did not add.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SkippedReport {
+    /// The name it would have had.
+    pub service: String,
+    /// The Swarm service ID, or `project/service`.
+    pub id: String,
+    /// Why: the bad label and what is wrong with it, or the name it clashes with.
+    pub reason: String,
 }
 
 /// A condition of the daemon as a whole.

@@ -1,27 +1,26 @@
-//! The daemon's run loop: serve the endpoints, start one task per service, and on each signal either reload
-//! the configuration (keeping every service's state) or stop, waiting for running rounds and persisting
-//! every state.
+//! The daemon's run loop: serve the endpoints, start one task per service and one discovery task per
+//! `[[discover]]` section, and on each signal either reload the configuration or stop, waiting for running
+//! rounds and persisting every state. A reload or a discovery restarts only the loops of the services it
+//! adds, changes or removes (keeping each one's state); the others keep running undisturbed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Duration;
 
-use autoscale_core::EngineState;
-use autoscale_core::controller::{Instruction, LoopEvent, ServiceLoop};
 use tokio::sync::{mpsc as channel, watch};
-use tokio::task::JoinSet;
 
 use crate::config::{Config, Env};
 use crate::daemon::backends::{Backends, RealBackends};
+use crate::daemon::discovery::{self, Found, Sections};
 use crate::daemon::ha::Leadership;
 use crate::daemon::health::PersistHealth;
 use crate::daemon::history::History;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::shared::{Persist, Shared};
 use crate::daemon::store::{StateLock, StateStore};
+use crate::daemon::supervise::{Supervisor, Wanted};
 use crate::daemon::wiring::WiringError;
 use crate::daemon::{Control, DaemonError, http};
 
@@ -76,62 +75,37 @@ async fn preflight(shared: Arc<Shared>, backends: Arc<dyn Backends>, config: Con
     }
 }
 
-/// Run `loops` until `stop` turns true, then wait for running rounds up to `shutdown_timeout`. Returns the
-/// final states.
-async fn run_loops(
-    loops: Vec<(ServiceLoop, channel::Receiver<Instruction>)>,
-    shared: &Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    shutdown_timeout: Duration,
-) -> BTreeMap<String, EngineState> {
-    let mut tasks = JoinSet::new();
-    for (service_loop, instructions) in loops {
-        let shared = Arc::clone(shared);
-        let stop = stop.clone();
-        let name = service_loop.name().to_owned();
-        tasks.spawn(async move {
-            let mut previous = service_loop.state().clone();
-            let service = name.clone();
-            let state = service_loop
-                .run_instructed(stop, instructions, move |event, state| match event {
-                    LoopEvent::Round(round) => shared.on_round(round, state, &mut previous),
-                    LoopEvent::Paused(before, after) => {
-                        shared.on_paused(&service, before, after, state, &mut previous);
-                    }
-                    LoopEvent::Observed(observation) => {
-                        shared.on_observed(observation, state, &mut previous);
-                    }
-                })
-                .await;
-            (name, state)
-        });
-    }
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            break;
+/// Run the configured services and those the sections found; a discovered service that cannot be wired is
+/// skipped with why. Returns the services started.
+async fn apply_services(
+    supervisor: &mut Supervisor,
+    sections: &mut Sections,
+    config: &Config,
+) -> Result<Vec<crate::config::ServiceConfig>, WiringError> {
+    let wanted = |sections: &Sections| {
+        config
+            .services
+            .iter()
+            .map(|s| Wanted {
+                service: s.clone(),
+                discovered: false,
+            })
+            .chain(sections.services().into_iter().map(|s| Wanted {
+                service: s,
+                discovered: true,
+            }))
+            .collect::<Vec<_>>()
+    };
+    let applied = supervisor.apply(config, wanted(sections)).await?;
+    let mut started = applied.started;
+    if !applied.failed.is_empty() {
+        for (name, reason) in applied.failed {
+            tracing::error!(service = %name, error = %reason, "discovered service cannot be wired; skipped");
+            sections.unwirable(&name, format!("cannot be wired: {reason}"), config);
         }
+        started.extend(supervisor.apply(config, wanted(sections)).await?.started);
     }
-    let mut states = BTreeMap::new();
-    let deadline = tokio::time::sleep(shutdown_timeout);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            joined = tasks.join_next() => match joined {
-                Some(Ok((name, state))) => { states.insert(name, state); }
-                Some(Err(e)) => tracing::error!(error = %e, "a service loop panicked"),
-                None => break,
-            },
-            () = &mut deadline => {
-                tracing::warn!(
-                    still_running = tasks.len(),
-                    "shutdown timeout reached; abandoning the rounds still running"
-                );
-                tasks.abort_all();
-                break;
-            }
-        }
-    }
-    states
+    Ok(started)
 }
 
 /// The daemon, driven by the process's signals. `config_path` is re-read on SIGHUP (without one, the
@@ -224,119 +198,123 @@ async fn run_locked(
     let shared = Arc::new(Shared::new(metrics, history, persist, health));
     let (http_stop, http_shutdown) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, Arc::clone(&shared), http_shutdown));
+
     let leadership = match &daemon.ha {
         Some(ha) => Some(Leadership::start(ha, Arc::clone(&shared))?),
         None => None,
     };
 
     let mut config = config;
+    let mut supervisor = Supervisor::new(Arc::clone(&shared), Arc::clone(&backends), store);
+    if let Some(leadership) = &leadership {
+        supervisor.set_leadership(leadership.status());
+    }
+    let mut sections = Sections::default();
+    sections.reconfigure(&config);
+    shared.set_discovery(sections.reports());
+    let (found_tx, mut found_rx) = channel::channel::<Found>(16);
+    let mut generation = 0;
+    let mut discovery = discovery::spawn_all(&config, generation, &backends, &shared, &found_tx);
     let mut started = false;
+    let mut readiness: Option<tokio::task::JoinHandle<()>> = None;
+    let mut preflights: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // What to do next: apply the configuration (after a start or a reload, `true` also re-checks that
+    // Prometheus is ready), or wait for a signal or a discovery.
+    let mut apply = Some(true);
     let result = loop {
-        let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
-        let load_state = |name: &str| {
-            store
-                .load(name, &names)
-                .map_err(|source| WiringError::State {
-                    service: name.to_owned(),
-                    source,
-                })
-        };
-        let loops = match backends.loops(&config, &load_state) {
-            Ok(loops) => loops,
-            Err(e) => break Err(DaemonError::Wiring(e)),
-        };
-        // Only once the services are wired: a daemon that fails to start never says it started.
-        if !std::mem::replace(&mut started, true) {
-            tracing::info!(listen = %daemon.listen, services = config.services.len(), "autoscale daemon started");
-        }
-        shared.set_admin_token_file(config.daemon.admin_token_file.clone());
-        let mut instructed = Vec::with_capacity(loops.len());
-        for (service, mut service_loop) in config.services.iter().zip(loops) {
-            if let Some(leadership) = &leadership {
-                service_loop.set_leadership(leadership.status());
+        if let Some(reload) = apply.take() {
+            shared.set_admin_token_file(config.daemon.admin_token_file.clone());
+            let applied = match apply_services(&mut supervisor, &mut sections, &config).await {
+                Ok(applied) => applied,
+                Err(e) => break Err(DaemonError::Wiring(e)),
+            };
+            shared.set_discovery(sections.reports());
+            // Only once the services are wired: a daemon that fails to start never says it started.
+            if !std::mem::replace(&mut started, true) {
+                tracing::info!(
+                    listen = %daemon.listen,
+                    services = config.services.len(),
+                    discover = config.discover.len(),
+                    "autoscale daemon started"
+                );
             }
-            let (instructions, receiver) = channel::channel(8);
-            shared.register(
-                service,
-                config.daemon.dry_run || service.dry_run,
-                service_loop.state(),
-                service_loop.timeouts().round_budget(),
-                instructions,
-            );
-            instructed.push((service_loop, receiver));
+            if reload {
+                if let Some(r) = readiness.take() {
+                    r.abort();
+                }
+                let (shared, backends, config) =
+                    (Arc::clone(&shared), Arc::clone(&backends), config.clone());
+                readiness = Some(tokio::spawn(async move {
+                    shared.prometheus_ready.store(false, Ordering::Relaxed);
+                    let ready = backends.wait_ready(&config).await;
+                    shared.prometheus_ready.store(ready, Ordering::Relaxed);
+                }));
+            }
+            if !applied.is_empty() {
+                let mut checked = config.clone();
+                checked.services = applied;
+                checked.discover = Vec::new();
+                preflights.retain(|p| !p.is_finished());
+                preflights.push(tokio::spawn(preflight(
+                    Arc::clone(&shared),
+                    Arc::clone(&backends),
+                    checked,
+                )));
+            }
         }
-        let loops = instructed;
-        shared.retain(
-            &config
-                .services
-                .iter()
-                .map(|s| s.name.clone())
-                .collect::<Vec<_>>(),
-        );
 
-        let readiness = {
-            let (shared, backends, config) =
-                (Arc::clone(&shared), Arc::clone(&backends), config.clone());
-            tokio::spawn(async move {
-                shared.prometheus_ready.store(false, Ordering::Relaxed);
-                let ready = backends.wait_ready(&config).await;
-                shared.prometheus_ready.store(ready, Ordering::Relaxed);
-            })
-        };
-        let preflight = tokio::spawn(preflight(
-            Arc::clone(&shared),
-            Arc::clone(&backends),
-            config.clone(),
-        ));
-        let (stop, stop_rx) = watch::channel(false);
-        let running = {
-            let shared = Arc::clone(&shared);
-            let timeout = config.daemon.shutdown_timeout;
-            tokio::spawn(async move { run_loops(loops, &shared, stop_rx, timeout).await })
-        };
-
-        let next = match controls.recv().await {
-            Some(Control::Reload) => match reload() {
-                Ok(new) => {
-                    if new.daemon.listen != config.daemon.listen
-                        || new.daemon.state_dir != config.daemon.state_dir
-                        || new.daemon.ha != config.daemon.ha
-                    {
-                        tracing::warn!(
-                            "daemon.listen, daemon.state_dir and daemon.ha changes take effect after a restart"
+        tokio::select! {
+            control = controls.recv() => match control {
+                Some(Control::Reload) => match reload() {
+                    Ok(mut new) => {
+                        if new.daemon.listen != config.daemon.listen
+                            || new.daemon.state_dir != config.daemon.state_dir
+                            || new.daemon.ha != config.daemon.ha
+                        {
+                            tracing::warn!(
+                                "daemon.listen, daemon.state_dir and daemon.ha changes take effect after a restart"
+                            );
+                        }
+                        tracing::info!(
+                            services = new.services.len(),
+                            discover = new.discover.len(),
+                            "configuration reloaded"
                         );
+                        new.daemon.listen = daemon.listen;
+                        new.daemon.state_dir.clone_from(&daemon.state_dir);
+                        config = new;
+                        for task in discovery.drain(..) {
+                            task.abort();
+                        }
+                        sections.reconfigure(&config);
+                        generation += 1;
+                        discovery =
+                            discovery::spawn_all(&config, generation, &backends, &shared, &found_tx);
+                        apply = Some(true);
                     }
-                    tracing::info!(services = new.services.len(), "configuration reloaded");
-                    Some(new)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
-                    Some(config.clone())
-                }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new configuration is invalid; keeping the running one");
+                    }
+                },
+                Some(Control::Discover) => shared.trigger_discovery(),
+                Some(Control::Shutdown) | None => break Ok(()),
             },
-            Some(Control::Shutdown) | None => None,
-        };
-        readiness.abort();
-        preflight.abort();
-        let _ = stop.send(true);
-        let states = running.await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the service loops failed");
-            BTreeMap::new()
-        });
-        // Through the writer, after whatever it still has queued, and done before the states are read back.
-        for (service, state) in states {
-            shared.save(&service, state);
-        }
-        shared.flush();
-        match next {
-            Some(mut new) => {
-                new.daemon.listen = daemon.listen;
-                new.daemon.state_dir.clone_from(&daemon.state_dir);
-                config = new;
+            Some(found) = found_rx.recv() => {
+                if found.generation == generation && sections.update(found, &config) {
+                    apply = Some(false);
+                }
+                shared.set_discovery(sections.reports());
             }
-            None => break Ok(()),
         }
     };
+    supervisor.stop_all(daemon.shutdown_timeout).await;
+    // Every holder of `shared` is gone before the state writer is joined: it stops once its senders are.
+    drop(supervisor);
+    let others = discovery.into_iter().chain(readiness).chain(preflights);
+    for task in others {
+        task.abort();
+        let _ = task.await;
+    }
     if let Some(leadership) = leadership {
         leadership.stop().await;
     }

@@ -20,7 +20,8 @@ use crate::daemon::history::{Entry, History};
 use crate::daemon::metrics::Metrics;
 use crate::daemon::preflight;
 use crate::daemon::report::{
-    BackoffReport, CheckReport, DaemonCondition, ErrorReport, ServiceReport, StatusReport,
+    BackoffReport, CheckReport, DaemonCondition, DiscoveryReport, ErrorReport, ServiceReport,
+    StatusReport,
 };
 
 /// What the HTTP endpoints and the loops share.
@@ -34,6 +35,10 @@ pub struct Shared {
     persist_health: Arc<PersistHealth>,
     /// `[daemon] admin_token_file` of the configuration in force.
     admin_token_file: Mutex<Option<std::path::PathBuf>>,
+    /// What each `[[discover]]` section found, for `/status`.
+    discovery: RwLock<Vec<DiscoveryReport>>,
+    /// Bumped to make every discovery list its endpoint now rather than at its next resync.
+    discovery_trigger: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the state writer is asked to do.
@@ -132,7 +137,29 @@ impl Shared {
             persist: Mutex::new(persist),
             persist_health,
             admin_token_file: Mutex::new(None),
+            discovery: RwLock::new(Vec::new()),
+            discovery_trigger: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Make every `[[discover]]` section list its endpoint now, not at its next resync: for a watcher of the
+    /// endpoint's events that saw a service appear, change or go.
+    pub fn trigger_discovery(&self) {
+        self.discovery_trigger
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// What a discovery task waits on besides its resync timer.
+    pub(super) fn discovery_triggered(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.discovery_trigger.subscribe()
+    }
+
+    /// Replace what `/status` shows of the `[[discover]]` sections.
+    pub(super) fn set_discovery(&self, reports: Vec<DiscoveryReport>) {
+        *self
+            .discovery
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reports;
     }
 
     /// Take `[daemon] admin_token_file` of the configuration now in force.
@@ -603,6 +630,11 @@ impl Shared {
                 failing: failing.into_iter().collect(),
             }],
             leadership: self.metrics.leadership(),
+            discovery: self
+                .discovery
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }

@@ -95,6 +95,11 @@ pub(crate) fn pick_service<'c>(
         }),
         None => match config.services.as_slice() {
             [only] => Ok(only),
+            [] => Err(CliError::Input(format!(
+                "{} has no [[service]] to simulate: the services of its [[discover]] sections are found \
+                 at run time; write one as a [[service]] to simulate it",
+                path.display()
+            ))),
             _ => Err(CliError::Input(format!(
                 "{} has {} services ({}): choose one with --service",
                 path.display(),

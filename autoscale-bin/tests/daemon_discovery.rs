@@ -1,0 +1,378 @@
+//! Services found by `[[discover]]` sections, under tokio's paused clock with in-memory fakes: services that
+//! appear, change and vanish are started, restarted and stopped while the others keep running undisturbed,
+//! a removed service's state is kept for its return, a bad label is skipped and reported, and a failed
+//! listing keeps the services found before.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoscale_bin::config::{
+    Config, ConfigError, DiscoverKind, DiscoverSettings, Env, LoadOptions,
+};
+use autoscale_bin::daemon::report::StatusReport;
+use autoscale_bin::daemon::wiring::WiringError;
+use autoscale_bin::daemon::{Backends, Control, run_with};
+use autoscale_bin::discovered::{DiscoveredService, Discovery};
+use autoscale_core::controller::ServiceLoop;
+use autoscale_core::testing::{RecordingScaler, ScriptedSource};
+use autoscale_core::{ChangeFeed, EngineState};
+use support::Fakes;
+use tokio::sync::mpsc;
+
+fn config(dir: &std::path::Path) -> Result<Config, ConfigError> {
+    config_with_resync(dir, "1s")
+}
+
+fn config_with_resync(dir: &std::path::Path, resync: &str) -> Result<Config, ConfigError> {
+    let toml = format!(
+        r#"
+[prometheus]
+url = "http://127.0.0.1:1"
+
+[daemon]
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[service]]
+name = "static"
+interval = "10s"
+scaler = {{ kind = "compose", project = "demo" }}
+check = [{{ name = "cpu", query = "static_q", policy = {{ kind = "target", target = 0.5 }} }}]
+
+[[discover]]
+kind = "swarm"
+interval = "10s"
+resync = "{resync}"
+[discover.check]
+policy = {{ kind = "target", target = 0.5 }}
+"#,
+        dir.display()
+    );
+    Config::from_toml("test.toml", &toml, &Env::empty(), LoadOptions::default())
+}
+
+fn swarm(name: &str, labels: &[(&str, &str)]) -> DiscoveredService {
+    let mut found = DiscoveredService::new(DiscoverKind::Swarm, format!("id-{name}"), name, 2);
+    found.labels = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain([("autoscale.enable".to_owned(), "true".to_owned())])
+        .collect();
+    found
+}
+
+/// The fakes, and what the endpoint lists (changed by the test while the daemon runs).
+struct Discovering {
+    fakes: Fakes,
+    listed: Arc<Mutex<Result<Discovery, String>>>,
+    /// What the endpoint's event stream would notify, when the test has one.
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+#[async_trait::async_trait]
+impl Backends for Discovering {
+    fn loops(
+        &self,
+        config: &Config,
+        state: &dyn Fn(&str) -> Result<Option<EngineState>, WiringError>,
+    ) -> Result<Vec<ServiceLoop>, WiringError> {
+        self.fakes.loops(config, state)
+    }
+
+    async fn wait_ready(&self, _config: &Config) -> bool {
+        true
+    }
+
+    async fn discover(&self, _section: &DiscoverSettings) -> Result<Discovery, String> {
+        self.listed.lock().unwrap().clone()
+    }
+
+    fn discovery_changes(&self, _section: &DiscoverSettings) -> Option<ChangeFeed> {
+        self.changes.clone().map(ChangeFeed::new)
+    }
+}
+
+async fn status(addr: std::net::SocketAddr) -> StatusReport {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = client
+        .get(format!("http://{addr}/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn listing(services: Vec<DiscoveredService>) -> Result<Discovery, String> {
+    Ok(Discovery {
+        services,
+        ..Discovery::default()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_come_change_and_go_while_the_others_run_undisturbed() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::new();
+    for q in ["static_q", "web_q", "api_q"] {
+        source.set(q, Ok(0.5)); // on target: no change
+    }
+    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web", "api"]
+        .into_iter()
+        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
+        .collect();
+    let listed = Arc::new(Mutex::new(listing(vec![swarm(
+        "web",
+        &[("autoscale.query", "web_q"), ("autoscale.max", "10")],
+    )])));
+    let backends = Discovering {
+        fakes: Fakes {
+            source,
+            scalers: scalers.clone(),
+        },
+        listed: Arc::clone(&listed),
+        changes: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config(dir.path()).unwrap(),
+        move || config(&path),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+
+    // t = 5 s: both ran their first round.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(scalers["static"].status_calls(), 1);
+    assert_eq!(scalers["web"].status_calls(), 1);
+    let report = status(addr).await;
+    assert_eq!(report.discovery.len(), 1);
+    assert_eq!(report.discovery[0].found, ["web"]);
+    assert_eq!(report.discovery[0].kind, "swarm");
+
+    // web's max is lowered to 1, api appears, and bad carries a bad label.
+    *listed.lock().unwrap() = listing(vec![
+        swarm(
+            "web",
+            &[("autoscale.query", "web_q"), ("autoscale.max", "1")],
+        ),
+        swarm("api", &[("autoscale.query", "api_q")]),
+        swarm("bad", &[("autoscale.query", "q"), ("autoscale.max", "ten")]),
+    ]);
+    tokio::time::sleep(Duration::from_secs(3)).await; // t = 8 s
+    assert_eq!(scalers["web"].scale_calls(), [1], "web follows its new max");
+    assert_eq!(scalers["api"].status_calls(), 1, "api started");
+    let report = status(addr).await;
+    assert_eq!(report.discovery[0].found, ["web", "api"]);
+    assert_eq!(report.discovery[0].skipped.len(), 1);
+    assert_eq!(report.discovery[0].skipped[0].service, "bad");
+    assert_eq!(
+        report.discovery[0].skipped[0].reason,
+        "service bad (swarm label autoscale.max): \"ten\" is not a whole number"
+    );
+    let names: Vec<&str> = report.services.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(names, ["api", "static", "web"]);
+    let web = report.services.iter().find(|s| s.service == "web").unwrap();
+    assert_eq!(web.max_replicas, 1);
+
+    // web vanishes; the listing then fails: api is kept.
+    *listed.lock().unwrap() = listing(vec![swarm("api", &[("autoscale.query", "api_q")])]);
+    tokio::time::sleep(Duration::from_secs(2)).await; // t = 10 s
+    let web_rounds = scalers["web"].status_calls();
+    *listed.lock().unwrap() = Err("the Docker daemon is not reachable".to_owned());
+    tokio::time::sleep(Duration::from_secs(25)).await; // t = 35 s
+    assert_eq!(
+        scalers["web"].status_calls(),
+        web_rounds,
+        "web's loop stopped"
+    );
+    let saved: EngineState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("web.state.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved.scale_events.len(), 1, "web's state was persisted");
+    assert_eq!(
+        scalers["api"].status_calls(),
+        3,
+        "api, found at the 6 s listing, keeps running while the listing fails: rounds at 6, 16 and 26 s, \
+         none extra"
+    );
+    let report = status(addr).await;
+    assert_eq!(report.discovery[0].found, ["api"]);
+    assert_eq!(
+        report.discovery[0].last_error.as_deref(),
+        Some("the Docker daemon is not reachable")
+    );
+
+    // The static service was never restarted: one round every 10 s since t = 0.
+    assert_eq!(scalers["static"].status_calls(), 4);
+
+    // web comes back, from its saved state.
+    *listed.lock().unwrap() = listing(vec![
+        swarm("api", &[("autoscale.query", "api_q")]),
+        swarm(
+            "web",
+            &[("autoscale.query", "web_q"), ("autoscale.max", "1")],
+        ),
+    ]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+    let saved: EngineState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("web.state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        saved.scale_events.len(),
+        1,
+        "web resumed from its saved state (its scale event is still there)"
+    );
+    assert_eq!(
+        scalers["static"].status_calls(),
+        4,
+        "static untouched to the end"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_static_service_of_the_same_name_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::constant("static_q", 0.5);
+    let scalers = BTreeMap::from([("static".to_owned(), RecordingScaler::new(2))]);
+    let listed = Arc::new(Mutex::new(listing(vec![swarm(
+        "static",
+        &[("autoscale.query", "other_q")],
+    )])));
+    let backends = Discovering {
+        fakes: Fakes {
+            source,
+            scalers: scalers.clone(),
+        },
+        listed,
+        changes: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config(dir.path()).unwrap(),
+        move || config(&path),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let report = status(addr).await;
+    assert!(report.discovery[0].found.is_empty());
+    assert_eq!(
+        report.discovery[0].skipped[0].reason,
+        "a [[service]] named \"static\" is configured; it takes precedence"
+    );
+    let static_report = &report.services[0];
+    assert_eq!(
+        static_report.checks[0].name, "cpu",
+        "the configured service runs"
+    );
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_discovery_can_be_asked_for_before_the_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::new();
+    source.set("static_q", Ok(0.5));
+    source.set("web_q", Ok(0.5));
+    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
+        .into_iter()
+        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
+        .collect();
+    let listed = Arc::new(Mutex::new(listing(Vec::new())));
+    let backends = Discovering {
+        fakes: Fakes {
+            source,
+            scalers: scalers.clone(),
+        },
+        listed: Arc::clone(&listed),
+        changes: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config_with_resync(dir.path(), "1h").unwrap(),
+        move || config_with_resync(&path, "1h"),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        status(addr).await.discovery[0].found.is_empty(),
+        "not before the resync"
+    );
+    controls.send(Control::Discover).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(status(addr).await.discovery[0].found, ["web"]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(scalers["web"].status_calls() >= 1, "web runs");
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_heard_from_the_endpoint_is_listed_before_the_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = ScriptedSource::new();
+    source.set("static_q", Ok(0.5));
+    source.set("web_q", Ok(0.5));
+    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
+        .into_iter()
+        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
+        .collect();
+    let listed = Arc::new(Mutex::new(listing(Vec::new())));
+    let (events, changes) = tokio::sync::watch::channel(0_u64);
+    let backends = Discovering {
+        fakes: Fakes { source, scalers },
+        listed: Arc::clone(&listed),
+        changes: Some(changes),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (controls, rx) = mpsc::channel(4);
+    let path = dir.path().to_owned();
+    let daemon = tokio::spawn(run_with(
+        config_with_resync(dir.path(), "1h").unwrap(),
+        move || config_with_resync(&path, "1h"),
+        Arc::new(backends),
+        rx,
+        listener,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        status(addr).await.discovery[0].found.is_empty(),
+        "nothing heard yet"
+    );
+    events.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        status(addr).await.discovery[0].found,
+        ["web"],
+        "heard, and listed at once"
+    );
+    controls.send(Control::Shutdown).await.unwrap();
+    daemon.await.unwrap().unwrap();
+}
