@@ -95,7 +95,7 @@ CMD ["run"]
 # ---- autoscale for Swarm alone -------------------------------------------------------------------------------
 
 # Status reads and Swarm scaling go through the Docker Engine API, so a Swarm-only daemon needs no docker CLI
-# and no Compose: the binary, the C runtime and CA certificates (about 18 MB). It cannot scale compose services.
+# and no Compose: the binary, the C runtime and CA certificates (about 19.5 MB). It cannot scale compose services.
 FROM gcr.io/distroless/cc-debian12:nonroot AS autoscale-swarm
 COPY --from=builder /out/bin/autoscale /usr/local/bin/autoscale
 COPY --from=builder --chown=65532:65532 /out/state /var/lib/autoscale
