@@ -14,7 +14,8 @@
 //! - A leader leads until its last successful write's start plus `renew_deadline`, whatever the store says
 //!   afterwards: a leader cut off from the store stops on time ([`Elector::is_leader`]).
 //! - A follower takes over only when the record has not changed for `lease + margin` since it first saw
-//!   its current version (client-go's observed time). The holder's write started before that, so the
+//!   it (client-go's observed time; a new version with the same record, as Swarm writes when its Raft
+//!   leader changes, is not a renewal). The holder's write started before that, so the
 //!   follower's takeover starts more than `lease - renew_deadline + margin` after the old leader stopped.
 //! - Every write carries the version it read, so of two concurrent writes one fails ([`Written::Conflict`]).
 
@@ -270,8 +271,11 @@ impl Elector {
                 None,
             );
         };
+        // As client-go, a renewal is a new record, not a new version: Swarm bumps the version of every service
+        // when its Raft leader changes, and a follower that took that for a renewal would wait a whole lease
+        // more after a manager was lost.
         let seen = match &self.observed {
-            Some((known, at)) if known.version == read.version => *at,
+            Some((known, at)) if known.record == read.record => *at,
             _ => now,
         };
         let version = read.version;
@@ -533,6 +537,34 @@ mod tests {
         assert!(LeaseConfig::new(s(10), s(10), s(2)).is_err());
         assert!(LeaseConfig::new(s(15), s(2), s(2)).is_err());
         assert!(LeaseConfig::new(s(15), s(10), Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_new_version_of_the_same_record_is_not_a_renewal() {
+        let mut store = Store::default();
+        let mut a = Elector::new("a", LeaseConfig::default());
+        let mut b = Elector::new("b", LeaseConfig::default());
+        assert!(attempt(&mut a, &mut store, secs(0)));
+        assert!(!attempt(&mut b, &mut store, secs(1)), "b follows");
+        // a is lost; at 9 s the store bumps the version without a write of a (Swarm's new Raft leader).
+        let mut bumped = store.get().unwrap();
+        store.next += 1;
+        bumped.version = store.next;
+        store.current = Some(bumped);
+        // b still counts from when it first saw a's record: lease + margin after 1 s, not after 9 s.
+        assert!(!attempt(&mut b, &mut store, secs(16)));
+        assert!(attempt(&mut b, &mut store, at(17_000)));
+        assert!(b.is_leader(at(17_000)));
+        // A real renewal (a new record) does restart the count.
+        let mut c = Elector::new("c", LeaseConfig::default());
+        assert!(!attempt(&mut c, &mut store, secs(18)));
+        assert!(attempt(&mut b, &mut store, secs(20)), "b renews");
+        assert!(!attempt(&mut c, &mut store, secs(21)), "c sees the renewal");
+        assert!(
+            !attempt(&mut c, &mut store, secs(36)),
+            "lease + margin after 21 s is 37 s"
+        );
+        assert!(attempt(&mut c, &mut store, secs(37)));
     }
 
     #[test]

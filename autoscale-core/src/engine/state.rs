@@ -221,9 +221,13 @@ impl EngineState {
 
     /// Take in the last replica change the target recorded ([`Scaler::last_change`](crate::Scaler::last_change)),
     /// as a scale event at its time, unless the state already knows it: a scaling action recorded at or
-    /// after it, or a scale event of the same size within `tolerance` of it (autoscale's own action, which
-    /// the target stamped a little later than the round that made it). A time after `now` (the target's
-    /// clock ahead of this one) counts as `now`. Returns whether it was recorded.
+    /// after it, a scale event of the same size within `tolerance` of it (autoscale's own action, which
+    /// the target stamped a little later than the round that made it), or a latest scale event of the same
+    /// size before it that left the count the state knows at the change's new count. The target's time is
+    /// when it last touched the service, which is no earlier than the change: Swarm stamps a service again
+    /// when its Raft leader changes, long after the replicas did, and a daemon that saw the change itself
+    /// keeps its own, truer time. A time after `now` (the target's clock ahead of this one) counts as `now`.
+    /// Returns whether it was recorded.
     pub fn merge_target_change(
         &mut self,
         change: ReplicaChange,
@@ -236,7 +240,12 @@ impl EngineState {
             || self.scale_events.iter().any(|e| {
                 e.change == size
                     && e.at.saturating_since(at).max(at.saturating_since(e.at)) <= tolerance
-            });
+            })
+            || (self.last_known_replicas == Some(change.to)
+                && self
+                    .scale_events
+                    .back()
+                    .is_some_and(|e| e.change == size && e.at <= at));
         if size == 0 || known {
             return false;
         }
@@ -375,6 +384,18 @@ mod tests {
         // Another change after it: recorded.
         assert!(own.merge_target_change(change(990, 7, 3), secs(30), now));
         assert_eq!(own.scale_events.len(), 2);
+        // The change the state saw, stamped again by the target long after (Swarm touches a service when its
+        // Raft leader changes): the state's own time stands.
+        let mut seen = EngineState::default();
+        seen.record_scale(Timestamp::from_secs(900), 2, 4);
+        assert!(!seen.merge_target_change(change(960, 2, 4), secs(30), now));
+        assert_eq!(seen.last_scale_at, Some(Timestamp::from_secs(900)));
+        // Not the change the state saw last, nor the count it knows: recorded.
+        assert!(seen.merge_target_change(change(970, 4, 6), secs(30), now));
+        let mut other = EngineState::default();
+        other.record_scale(Timestamp::from_secs(900), 2, 4);
+        other.last_known_replicas = Some(3);
+        assert!(other.merge_target_change(change(960, 2, 4), secs(30), now));
         // No change of the count, or a time ahead of this clock.
         let mut state = EngineState::default();
         assert!(!state.merge_target_change(change(900, 4, 4), secs(30), now));
