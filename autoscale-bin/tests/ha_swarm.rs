@@ -220,7 +220,10 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
     let stopped = wait_until("a stops leading", Duration::from_secs(12), || {
         leader(a_addr) == Some(false)
     });
-    wait_until("b leads", Duration::from_secs(30), || {
+    // The goal is 30 s (scripts/ha-soak measures it); when the crashed node also led Swarm's Raft, the API
+    // answers on no manager until a new Raft leader is elected, which on a loaded machine can take that
+    // long by itself: the test allows it, and prints the time.
+    wait_until("b leads", Duration::from_secs(45), || {
         leader(b_addr) == Some(true)
     });
     let took_over = crashed.elapsed();

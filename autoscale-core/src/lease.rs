@@ -322,8 +322,11 @@ impl Elector {
                 self.renewed_from = Some(started);
                 self.observed = Some((Versioned { record, version }, now));
             }
-            // The record changed: the next read sees the new version, and its time starts then.
-            Written::Conflict => self.observed = None,
+            // Another write came first. The next read compares its record with the one observed: a new record
+            // (a renewal, another candidate) starts its time then; a new version of the same record (Swarm
+            // rewriting its services after a Raft election) does not, or every such rewrite would cost a
+            // follower a whole lease more.
+            Written::Conflict => {}
             Written::Failed => {}
         }
     }
@@ -553,8 +556,20 @@ mod tests {
         store.current = Some(bumped);
         // b still counts from when it first saw a's record: lease + margin after 1 s, not after 9 s.
         assert!(!attempt(&mut b, &mut store, secs(16)));
-        assert!(attempt(&mut b, &mut store, at(17_000)));
-        assert!(b.is_leader(at(17_000)));
+        // Its write at 17 s loses to another bump of the same record: no new lease period either.
+        let Attempt::Write { record, version } = b.decide(secs(17), secs(17), store.get()) else {
+            panic!("b writes at 17 s");
+        };
+        let mut bumped = store.get().unwrap();
+        store.next += 1;
+        bumped.version = store.next;
+        store.current = Some(bumped);
+        let lost = store.update(&record, version);
+        assert_eq!(lost, Written::Conflict);
+        b.written(secs(17), lost);
+        assert!(!b.is_leader(secs(17)));
+        assert!(attempt(&mut b, &mut store, at(17_500)));
+        assert!(b.is_leader(at(17_500)));
         // A real renewal (a new record) does restart the count.
         let mut c = Elector::new("c", LeaseConfig::default());
         assert!(!attempt(&mut c, &mut store, secs(18)));
