@@ -45,7 +45,7 @@ pub struct Shared {
 #[derive(Debug)]
 pub(super) enum Persist {
     /// Write this state of this service.
-    Save(String, EngineState),
+    Save(String, Box<EngineState>),
     /// Answer once every write asked for before is done.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -185,7 +185,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if sender
-            .send(Persist::Save(service.to_owned(), state))
+            .send(Persist::Save(service.to_owned(), Box::new(state)))
             .is_err()
         {
             tracing::error!(service, "the state writer has stopped; state not persisted");

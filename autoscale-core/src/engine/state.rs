@@ -101,6 +101,11 @@ pub struct EngineState {
     /// orchestrator is replacing them), and are not ready again yet. While there are any, no scale-down.
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_replicas: Replicas,
+    /// The last scaling action, kept after [`scale_events`](Self::scale_events) has pruned it, to recognise
+    /// it when the target reports it again with a later time (see
+    /// [`merge_target_change`](Self::merge_target_change)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<ScaleEvent>,
 }
 
 fn is_zero(n: &Replicas) -> bool {
@@ -122,6 +127,7 @@ impl Default for EngineState {
             pause: None,
             last_status: None,
             lost_replicas: 0,
+            last_change: None,
         }
     }
 }
@@ -145,6 +151,7 @@ impl EngineState {
         "pause",
         "last_status",
         "lost_replicas",
+        "last_change",
     ];
 
     /// Bring every time later than `now` back to `now`, and return the latest such time, if there was one.
@@ -175,7 +182,7 @@ impl EngineState {
         for r in &mut self.recommendations {
             clamp(&mut r.at);
         }
-        for e in &mut self.scale_events {
+        for e in self.scale_events.iter_mut().chain(&mut self.last_change) {
             clamp(&mut e.at);
         }
         for check in &mut self.checks {
@@ -196,10 +203,12 @@ impl EngineState {
         if from == to {
             return;
         }
-        self.scale_events.push_back(ScaleEvent {
+        let event = ScaleEvent {
             at,
             change: i64::from(to) - i64::from(from),
-        });
+        };
+        self.scale_events.push_back(event);
+        self.last_change = Some(event);
         self.last_scale_at = Some(at);
         self.below_since = None;
     }
@@ -222,8 +231,9 @@ impl EngineState {
     /// Take in the last replica change the target recorded ([`Scaler::last_change`](crate::Scaler::last_change)),
     /// as a scale event at its time, unless the state already knows it: a scaling action recorded at or
     /// after it, a scale event of the same size within `tolerance` of it (autoscale's own action, which
-    /// the target stamped a little later than the round that made it), or a latest scale event of the same
-    /// size before it that left the count the state knows at the change's new count. The target's time is
+    /// the target stamped a little later than the round that made it), or a [last change](Self::last_change) of
+    /// the same size before it that left the count the state knows at the change's new count (however long
+    /// ago: the rate rules may have pruned its scale event). The target's time is
     /// when it last touched the service, which is no earlier than the change: Swarm stamps a service again
     /// when its Raft leader changes, long after the replicas did, and a daemon that saw the change itself
     /// keeps its own, truer time. A time after `now` (the target's clock ahead of this one) counts as `now`.
@@ -243,8 +253,7 @@ impl EngineState {
             })
             || (self.last_known_replicas == Some(change.to)
                 && self
-                    .scale_events
-                    .back()
+                    .last_change
                     .is_some_and(|e| e.change == size && e.at <= at));
         if size == 0 || known {
             return false;
@@ -312,6 +321,10 @@ mod tests {
             below_since: Some(Timestamp::EPOCH),
             last_status: Some(ReplicaStatus::all_ready(1)),
             lost_replicas: 1,
+            last_change: Some(ScaleEvent {
+                at: Timestamp::EPOCH,
+                change: 1,
+            }),
             checks: vec![history],
             pause: Some(RuntimePause {
                 directions: Pause::All,
@@ -392,6 +405,12 @@ mod tests {
         assert_eq!(seen.last_scale_at, Some(Timestamp::from_secs(900)));
         // Not the change the state saw last, nor the count it knows: recorded.
         assert!(seen.merge_target_change(change(970, 4, 6), secs(30), now));
+        // The same after the rate rules pruned the state's event (a short rule period).
+        let mut pruned = EngineState::default();
+        pruned.record_scale(Timestamp::from_secs(900), 2, 4);
+        pruned.scale_events.clear();
+        assert!(!pruned.merge_target_change(change(960, 2, 4), secs(30), now));
+        assert_eq!(pruned.last_scale_at, Some(Timestamp::from_secs(900)));
         let mut other = EngineState::default();
         other.record_scale(Timestamp::from_secs(900), 2, 4);
         other.last_known_replicas = Some(3);
