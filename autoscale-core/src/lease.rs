@@ -17,6 +17,13 @@
 //!   it (client-go's observed time; a new version with the same record, as Swarm writes when its Raft
 //!   leader changes, is not a renewal). The holder's write started before that, so the
 //!   follower's takeover starts more than `lease - renew_deadline + margin` after the old leader stopped.
+//! - One refinement of client-go: a renewal read late (the store unreachable for a while, as while Swarm
+//!   elects a Raft leader) counts from when it was written at the latest, not from when it was read. Each
+//!   record carries its holder's monotonic clock ([`LeaseRecord::monotonic`]), so the interval between two
+//!   records of one holder is known without comparing clocks of two hosts: the later one started at most
+//!   that interval (plus `margin`) after the follower first saw the earlier one. It is used only when the
+//!   holder's wall clock agrees with it to within `margin`, which rules out a holder that restarted under
+//!   the same identity (a monotonic clock with another origin).
 //! - Every write carries the version it read, so of two concurrent writes one fails ([`Written::Conflict`]).
 
 use std::fmt;
@@ -136,6 +143,10 @@ pub struct LeaseRecord {
     pub lease: Duration,
     /// How many times it changed hands.
     pub transitions: u32,
+    /// The holder's monotonic clock when it started writing this record, from an origin of its own: only
+    /// the difference between two records of one holder means anything. `None` when released, or written
+    /// by a version that did not record it.
+    pub monotonic: Option<Timestamp>,
 }
 
 /// A record with the version the store gave it.
@@ -256,27 +267,21 @@ impl Elector {
     }
 
     /// The record read at `now` (`None`: the store has none), and what to write. A follower asks to write
-    /// only when the lease has not changed for `lease + margin` since it first saw its version, or was
+    /// only when the lease has not changed for `lease + margin` since it was written at the latest (when it
+    /// was first seen, or for a later record of the holder seen before, the bound on its writing), or was
     /// released.
     pub fn decide(&mut self, now: Timestamp, wall: Timestamp, read: Option<Versioned>) -> Attempt {
         let Some(read) = read else {
-            return self.write(
-                now,
-                LeaseRecord {
-                    holder: self.identity.clone(),
-                    renewed_at: wall,
-                    lease: self.config.lease,
-                    transitions: 0,
-                },
-                None,
-            );
+            return self.write(now, wall, 0, None);
         };
         // As client-go, a renewal is a new record, not a new version: Swarm bumps the version of every service
         // when its Raft leader changes, and a follower that took that for a renewal would wait a whole lease
         // more after a manager was lost.
         let seen = match &self.observed {
             Some((known, at)) if known.record == read.record => *at,
-            _ => now,
+            Some((known, at)) => renewal_interval(&known.record, &read.record, self.config.margin)
+                .map_or(now, |interval| now.min(*at + interval)),
+            None => now,
         };
         let version = read.version;
         let record = read.record.clone();
@@ -292,19 +297,24 @@ impl Elector {
         } else {
             record.transitions.saturating_add(1)
         };
-        self.write(
-            now,
-            LeaseRecord {
-                holder: self.identity.clone(),
-                renewed_at: wall,
-                lease: self.config.lease,
-                transitions,
-            },
-            Some(version),
-        )
+        self.write(now, wall, transitions, Some(version))
     }
 
-    fn write(&mut self, now: Timestamp, record: LeaseRecord, version: Option<u64>) -> Attempt {
+    /// Ask to write this candidate's lease, started at `now`.
+    fn write(
+        &mut self,
+        now: Timestamp,
+        wall: Timestamp,
+        transitions: u32,
+        version: Option<u64>,
+    ) -> Attempt {
+        let record = LeaseRecord {
+            holder: self.identity.clone(),
+            renewed_at: wall,
+            lease: self.config.lease,
+            transitions,
+            monotonic: Some(now),
+        };
         self.pending = Some((record.clone(), now));
         Attempt::Write { record, version }
     }
@@ -349,10 +359,38 @@ impl Elector {
                 renewed_at: wall,
                 lease: self.config.lease,
                 transitions: known.record.transitions,
+                monotonic: None,
             },
             known.version,
         ))
     }
+}
+
+/// How much later than `before` its holder started writing `after`, plus `tolerance`: an upper bound, when
+/// both are records of one holder (same holder and transitions, its monotonic clock gone forward) and the
+/// holder's wall clock agrees with its monotonic clock on the interval to within `tolerance`. `None`
+/// otherwise: another holder, a release, a record without the monotonic clock, a holder that restarted
+/// under the same identity (a monotonic clock with another origin, while its wall clock went on), or one
+/// whose wall clock stepped.
+fn renewal_interval(
+    before: &LeaseRecord,
+    after: &LeaseRecord,
+    tolerance: Duration,
+) -> Option<Duration> {
+    if before.holder.is_empty()
+        || before.holder != after.holder
+        || before.transitions != after.transitions
+        || after.renewed_at < before.renewed_at
+    {
+        return None;
+    }
+    let (before_at, after_at) = (before.monotonic?, after.monotonic?);
+    if after_at < before_at {
+        return None;
+    }
+    let interval = after_at.saturating_since(before_at);
+    let wall = after.renewed_at.saturating_since(before.renewed_at);
+    (wall.abs_diff(interval) <= tolerance).then(|| interval + tolerance)
 }
 
 /// What [`elect`] reports after every attempt.
@@ -583,6 +621,71 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_read_late_counts_from_when_it_was_written_at_the_latest() {
+        let mut store = Store::default();
+        let mut a = Elector::new("a", LeaseConfig::default());
+        let mut b = Elector::new("b", LeaseConfig::default());
+        assert!(attempt(&mut a, &mut store, secs(0)));
+        assert!(!attempt(&mut b, &mut store, secs(1)));
+        // a renews at 2 s and is lost; b cannot read until 19 s (the store had no Raft leader).
+        assert!(attempt(&mut a, &mut store, secs(2)));
+        assert_eq!(store.get().unwrap().record.monotonic, Some(secs(2)));
+        // The renewal was written at most 2 s (a's own clock) after b first saw the record before it, plus
+        // the margin: 4 s. client-go would count from 19 s and take over at 35 s; b takes over at 20 s, when a
+        // has been out of the lead since 12 s.
+        assert!(!attempt(&mut b, &mut store, secs(19)));
+        assert!(attempt(&mut b, &mut store, secs(20)));
+        assert!(b.is_leader(secs(20)) && !a.is_leader(secs(20)));
+        let stored = store.get().unwrap().record;
+        assert_eq!(
+            (stored.holder.as_str(), stored.monotonic),
+            ("b", Some(secs(20)))
+        );
+    }
+
+    #[test]
+    fn a_late_renewal_counts_from_its_reading_when_the_holders_clocks_disagree() {
+        // a's wall clock steps 30 s ahead between two renewals: the interval is not trusted.
+        let mut store = Store::default();
+        let mut a = Elector::new("a", LeaseConfig::default());
+        let mut b = Elector::new("b", LeaseConfig::default());
+        assert!(attempt(&mut a, &mut store, secs(0)));
+        assert!(!attempt(&mut b, &mut store, secs(1)));
+        let Attempt::Write { record, version } = a.decide(secs(2), secs(32), store.get()) else {
+            panic!("a renews");
+        };
+        a.written(secs(2), store.update(&record, version));
+        assert!(!attempt(&mut b, &mut store, secs(19)));
+        assert!(!attempt(&mut b, &mut store, at(34_999)));
+        assert!(attempt(&mut b, &mut store, secs(35)), "19 + 15 + 1 s");
+
+        // a restarts under the same identity (a monotonic clock with another origin, its wall clock going on)
+        // and renews what it finds as its own; b, which saw the first process's record, must not trust the
+        // interval, or it would take over at 20 s while the second process leads until 22 s.
+        let mut store = Store::default();
+        let mut a = Elector::new("a", LeaseConfig::default());
+        let mut b = Elector::new("b", LeaseConfig::default());
+        assert!(attempt(&mut a, &mut store, secs(0)));
+        assert!(attempt(&mut a, &mut store, secs(2)));
+        assert!(!attempt(&mut b, &mut store, secs(3)));
+        let mut a2 = Elector::new("a", LeaseConfig::default());
+        let restarted = |real: i64| (secs(real - 8), secs(real)); // (monotonic, wall)
+        for t in [10, 12] {
+            let (now, wall) = restarted(t);
+            let Attempt::Write { record, version } = a2.decide(now, wall, store.get()) else {
+                panic!("a2 takes its own lease");
+            };
+            a2.written(now, store.update(&record, version));
+        }
+        assert_eq!(store.get().unwrap().record.monotonic, Some(secs(4)));
+        assert!(!attempt(&mut b, &mut store, secs(13)));
+        assert!(a2.is_leader(restarted(21).0));
+        assert!(!attempt(&mut b, &mut store, secs(20)));
+        assert!(!attempt(&mut b, &mut store, at(28_999)));
+        assert!(attempt(&mut b, &mut store, secs(29)), "13 + 15 + 1 s");
+    }
+
+    #[test]
     fn the_first_candidate_creates_the_lease_and_leads_until_its_deadline() {
         let mut store = Store::default();
         let mut a = Elector::new("a", LeaseConfig::default());
@@ -740,41 +843,58 @@ mod tests {
     enum Step {
         /// Real time passes.
         Wait(u16),
+        /// A whole attempt with nothing in between: read, decide, write, answer.
+        Attempt(usize),
         /// Read the store and decide (a write, if asked for, is then in flight).
         Read(usize),
         /// The write in flight reaches the store.
         Apply(usize),
         /// The answer of the write (applied or not) reaches the candidate, or is lost (`Failed`).
         Answer(usize, bool),
+        /// The candidate's process restarts: a new identity and another monotonic origin; a write in flight
+        /// may still reach the store, and its answer is lost.
+        Restart(usize, i64),
+        /// The candidate's wall clock steps by this many ms (its monotonic clock does not).
+        ClockJump(usize, i32),
     }
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0u16..6_000).prop_map(Step::Wait),
-            (0usize..3).prop_map(Step::Read),
-            (0usize..3).prop_map(Step::Apply),
-            ((0usize..3), any::<bool>()).prop_map(|(c, ok)| Step::Answer(c, ok)),
+            4 => (0u16..6_000).prop_map(Step::Wait),
+            4 => (0usize..3).prop_map(Step::Attempt),
+            2 => (0usize..3).prop_map(Step::Read),
+            2 => (0usize..3).prop_map(Step::Apply),
+            2 => ((0usize..3), any::<bool>()).prop_map(|(c, ok)| Step::Answer(c, ok)),
+            1 => ((0usize..3), -1_000_000_000i64..1_000_000_000).prop_map(|(c, o)| Step::Restart(c, o)),
+            1 => ((0usize..3), -60_000i32..60_000).prop_map(|(c, d)| Step::ClockJump(c, d)),
         ]
     }
 
     #[derive(Debug)]
     struct Candidate {
         elector: Elector,
-        /// Its clock: real time plus this offset.
+        /// Its monotonic clock: real time plus this offset.
         offset: i64,
+        /// Its wall clock: real time plus this offset.
+        wall: i64,
+        /// Restarts so far (for its identity).
+        restarts: u32,
         /// A write decided and not yet applied, then its result not yet answered.
         write: Option<(LeaseRecord, Option<u64>)>,
+        /// A write of the process before a restart, still on its way to the store.
+        orphan: Option<(LeaseRecord, Option<u64>)>,
         result: Option<Written>,
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
-        /// Whatever the order of reads, writes, answers lost or late, and clocks with any offsets, two
-        /// candidates never lead at the same time.
+        /// Whatever the order of reads, writes, answers lost or late, restarts, and clocks with any offsets
+        /// and wall-clock steps, two candidates never lead at the same time.
         #[test]
         fn two_candidates_never_both_lead(
-            steps in proptest::collection::vec(step(), 1..200),
+            steps in proptest::collection::vec(step(), 1..300),
             offsets in proptest::collection::vec(-1_000_000_000i64..1_000_000_000, 3),
+            walls in proptest::collection::vec(-1_000_000_000i64..1_000_000_000, 3),
         ) {
             let mut store = Store::default();
             let mut real: i64 = 0;
@@ -784,6 +904,9 @@ mod tests {
                 .map(|(i, &offset)| Candidate {
                     elector: Elector::new(format!("c{i}"), LeaseConfig::default()),
                     offset,
+                    wall: walls[i],
+                    restarts: 0,
+                    orphan: None,
                     write: None,
                     result: None,
                 })
@@ -792,12 +915,26 @@ mod tests {
             for step in steps {
                 match step {
                     Step::Wait(ms) => real += i64::from(ms),
+                    Step::Attempt(i) => {
+                        let c = &mut candidates[i];
+                        if c.write.is_none() && c.result.is_none() {
+                            let now = at(real + c.offset);
+                            let wall = at(real + c.wall);
+                            if let Attempt::Write { record, version } =
+                                c.elector.decide(now, wall, store.get())
+                            {
+                                let result = store.update(&record, version);
+                                c.elector.written(now, result);
+                            }
+                        }
+                    }
                     Step::Read(i) => {
                         let c = &mut candidates[i];
                         if c.write.is_none() && c.result.is_none() {
                             let now = at(real + c.offset);
+                            let wall = at(real + c.wall);
                             if let Attempt::Write { record, version } =
-                                c.elector.decide(now, now, store.get())
+                                c.elector.decide(now, wall, store.get())
                             {
                                 c.write = Some((record, version));
                             }
@@ -807,6 +944,8 @@ mod tests {
                         let c = &mut candidates[i];
                         if let Some((record, version)) = c.write.take() {
                             c.result = Some(store.update(&record, version));
+                        } else if let Some((record, version)) = c.orphan.take() {
+                            let _ = store.update(&record, version);
                         }
                     }
                     Step::Answer(i, delivered) => {
@@ -819,6 +958,16 @@ mod tests {
                             c.elector.written(now, Written::Failed);
                         }
                     }
+                    Step::Restart(i, offset) => {
+                        let c = &mut candidates[i];
+                        c.restarts += 1;
+                        c.elector = Elector::new(format!("c{i}.{}", c.restarts), LeaseConfig::default());
+                        c.offset = offset;
+                        // A write in flight may still land, later; nobody hears its answer.
+                        c.orphan = c.write.take().or(c.orphan.take());
+                        c.result = None;
+                    }
+                    Step::ClockJump(i, ms) => candidates[i].wall += i64::from(ms),
                 }
                 let leading: Vec<usize> = candidates
                     .iter()

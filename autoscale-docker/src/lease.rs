@@ -32,6 +32,9 @@ pub const RENEWED_LABEL: &str = "autoscale.lease.renewed_at";
 pub const DURATION_LABEL: &str = "autoscale.lease.duration_ms";
 /// The label holding how many times the lease changed hands.
 pub const TRANSITIONS_LABEL: &str = "autoscale.lease.transitions";
+/// The label holding the holder's monotonic clock at its last renewal, in milliseconds from an origin of its
+/// own ([`LeaseRecord::monotonic`]).
+pub const MONOTONIC_LABEL: &str = "autoscale.lease.monotonic_ms";
 /// The image named in the placeholder's spec; with 0 replicas it is never pulled nor run.
 const PLACEHOLDER_IMAGE: &str = "autoscale-lock-placeholder:0";
 
@@ -220,7 +223,7 @@ fn labels(record: &LeaseRecord) -> HashMap<String, String> {
         |_| record.renewed_at.as_millis().to_string(),
         |t| t.to_string(),
     );
-    HashMap::from([
+    let mut labels = HashMap::from([
         (HOLDER_LABEL.to_owned(), record.holder.clone()),
         (RENEWED_LABEL.to_owned(), renewed),
         (
@@ -228,7 +231,11 @@ fn labels(record: &LeaseRecord) -> HashMap<String, String> {
             record.lease.as_millis().to_string(),
         ),
         (TRANSITIONS_LABEL.to_owned(), record.transitions.to_string()),
-    ])
+    ]);
+    if let Some(at) = record.monotonic {
+        labels.insert(MONOTONIC_LABEL.to_owned(), at.as_millis().to_string());
+    }
+    labels
 }
 
 /// The record in `labels`. A service without them (made by hand) holds a released lease; a duration that
@@ -249,6 +256,10 @@ fn record(labels: &HashMap<String, String>) -> LeaseRecord {
         renewed_at,
         lease,
         transitions: label(TRANSITIONS_LABEL).parse().unwrap_or(0),
+        monotonic: label(MONOTONIC_LABEL)
+            .parse()
+            .ok()
+            .map(Timestamp::from_millis),
     }
 }
 
@@ -263,10 +274,19 @@ mod tests {
             renewed_at: Timestamp::from_millis(1_796_029_810_349),
             lease: Duration::from_secs(15),
             transitions: 3,
+            monotonic: Some(Timestamp::from_millis(61_002)),
         };
         let labels = labels(&record);
         assert_eq!(labels[RENEWED_LABEL], "2026-11-30T09:10:10.349Z");
+        assert_eq!(labels[MONOTONIC_LABEL], "61002");
         assert_eq!(super::record(&labels), record);
+        let released = LeaseRecord {
+            holder: String::new(),
+            monotonic: None,
+            ..record
+        };
+        assert!(!super::labels(&released).contains_key(MONOTONIC_LABEL));
+        assert_eq!(super::record(&super::labels(&released)), released);
     }
 
     #[test]

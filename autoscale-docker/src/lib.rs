@@ -98,8 +98,8 @@ pub use engine::{DEFAULT_FRESHNESS, EngineEndpoint, RequestCounts, endpoint, end
 pub use error::{ApiError, BACKEND, Cause, Error};
 pub use events::{HEALTHY_AFTER, POLL_EVERY, RECONNECT_FIRST, RECONNECT_MAX};
 pub use lease::{
-    DEFAULT_LOCK_SERVICE, DURATION_LABEL, HOLDER_LABEL, RENEWED_LABEL, SwarmLeaseStore,
-    TRANSITIONS_LABEL,
+    DEFAULT_LOCK_SERVICE, DURATION_LABEL, HOLDER_LABEL, MONOTONIC_LABEL, RENEWED_LABEL,
+    SwarmLeaseStore, TRANSITIONS_LABEL,
 };
 pub use names::{Rule as NameRule, check as check_name};
 pub use settings::{

@@ -14,15 +14,26 @@ use crate::daemon::DaemonError;
 use crate::daemon::report::LeadershipReport;
 use crate::daemon::shared::Shared;
 
-/// This daemon's identity in the lease: the host's name and the process id, unique among the candidates.
+/// This daemon's identity in the lease: the host's name, the process id and a random suffix, unique among
+/// the candidates and to this process. In a container the process id is 1, and with host networking the host
+/// name is the node's, so without the suffix a restarted daemon, or two on one node, would share one.
 pub(crate) fn identity() -> String {
+    use std::hash::{BuildHasher, Hasher};
+
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown-host".to_owned());
-    format!("{host}/{}", std::process::id())
+    // RandomState is seeded from the operating system's randomness, per process.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!(
+        "{host}/{}-{:04x}",
+        std::process::id(),
+        hasher.finish() & 0xffff
+    )
 }
 
 /// The running election.
