@@ -5,16 +5,19 @@
 //! The tests crash and restart nodes, so they run one at a time (a lock), and each restores the bed when it
 //! ends, failed or not (drop guards).
 
-use std::process::Command;
+#[path = "support/bed.rs"]
+mod bed;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoscale_core::controller::{CheckSource, ScaleResult, ServiceLoop};
 use autoscale_core::engine::{Behavior, ScalingRules, Select};
 use autoscale_core::policy::{TargetForm, TargetPolicy};
-use autoscale_core::testing::{ScriptedSource, require_service};
+use autoscale_core::testing::ScriptedSource;
 use autoscale_core::{Check, EngineConfig, ReplicaStatus, ScaleOutcome, Scaler};
 use autoscale_docker::{DockerCli, DockerEnv, SwarmScaler};
+use bed::{Bed, Restore, bed};
 
 /// A container command that exits at once on SIGTERM.
 const IDLE: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
@@ -22,39 +25,7 @@ const IDLE: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
 /// One test at a time: they crash nodes of the one bed.
 static BED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Bed {
-    /// The managers' DOCKER_HOST addresses, node 1 first.
-    hosts: Vec<String>,
-    script: String,
-    image: String,
-}
-
-/// The test bed, or `None` after a loud skip (a failure in CI).
-fn bed() -> Option<Bed> {
-    let hosts = require_service(
-        "AUTOSCALE_TEST_MULTINODE_HOSTS",
-        "the 3-manager Swarm test bed",
-    )?;
-    let script = require_service("AUTOSCALE_TEST_MULTINODE_SCRIPT", "scripts/multinode")?;
-    let image = require_service(
-        "AUTOSCALE_TEST_MULTINODE_IMAGE",
-        "an image on every node of the bed",
-    )?;
-    let hosts: Vec<String> = hosts.split_whitespace().map(str::to_owned).collect();
-    assert_eq!(hosts.len(), 3, "three managers: {hosts:?}");
-    Some(Bed {
-        hosts,
-        script,
-        image,
-    })
-}
-
 impl Bed {
-    /// The host of node `n` (1-based).
-    fn host(&self, n: usize) -> &str {
-        &self.hosts[n - 1]
-    }
-
     fn cli(&self, n: usize) -> DockerCli {
         DockerCli::new()
             .env(DockerEnv::new().host(self.host(n)))
@@ -63,39 +34,6 @@ impl Bed {
 
     fn scaler(&self, n: usize, service: &str) -> SwarmScaler {
         SwarmScaler::new(self.cli(n), service).unwrap()
-    }
-
-    /// Run docker against node `n`, as the test's own setup and checks.
-    fn docker(&self, n: usize, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", self.host(n))
-            .env_remove("DOCKER_CONTEXT")
-            .output()
-            .expect("the docker CLI runs")
-    }
-
-    fn docker_ok(&self, n: usize, args: &[&str]) -> String {
-        let out = self.docker(n, args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} on node {n} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `scripts/multinode ACTION [N]`.
-    fn run(&self, args: &[&str]) {
-        let out = Command::new(&self.script)
-            .args(args)
-            .output()
-            .expect("scripts/multinode runs");
-        assert!(
-            out.status.success(),
-            "scripts/multinode {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     /// The nodes (hostnames) of the service's tasks that are meant to run and do, as node 1 sees them.
@@ -119,15 +57,6 @@ impl Bed {
             .collect();
         nodes.sort();
         nodes
-    }
-}
-
-/// Brings every node back (start, heal, wait until the swarm sees three ready nodes) on drop.
-struct Restore<'a>(&'a Bed);
-
-impl Drop for Restore<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.0.script).arg("up").output();
     }
 }
 
