@@ -22,10 +22,6 @@ use autoscale_core::{ChangeFeed, EngineState};
 use support::Fakes;
 use tokio::sync::mpsc;
 
-fn config(dir: &std::path::Path) -> Result<Config, ConfigError> {
-    config_with_resync(dir, "1s")
-}
-
 fn config_with_resync(dir: &std::path::Path, resync: &str) -> Result<Config, ConfigError> {
     let toml = format!(
         r#"
@@ -95,17 +91,54 @@ impl Backends for Discovering {
     }
 }
 
-async fn status(addr: std::net::SocketAddr) -> StatusReport {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let body = client
-        .get(format!("http://{addr}/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
+/// A daemon running on the fakes (`run_with`), reloading the same configuration.
+struct Running {
+    addr: std::net::SocketAddr,
+    controls: mpsc::Sender<Control>,
+    task: tokio::task::JoinHandle<Result<(), autoscale_bin::daemon::DaemonError>>,
+}
+
+impl Running {
+    async fn start(dir: &std::path::Path, resync: &'static str, backends: Discovering) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (controls, rx) = mpsc::channel(4);
+        let path = dir.to_owned();
+        let task = tokio::spawn(run_with(
+            config_with_resync(dir, resync).unwrap(),
+            move || config_with_resync(&path, resync),
+            Arc::new(backends),
+            rx,
+            listener,
+        ));
+        Running {
+            addr,
+            controls,
+            task,
+        }
+    }
+
+    async fn status(&self) -> StatusReport {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let body = client
+            .get(format!("http://{}/status", self.addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn control(&self, control: Control) {
+        self.controls.send(control).await.unwrap();
+    }
+
+    async fn stop(self) {
+        self.control(Control::Shutdown).await;
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 fn listing(services: Vec<DiscoveredService>) -> Result<Discovery, String> {
@@ -138,23 +171,13 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
         listed: Arc::clone(&listed),
         changes: None,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (controls, rx) = mpsc::channel(4);
-    let path = dir.path().to_owned();
-    let daemon = tokio::spawn(run_with(
-        config(dir.path()).unwrap(),
-        move || config(&path),
-        Arc::new(backends),
-        rx,
-        listener,
-    ));
+    let daemon = Running::start(dir.path(), "1s", backends).await;
 
     // t = 5 s: both ran their first round.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(scalers["static"].status_calls(), 1);
     assert_eq!(scalers["web"].status_calls(), 1);
-    let report = status(addr).await;
+    let report = daemon.status().await;
     assert_eq!(report.discovery.len(), 1);
     assert_eq!(report.discovery[0].found, ["web"]);
     assert_eq!(report.discovery[0].kind, "swarm");
@@ -171,7 +194,7 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
     tokio::time::sleep(Duration::from_secs(3)).await; // t = 8 s
     assert_eq!(scalers["web"].scale_calls(), [1], "web follows its new max");
     assert_eq!(scalers["api"].status_calls(), 1, "api started");
-    let report = status(addr).await;
+    let report = daemon.status().await;
     assert_eq!(report.discovery[0].found, ["web", "api"]);
     assert_eq!(report.discovery[0].skipped.len(), 1);
     assert_eq!(report.discovery[0].skipped[0].service, "bad");
@@ -205,7 +228,7 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
         "api, found at the 6 s listing, keeps running while the listing fails: rounds at 6, 16 and 26 s, \
          none extra"
     );
-    let report = status(addr).await;
+    let report = daemon.status().await;
     assert_eq!(report.discovery[0].found, ["api"]);
     assert_eq!(
         report.discovery[0].last_error.as_deref(),
@@ -224,8 +247,7 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
         ),
     ]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    controls.send(Control::Shutdown).await.unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     let saved: EngineState =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("web.state.json")).unwrap())
             .unwrap();
@@ -258,19 +280,9 @@ async fn a_static_service_of_the_same_name_wins() {
         listed,
         changes: None,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (controls, rx) = mpsc::channel(4);
-    let path = dir.path().to_owned();
-    let daemon = tokio::spawn(run_with(
-        config(dir.path()).unwrap(),
-        move || config(&path),
-        Arc::new(backends),
-        rx,
-        listener,
-    ));
+    let daemon = Running::start(dir.path(), "1s", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let report = status(addr).await;
+    let report = daemon.status().await;
     assert!(report.discovery[0].found.is_empty());
     assert_eq!(
         report.discovery[0].skipped[0].reason,
@@ -281,8 +293,7 @@ async fn a_static_service_of_the_same_name_wins() {
         static_report.checks[0].name, "cpu",
         "the configured service runs"
     );
-    controls.send(Control::Shutdown).await.unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -304,31 +315,20 @@ async fn a_discovery_can_be_asked_for_before_the_resync() {
         listed: Arc::clone(&listed),
         changes: None,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (controls, rx) = mpsc::channel(4);
-    let path = dir.path().to_owned();
-    let daemon = tokio::spawn(run_with(
-        config_with_resync(dir.path(), "1h").unwrap(),
-        move || config_with_resync(&path, "1h"),
-        Arc::new(backends),
-        rx,
-        listener,
-    ));
+    let daemon = Running::start(dir.path(), "1h", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
-        status(addr).await.discovery[0].found.is_empty(),
+        daemon.status().await.discovery[0].found.is_empty(),
         "not before the resync"
     );
-    controls.send(Control::Discover).await.unwrap();
+    daemon.control(Control::Discover).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(status(addr).await.discovery[0].found, ["web"]);
+    assert_eq!(daemon.status().await.discovery[0].found, ["web"]);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(scalers["web"].status_calls() >= 1, "web runs");
-    controls.send(Control::Shutdown).await.unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -348,31 +348,20 @@ async fn a_change_heard_from_the_endpoint_is_listed_before_the_resync() {
         listed: Arc::clone(&listed),
         changes: Some(changes),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (controls, rx) = mpsc::channel(4);
-    let path = dir.path().to_owned();
-    let daemon = tokio::spawn(run_with(
-        config_with_resync(dir.path(), "1h").unwrap(),
-        move || config_with_resync(&path, "1h"),
-        Arc::new(backends),
-        rx,
-        listener,
-    ));
+    let daemon = Running::start(dir.path(), "1h", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
-        status(addr).await.discovery[0].found.is_empty(),
+        daemon.status().await.discovery[0].found.is_empty(),
         "nothing heard yet"
     );
     events.send_modify(|n| *n += 1);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        status(addr).await.discovery[0].found,
+        daemon.status().await.discovery[0].found,
         ["web"],
         "heard, and listed at once"
     );
-    controls.send(Control::Shutdown).await.unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }

@@ -445,6 +445,24 @@ impl Watched {
         Watched { seen, stop, task }
     }
 
+    /// [Start](Self::start), then wait for the first round and for the endpoint's event stream: from then on
+    /// a change is heard through the stream or not at all, the next round being a minute away.
+    async fn connected(
+        scaler: Arc<dyn Scaler>,
+        endpoint: &autoscale_docker::EngineEndpoint,
+    ) -> Watched {
+        let watched = Watched::start(scaler);
+        watched.first_round().await;
+        wait_counts(
+            endpoint,
+            Duration::from_secs(10),
+            "the stream connects",
+            |c| c.event_connects >= 1,
+        )
+        .await;
+        watched
+    }
+
     /// Wait (at most 20 s) for the first round, so that the next one is a minute away.
     async fn first_round(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -580,15 +598,7 @@ async fn an_outside_swarm_scale_is_seen_through_events_within_a_second() {
     let scaler = Arc::new(SwarmScaler::new(engine.cli(), &service.name).unwrap());
     wait_for(scaler.as_ref(), ReplicaStatus::all_ready(1)).await;
     let endpoint = scaler.endpoint().unwrap();
-    let watched = Watched::start(scaler.clone());
-    watched.first_round().await;
-    wait_counts(
-        &endpoint,
-        Duration::from_secs(10),
-        "the stream connects",
-        |c| c.event_connects >= 1,
-    )
-    .await;
+    let watched = Watched::connected(scaler.clone(), &endpoint).await;
 
     let since = Instant::now();
     engine.docker_ok(&[
@@ -620,15 +630,7 @@ async fn a_compose_container_stopped_by_hand_shows_within_a_second() {
     scaler.scale(3).await.unwrap();
     wait_for(scaler.as_ref(), ReplicaStatus::all_ready(3)).await;
     let endpoint = scaler.endpoint().unwrap();
-    let watched = Watched::start(scaler.clone());
-    watched.first_round().await;
-    wait_counts(
-        &endpoint,
-        Duration::from_secs(10),
-        "the stream connects",
-        |c| c.event_connects >= 1,
-    )
-    .await;
+    let watched = Watched::connected(scaler.clone(), &endpoint).await;
 
     let victim = project.container_ids().remove(0);
     let since = Instant::now();
@@ -658,15 +660,7 @@ async fn a_swarm_task_container_that_dies_shows_in_ready_within_a_second() {
     let scaler = Arc::new(SwarmScaler::new(engine.cli(), &service.name).unwrap());
     wait_for(scaler.as_ref(), ReplicaStatus::all_ready(2)).await;
     let endpoint = scaler.endpoint().unwrap();
-    let watched = Watched::start(scaler.clone());
-    watched.first_round().await;
-    wait_counts(
-        &endpoint,
-        Duration::from_secs(10),
-        "the stream connects",
-        |c| c.event_connects >= 1,
-    )
-    .await;
+    let watched = Watched::connected(scaler.clone(), &endpoint).await;
 
     let filter = format!("label=com.docker.swarm.service.name={}", service.name);
     let victim = engine.docker_ok(&["ps", "-q", "--filter", &filter]);
