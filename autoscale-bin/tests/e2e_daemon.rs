@@ -161,21 +161,7 @@ stabilization_window = "20s"
 #[test]
 fn the_daemon_scales_a_real_compose_service_up_under_load_and_back_down() {
     let Some(env) = env() else { return };
-    if !Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .env("DOCKER_HOST", &env.docker_host)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{IMAGE} is missing: scripts/build-images must build it in CI"
-        );
-        eprintln!(
-            "\n########## SKIPPED: {IMAGE} is missing (run scripts/build-images). This test did NOT run. ##########\n"
-        );
+    if !support::require_image(&env.docker_host, IMAGE) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,8 @@
 //! socket mounted) agree on one leader within 90 s and that leader scales a Swarm service to the demand. It
 //! always removes the stack and its services.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -22,19 +24,7 @@ fn the_ha_stack_deploys_on_the_managers_and_its_one_leader_scales() {
     let Some(host) = require_service("AUTOSCALE_TEST_DOCKER_HOST", "a real Docker engine") else {
         return;
     };
-    let image = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", IMAGE])
-        .env("DOCKER_HOST", &host)
-        .output()
-        .expect("running docker");
-    if !image.status.success() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{IMAGE} is missing: scripts/build-images must build it in CI"
-        );
-        eprintln!(
-            "\n########## SKIPPED: {IMAGE} is missing (run scripts/build-images). This test did NOT run. ##########\n"
-        );
+    if !support::require_image(&host, IMAGE) {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

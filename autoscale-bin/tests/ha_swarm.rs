@@ -4,6 +4,8 @@
 //! (read from Swarm when it started), then scales on. Then b's node is cut off from the other managers: b stops leading within the
 //! renew deadline and a leads again, never both at once.
 
+#[path = "../../autoscale-docker/tests/support/bed.rs"]
+mod bed;
 mod support;
 
 use std::net::SocketAddr;
@@ -11,50 +13,13 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use autoscale_core::testing::require_service;
+use bed::{Bed, bed};
 use support::compose::Prometheus;
 use support::{free_port, get, status_json, wait_until};
 
-struct Bed {
-    hosts: Vec<String>,
-    script: String,
-    image: String,
-}
-
-fn bed() -> Option<Bed> {
-    let hosts = require_service(
-        "AUTOSCALE_TEST_MULTINODE_HOSTS",
-        "the 3-manager Swarm test bed",
-    )?;
-    let script = require_service("AUTOSCALE_TEST_MULTINODE_SCRIPT", "scripts/multinode")?;
-    let image = require_service(
-        "AUTOSCALE_TEST_MULTINODE_IMAGE",
-        "an image on every node of the bed",
-    )?;
-    Some(Bed {
-        hosts: hosts.split_whitespace().map(str::to_owned).collect(),
-        script,
-        image,
-    })
-}
-
 impl Bed {
-    fn docker(&self, node: usize, args: &[&str]) -> String {
-        let out = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", &self.hosts[node - 1])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
     fn spec_replicas(&self, service: &str) -> u32 {
-        self.docker(
+        self.docker_ok(
             1,
             &[
                 "service",
@@ -64,6 +29,7 @@ impl Bed {
                 service,
             ],
         )
+        .trim()
         .parse()
         .unwrap()
     }
@@ -141,7 +107,7 @@ fn a_crashed_leader_is_replaced_and_its_cooldown_holds() {
         services: vec![service.clone(), lock.clone()],
         children: Vec::new(),
     };
-    bed.docker(
+    bed.docker_ok(
         1,
         &[
             "service",
@@ -219,11 +185,7 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
     // Demand grows, and a's node crashes: a stops leading, b takes over within the goal, 30 s, even when
     // the crashed node also led Swarm's Raft (the API then answers on no manager for a while).
     prometheus.set(6.0);
-    let out = Command::new(&bed.script)
-        .args(["crash", "2"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    bed.run(&["crash", "2"]);
     let crashed = Instant::now();
     let stopped = wait_until("a stops leading", Duration::from_secs(12), || {
         leader(a_addr) == Some(false)
@@ -263,17 +225,12 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
 
     // a's node comes back: a follows b. Then b's node is cut off from the other managers: b stops leading
     // within the renew deadline, a takes over, and at no time do both lead.
-    let out = Command::new(&bed.script).arg("up").output().unwrap();
-    assert!(out.status.success());
+    bed.run(&["up"]);
     let b_identity = status["leadership"]["identity"].clone();
     wait_until("a follows b", Duration::from_secs(30), || {
         status_json(a_addr).is_some_and(|s| s["leadership"]["holder"] == b_identity)
     });
-    let out = Command::new(&bed.script)
-        .args(["cut", "3"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    bed.run(&["cut", "3"]);
     let cut = Instant::now();
     let mut b_stopped = None;
     let mut a_led = None;
@@ -301,11 +258,7 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
         b_stopped <= Duration::from_secs(11),
         "b stopped within the renew deadline: {b_stopped:?}"
     );
-    let out = Command::new(&bed.script)
-        .args(["heal", "3"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    bed.run(&["heal", "3"]);
     eprintln!(
         "b cut off: it stopped leading after {:.1} s, a led after {:.1} s",
         b_stopped.as_secs_f64(),
@@ -317,7 +270,12 @@ policy = {{ kind = "target", target = 1.0, per = "total" }}
 /// needs: on managers, one per manager, with host networking and the docker socket.
 #[test]
 fn the_stack_file_runs_a_daemon_on_each_manager() {
-    if require_service("AUTOSCALE_TEST_DOCKER_HOST", "a Docker engine (its CLI)").is_none() {
+    if autoscale_core::testing::require_service(
+        "AUTOSCALE_TEST_DOCKER_HOST",
+        "a Docker engine (its CLI)",
+    )
+    .is_none()
+    {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

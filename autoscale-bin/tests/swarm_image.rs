@@ -2,6 +2,8 @@
 //! no docker CLI and no Compose. It must read and scale a real Swarm service over the Engine API through the
 //! mounted socket, and stay under 20 MB.
 
+mod support;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -60,19 +62,10 @@ fn the_swarm_only_image_scales_a_swarm_service_without_the_docker_cli() {
     let Some(socket) = host.strip_prefix("unix://") else {
         panic!("AUTOSCALE_TEST_DOCKER_HOST={host}: the container needs a unix socket to mount");
     };
-    let size = docker(&host, &["image", "inspect", "--format", "{{.Size}}", IMAGE]);
-    if !size.status.success() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{IMAGE} is missing: scripts/build-images must build it in CI"
-        );
-        eprintln!(
-            "\n########## SKIPPED: {IMAGE} is missing (run scripts/build-images). This test did NOT run. ##########\n"
-        );
+    if !support::require_image(&host, IMAGE) {
         return;
     }
-    let size: u64 = String::from_utf8_lossy(&size.stdout)
-        .trim()
+    let size: u64 = docker_ok(&host, &["image", "inspect", "--format", "{{.Size}}", IMAGE])
         .parse()
         .unwrap();
     eprintln!("{IMAGE}: {size} bytes");

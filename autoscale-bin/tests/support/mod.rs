@@ -90,6 +90,28 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// Whether `image` is in the engine at `docker_host`. A missing image fails in CI (scripts/build-images
+/// builds it there) and is a loud skip elsewhere.
+pub fn require_image(docker_host: &str, image: &str) -> bool {
+    let found = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .env("DOCKER_HOST", docker_host)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{image} is missing: scripts/build-images must build it in CI"
+        );
+        // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n########## SKIPPED: {image} is missing (run scripts/build-images). This test did NOT run. ##########\n"
+        );
+    }
+    found
+}
+
 /// The daemon's `/status`, when it answers 200 with JSON.
 pub fn status_json(addr: SocketAddr) -> Option<serde_json::Value> {
     let (code, body) = get(addr, "/status").ok()?;
