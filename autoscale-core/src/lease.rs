@@ -549,6 +549,15 @@ mod tests {
         }
     }
 
+    /// An empty store and two candidates with the default timing.
+    fn two(a: &str, b: &str) -> (Store, Elector, Elector) {
+        (
+            Store::default(),
+            Elector::new(a, LeaseConfig::default()),
+            Elector::new(b, LeaseConfig::default()),
+        )
+    }
+
     /// One attempt, read and write at `now` with nothing in between.
     fn attempt(elector: &mut Elector, store: &mut Store, now: Timestamp) -> bool {
         match elector.decide(now, now, store.get()) {
@@ -582,9 +591,7 @@ mod tests {
 
     #[test]
     fn a_new_version_of_the_same_record_is_not_a_renewal() {
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         assert!(attempt(&mut a, &mut store, secs(0)));
         assert!(!attempt(&mut b, &mut store, secs(1)), "b follows");
         // a is lost; at 9 s the store bumps the version without a write of a (Swarm's new Raft leader).
@@ -622,9 +629,7 @@ mod tests {
 
     #[test]
     fn a_renewal_read_late_counts_from_when_it_was_written_at_the_latest() {
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         assert!(attempt(&mut a, &mut store, secs(0)));
         assert!(!attempt(&mut b, &mut store, secs(1)));
         // a renews at 2 s and is lost; b cannot read until 19 s (the store had no Raft leader).
@@ -646,9 +651,7 @@ mod tests {
     #[test]
     fn a_late_renewal_counts_from_its_reading_when_the_holders_clocks_disagree() {
         // a's wall clock steps 30 s ahead between two renewals: the interval is not trusted.
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         assert!(attempt(&mut a, &mut store, secs(0)));
         assert!(!attempt(&mut b, &mut store, secs(1)));
         let Attempt::Write { record, version } = a.decide(secs(2), secs(32), store.get()) else {
@@ -662,9 +665,7 @@ mod tests {
         // a restarts under the same identity (a monotonic clock with another origin, its wall clock going on)
         // and renews what it finds as its own; b, which saw the first process's record, must not trust the
         // interval, or it would take over at 20 s while the second process leads until 22 s.
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         assert!(attempt(&mut a, &mut store, secs(0)));
         assert!(attempt(&mut a, &mut store, secs(2)));
         assert!(!attempt(&mut b, &mut store, secs(3)));
@@ -733,9 +734,7 @@ mod tests {
 
     #[test]
     fn a_renewal_seen_resets_the_followers_wait() {
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         attempt(&mut a, &mut store, secs(0));
         for t in (2..60).step_by(2) {
             assert!(attempt(&mut a, &mut store, secs(t)));
@@ -749,9 +748,7 @@ mod tests {
 
     #[test]
     fn a_lost_compare_and_swap_leaves_the_loser_a_follower() {
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         // Both find no lease and both try to create it.
         let wa = a.decide(secs(0), secs(0), store.get());
         let wb = b.decide(secs(0), secs(0), store.get());
@@ -818,9 +815,7 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_taken_at_once() {
-        let mut store = Store::default();
-        let mut a = Elector::new("a", LeaseConfig::default());
-        let mut b = Elector::new("b", LeaseConfig::default());
+        let (mut store, mut a, mut b) = two("a", "b");
         attempt(&mut a, &mut store, secs(0));
         assert!(!attempt(&mut b, &mut store, secs(1)));
         let (record, version) = a.release(secs(2)).expect("a holds it");
@@ -911,7 +906,6 @@ mod tests {
                     result: None,
                 })
                 .collect();
-            let mut leaders_seen = 0;
             for step in steps {
                 match step {
                     Step::Wait(ms) => real += i64::from(ms),
@@ -976,9 +970,7 @@ mod tests {
                     .map(|(i, _)| i)
                     .collect();
                 prop_assert!(leading.len() <= 1, "both lead at {real} ms: {leading:?}");
-                leaders_seen += leading.len();
             }
-            let _ = leaders_seen;
         }
     }
 
@@ -986,9 +978,7 @@ mod tests {
     fn the_property_sees_leadership_change_hands() {
         // A sanity check of the property's model: with these steps, c0 leads, goes silent, and c1 takes
         // over, so the property does test handovers.
-        let mut store = Store::default();
-        let mut c0 = Elector::new("c0", LeaseConfig::default());
-        let mut c1 = Elector::new("c1", LeaseConfig::default());
+        let (mut store, mut c0, mut c1) = two("c0", "c1");
         assert!(attempt(&mut c0, &mut store, secs(0)));
         assert!(!attempt(&mut c1, &mut store, secs(1)));
         assert!(attempt(&mut c1, &mut store, secs(17)));
