@@ -63,9 +63,40 @@ fn swarm(name: &str, labels: &[(&str, &str)]) -> DiscoveredService {
 /// The fakes, and what the endpoint lists (changed by the test while the daemon runs).
 struct Discovering {
     fakes: Fakes,
-    listed: Arc<Mutex<Result<Discovery, String>>>,
+    listed: Listed,
     /// What the endpoint's event stream would notify, when the test has one.
     changes: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// What the endpoint lists, shared with the daemon's fakes.
+type Listed = Arc<Mutex<Result<Discovery, String>>>;
+
+impl Discovering {
+    /// Services `names`, each with a scaler at 2 replicas and its query `NAME_q` on target (no change), and an
+    /// endpoint that lists `found`. Also returns the scalers and the listing, for the test to read and change.
+    fn on_target(
+        names: &[&str],
+        found: Vec<DiscoveredService>,
+    ) -> (Discovering, BTreeMap<String, RecordingScaler>, Listed) {
+        let source = ScriptedSource::new();
+        for name in names {
+            source.set(&format!("{name}_q"), Ok(0.5));
+        }
+        let scalers: BTreeMap<String, RecordingScaler> = names
+            .iter()
+            .map(|n| ((*n).to_owned(), RecordingScaler::new(2)))
+            .collect();
+        let listed = Arc::new(Mutex::new(listing(found)));
+        let backends = Discovering {
+            fakes: Fakes {
+                source,
+                scalers: scalers.clone(),
+            },
+            listed: Arc::clone(&listed),
+            changes: None,
+        };
+        (backends, scalers, listed)
+    }
 }
 
 #[async_trait::async_trait]
@@ -151,26 +182,13 @@ fn listing(services: Vec<DiscoveredService>) -> Result<Discovery, String> {
 #[tokio::test(start_paused = true)]
 async fn services_come_change_and_go_while_the_others_run_undisturbed() {
     let dir = tempfile::tempdir().unwrap();
-    let source = ScriptedSource::new();
-    for q in ["static_q", "web_q", "api_q"] {
-        source.set(q, Ok(0.5)); // on target: no change
-    }
-    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web", "api"]
-        .into_iter()
-        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
-        .collect();
-    let listed = Arc::new(Mutex::new(listing(vec![swarm(
-        "web",
-        &[("autoscale.query", "web_q"), ("autoscale.max", "10")],
-    )])));
-    let backends = Discovering {
-        fakes: Fakes {
-            source,
-            scalers: scalers.clone(),
-        },
-        listed: Arc::clone(&listed),
-        changes: None,
-    };
+    let (backends, scalers, listed) = Discovering::on_target(
+        &["static", "web", "api"],
+        vec![swarm(
+            "web",
+            &[("autoscale.query", "web_q"), ("autoscale.max", "10")],
+        )],
+    );
     let daemon = Running::start(dir.path(), "1s", backends).await;
 
     // t = 5 s: both ran their first round.
@@ -266,20 +284,10 @@ async fn services_come_change_and_go_while_the_others_run_undisturbed() {
 #[tokio::test(start_paused = true)]
 async fn a_static_service_of_the_same_name_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let source = ScriptedSource::constant("static_q", 0.5);
-    let scalers = BTreeMap::from([("static".to_owned(), RecordingScaler::new(2))]);
-    let listed = Arc::new(Mutex::new(listing(vec![swarm(
-        "static",
-        &[("autoscale.query", "other_q")],
-    )])));
-    let backends = Discovering {
-        fakes: Fakes {
-            source,
-            scalers: scalers.clone(),
-        },
-        listed,
-        changes: None,
-    };
+    let (backends, _, _) = Discovering::on_target(
+        &["static"],
+        vec![swarm("static", &[("autoscale.query", "other_q")])],
+    );
     let daemon = Running::start(dir.path(), "1s", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let report = daemon.status().await;
@@ -299,22 +307,7 @@ async fn a_static_service_of_the_same_name_wins() {
 #[tokio::test(start_paused = true)]
 async fn a_discovery_can_be_asked_for_before_the_resync() {
     let dir = tempfile::tempdir().unwrap();
-    let source = ScriptedSource::new();
-    source.set("static_q", Ok(0.5));
-    source.set("web_q", Ok(0.5));
-    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
-        .into_iter()
-        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
-        .collect();
-    let listed = Arc::new(Mutex::new(listing(Vec::new())));
-    let backends = Discovering {
-        fakes: Fakes {
-            source,
-            scalers: scalers.clone(),
-        },
-        listed: Arc::clone(&listed),
-        changes: None,
-    };
+    let (backends, scalers, listed) = Discovering::on_target(&["static", "web"], Vec::new());
     let daemon = Running::start(dir.path(), "1h", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);
@@ -334,20 +327,9 @@ async fn a_discovery_can_be_asked_for_before_the_resync() {
 #[tokio::test(start_paused = true)]
 async fn a_change_heard_from_the_endpoint_is_listed_before_the_resync() {
     let dir = tempfile::tempdir().unwrap();
-    let source = ScriptedSource::new();
-    source.set("static_q", Ok(0.5));
-    source.set("web_q", Ok(0.5));
-    let scalers: BTreeMap<String, RecordingScaler> = ["static", "web"]
-        .into_iter()
-        .map(|n| (n.to_owned(), RecordingScaler::new(2)))
-        .collect();
-    let listed = Arc::new(Mutex::new(listing(Vec::new())));
+    let (mut backends, _, listed) = Discovering::on_target(&["static", "web"], Vec::new());
     let (events, changes) = tokio::sync::watch::channel(0_u64);
-    let backends = Discovering {
-        fakes: Fakes { source, scalers },
-        listed: Arc::clone(&listed),
-        changes: Some(changes),
-    };
+    backends.changes = Some(changes);
     let daemon = Running::start(dir.path(), "1h", backends).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     *listed.lock().unwrap() = listing(vec![swarm("web", &[("autoscale.query", "web_q")])]);

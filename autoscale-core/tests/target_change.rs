@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoscale_core::controller::{CheckSource, ScaleResult, ServiceLoop, TokioClock};
+use autoscale_core::controller::{
+    CheckSource, ScaleResult, ServiceLoop, ServiceLoopBuilder, TokioClock,
+};
 use autoscale_core::engine::{Rule, ScalingRules, Select};
 use autoscale_core::policy::{TargetForm, TargetPolicy};
 use autoscale_core::testing::{RecordingScaler, ScriptedSource};
@@ -13,7 +15,7 @@ use autoscale_core::{Behavior, Check, EngineConfig, ReplicaChange, Timestamp, To
 const START: Timestamp = Timestamp::from_secs(1_000_000);
 
 /// 6 replicas at 10 % of a 50 % target want 2; no stabilization window, a 60 s scale-down cooldown.
-fn service(scaler: &RecordingScaler) -> ServiceLoop {
+fn builder(scaler: &RecordingScaler) -> ServiceLoopBuilder {
     let rules = |r: Rule| ScalingRules::new(Duration::ZERO, Select::Max, vec![r]).unwrap();
     let behavior = Behavior {
         scale_up: rules(Rule::percent(100, Duration::from_secs(15)).unwrap()),
@@ -32,8 +34,10 @@ fn service(scaler: &RecordingScaler) -> ServiceLoop {
             CheckSource::new(Arc::new(ScriptedSource::constant("cpu", 0.1)), "cpu"),
         )
         .clock(Arc::new(TokioClock::starting_at(START)))
-        .build()
-        .unwrap()
+}
+
+fn service(scaler: &RecordingScaler) -> ServiceLoop {
+    builder(scaler).build().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,19 +112,7 @@ async fn a_state_that_knows_a_later_action_keeps_it() {
     }));
     let mut state = autoscale_core::EngineState::default();
     state.record_scale(START - Duration::from_secs(100), 4, 6);
-    let mut svc = ServiceLoop::builder(
-        "web",
-        service(&scaler).engine().config().builder_without_checks(),
-        Arc::new(scaler.clone()),
-    )
-    .check(
-        service(&scaler).engine().config().checks()[0].clone(),
-        CheckSource::new(Arc::new(ScriptedSource::constant("cpu", 0.1)), "cpu"),
-    )
-    .clock(Arc::new(TokioClock::starting_at(START)))
-    .state(state)
-    .build()
-    .unwrap();
+    let mut svc = builder(&scaler).state(state).build().unwrap();
     // The cooldown from the state's action (100 s ago) is over; the older change in the target adds nothing.
     assert_eq!(svc.evaluate_once().await.scale, ScaleResult::Scaled);
     assert_eq!(svc.state().last_scale_at, Some(START));
@@ -133,19 +125,7 @@ async fn a_follower_decides_without_scaling_and_a_new_leader_rereads_the_target(
 
     let scaler = RecordingScaler::new(6);
     let (leadership, status) = tokio::sync::watch::channel(LeaseStatus::default());
-    let mut svc = ServiceLoop::builder(
-        "web",
-        service(&scaler).engine().config().builder_without_checks(),
-        Arc::new(scaler.clone()),
-    )
-    .check(
-        service(&scaler).engine().config().checks()[0].clone(),
-        CheckSource::new(Arc::new(ScriptedSource::constant("cpu", 0.1)), "cpu"),
-    )
-    .clock(Arc::new(TokioClock::starting_at(START)))
-    .leadership(status)
-    .build()
-    .unwrap();
+    let mut svc = builder(&scaler).leadership(status).build().unwrap();
     // A follower: the decision is made and reported, nothing is scaled.
     let round = svc.evaluate_once().await;
     assert_eq!(round.decision.map(|d| d.desired), Some(2));

@@ -177,6 +177,25 @@ impl Drop for Service<'_> {
     }
 }
 
+/// `n` Swarm services of 1 replica named PREFIX0.., and their scalers, once every replica is ready.
+async fn ready_services<'a>(
+    engine: &'a Engine,
+    prefix: &str,
+    n: usize,
+) -> (Vec<Service<'a>>, Vec<SwarmScaler>) {
+    let services: Vec<Service<'a>> = (0..n)
+        .map(|i| Service::create(engine, &format!("{prefix}{i}"), &["--replicas", "1"]))
+        .collect();
+    let scalers: Vec<SwarmScaler> = services
+        .iter()
+        .map(|s| SwarmScaler::new(engine.cli(), &s.name).unwrap())
+        .collect();
+    for scaler in &scalers {
+        wait_for(scaler, ReplicaStatus::all_ready(1)).await;
+    }
+    (services, scalers)
+}
+
 /// Poll `scaler` until its status is `want` (a bounded wait for containers and tasks to converge).
 async fn wait_for(scaler: &dyn Scaler, want: ReplicaStatus) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -313,16 +332,7 @@ async fn one_round_of_reads_is_one_snapshot_per_endpoint() {
     // The other tests of this process share the engine's endpoint client: an address of its own (the same
     // socket) keeps their reads out of the counts.
     engine.host = engine.host.replacen("unix:///", "unix:////", 1);
-    let services: Vec<Service<'_>> = (0..4)
-        .map(|i| Service::create(&engine, &format!("snap{i}"), &["--replicas", "1"]))
-        .collect();
-    let scalers: Vec<SwarmScaler> = services
-        .iter()
-        .map(|s| SwarmScaler::new(engine.cli(), &s.name).unwrap())
-        .collect();
-    for scaler in &scalers {
-        wait_for(scaler, ReplicaStatus::all_ready(1)).await;
-    }
+    let (_services, scalers) = ready_services(&engine, "snap", 4).await;
     let endpoint = scalers[0].endpoint().unwrap();
     assert!(Arc::ptr_eq(&endpoint, &scalers[3].endpoint().unwrap()));
     // A new round: past the freshness window of the reads above.
@@ -802,16 +812,7 @@ async fn one_request_per_endpoint_per_round_with_events_on() {
     };
     // An address of its own (the same socket), as above, and not the one that test uses.
     engine.host = engine.host.replacen("unix:///", "unix://///", 1);
-    let services: Vec<Service<'_>> = (0..3)
-        .map(|i| Service::create(&engine, &format!("evreq{i}"), &["--replicas", "1"]))
-        .collect();
-    let scalers: Vec<SwarmScaler> = services
-        .iter()
-        .map(|s| SwarmScaler::new(engine.cli(), &s.name).unwrap())
-        .collect();
-    for scaler in &scalers {
-        wait_for(scaler, ReplicaStatus::all_ready(1)).await;
-    }
+    let (_services, scalers) = ready_services(&engine, "evreq", 3).await;
     let feeds: Vec<_> = scalers.iter().map(|s| s.changes().unwrap()).collect();
     let endpoint = scalers[0].endpoint().unwrap();
     wait_counts(
